@@ -1,0 +1,104 @@
+"""Wiring: one aiohttp server for Slack (via Bolt), Retell's webhooks and health checks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.calls import CallService
+from bot.config import Settings
+from bot.context import AppContext
+from bot.outbox import OutboxWorker
+from bot.retell import RetellClient
+from handlers import commands, health, webhook
+from storage.sqlite import SQLiteStore
+
+log = logging.getLogger("bot.http")
+CONTEXT = web.AppKey("context", AppContext)
+# Retell's call payloads carry word-level transcripts: an hour-long call runs to megabytes.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+
+
+@web.middleware
+async def access_log(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        log.info("%s %s %d %.1f ms", request.method, request.path, status,
+                 (time.perf_counter() - started) * 1000)
+
+
+def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, RetellClient]:
+    store = SQLiteStore(settings.database_path)
+    retell = RetellClient(
+        settings.retell_api_key,
+        base_url=settings.retell_base_url,
+        timeout=settings.retell_timeout_seconds,
+    )
+    slack = AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        logger=logging.getLogger("slack_sdk"),
+    )
+    # A 429 means Slack did nothing, so retrying it is always safe; other failures are
+    # left to the outbox, which knows whether a retry could post twice.
+    slack.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    calls = CallService(
+        store, retell, from_number=settings.retell_from_number,
+        default_agent_id=settings.retell_agent_id,
+    )
+    outbox = OutboxWorker(
+        store, slack, notify_channel=settings.notify_channel,
+        show_full_numbers=settings.show_full_numbers,
+    )
+    return AppContext(settings, store, calls, outbox), slack, retell
+
+
+def create_app(settings: Settings) -> web.Application:
+    ctx, slack, retell = build_context(settings)
+    bolt = AsyncApp(
+        client=slack,
+        signing_secret=settings.slack_signing_secret,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    commands.register(bolt, ctx)
+
+    async def slack_events(request: web.Request) -> web.StreamResponse:
+        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(bolt_response)
+
+    async def on_startup(app: web.Application) -> None:
+        await ctx.store.open()
+        ctx.outbox.start()
+        log.info("ready: database %s, Retell at %s", settings.database_path,
+                 settings.retell_base_url)
+
+    async def on_cleanup(app: web.Application) -> None:
+        await ctx.outbox.stop()
+        await retell.aclose()
+        await ctx.store.close()
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[access_log])
+    app[CONTEXT] = ctx
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_post("/retell/webhook", webhook.make_handler(ctx))
+    app.router.add_get("/healthz", health.make_handler(ctx))
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app

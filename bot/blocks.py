@@ -1,0 +1,265 @@
+"""Block Kit rendering: pure functions from records to messages, inside Slack's limits.
+
+Limits (slack-notes.md): 50 blocks a message, 3,000 characters a section text, 10 fields of
+2,000, 40,000 characters of message text. Text that comes from a call (summaries,
+transcripts) is escaped so it can never mention @channel or inject links.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.phones import show_phone
+from bot.words import (
+    cost_words,
+    duration_words,
+    percent_words,
+    reason_words,
+    sentiment_words,
+)
+from storage.models import CallRecord, CallStats
+
+SECTION_LIMIT = 3000
+MAX_BLOCKS = 50
+SUMMARY_SECTIONS = 4
+TRANSCRIPT_SECTIONS = 3
+FALLBACK_TEXT_LIMIT = 3000
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: only &, < and > are special."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def chunk_text(text: str, limit: int, max_chunks: int) -> tuple[list[str], int]:
+    """Split on line breaks where possible; returns the chunks and how many chars were cut."""
+    chunks: list[str] = []
+    rest = text.strip()
+    while rest and len(chunks) < max_chunks:
+        if len(rest) <= limit:
+            chunks.append(rest)
+            rest = ""
+            break
+        cut = rest.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = rest.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    return chunks, len(rest)
+
+
+def _render(blocks: list[Block]) -> list[dict[str, Any]]:
+    # to_dict() runs slack_sdk's own validation of field lengths.
+    rendered = [block.to_dict() for block in blocks]
+    if len(rendered) > MAX_BLOCKS:
+        raise ValueError(f"{len(rendered)} blocks is over Slack's limit of {MAX_BLOCKS}")
+    return rendered
+
+
+def _slack_date(epoch: float, fallback: str = "") -> str:
+    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback or int(epoch)}>"
+
+
+# -- the call card ---------------------------------------------------------------------------
+
+
+def status_line(call: CallRecord) -> str:
+    status = call.status
+    if status == "placing":
+        return ":hourglass_flowing_sand: Placing the call…"
+    if status == "failed":
+        return f":x: *Not placed*: {escape(call.error or 'unknown error')}"
+    if status == "registered":
+        return ":telephone_receiver: *Dialing…*"
+    if status == "ongoing":
+        return ":large_green_circle: *In progress*"
+    reason = reason_words(call.disconnection_reason)
+    if status == "not_connected":
+        return f":no_entry_sign: *Not connected* · {reason}"
+    if status == "error":
+        return f":warning: *Error* · {reason}"
+    if status == "ended":
+        return f":checkered_flag: *Ended* · {duration_words(call.duration_ms)} · {reason}"
+    return f":grey_question: *{escape(status.replace('_', ' ').capitalize())}*"
+
+
+def outcome_line(call: CallRecord) -> str | None:
+    """The call at a glance, once Retell's analysis is in."""
+    if not call.analyzed:
+        return None
+    if call.successful is True:
+        verdict = ":white_check_mark: Successful"
+    elif call.successful is False:
+        verdict = ":x: Not successful"
+    else:
+        verdict = ":grey_question: Success unknown"
+    parts = [verdict, sentiment_words(call.sentiment), duration_words(call.duration_ms)]
+    if call.cost_cents is not None:
+        parts.append(cost_words(call.cost_cents))
+    if call.in_voicemail:
+        parts.append(":mailbox: Voicemail")
+    return " · ".join(parts)
+
+
+def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
+    number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
+                        full=show_full_numbers)
+    agent = escape(call.agent_name or call.agent_id or "the number's default agent")
+    if call.direction == "inbound":
+        title = f":telephone_receiver: *Inbound call from {number}*"
+        who = f"Agent: *{agent}*"
+    else:
+        title = f":telephone_receiver: *Call to {number}*"
+        who = f"Agent: *{agent}*"
+        if call.user_id:
+            who += f" · Requested by <@{call.user_id}>"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"{title}\n{who}")),
+        SectionBlock(text=MarkdownTextObject(text=status_line(call))),
+    ]
+    outcome = outcome_line(call)
+    if outcome:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=outcome)))
+    context = []
+    if call.call_id:
+        context.append(f"`{escape(call.call_id)}`")
+    if call.created_at:
+        context.append("placed " + _slack_date(call.created_at))
+    if context:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
+    plain_status = call.status.replace("_", " ")
+    text = f"Call to {number}: {plain_status}"
+    if call.direction == "inbound":
+        text = f"Inbound call from {number}: {plain_status}"
+    return Message(text=text, blocks=_render(blocks))
+
+
+# -- the analysis reply in the card's thread ---------------------------------------------------
+
+
+def analysis_reply(call: CallRecord) -> Message:
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Call summary", emoji=True))]
+    summary = call.summary or "Retell sent no summary for this call."
+    chunks, cut = chunk_text(escape(summary), SECTION_LIMIT, SUMMARY_SECTIONS)
+    blocks += [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks]
+    if cut:
+        blocks.append(_cut_note(cut, "summary", call.public_log_url))
+    if call.successful is None:
+        success = "Unknown"
+    else:
+        success = ":white_check_mark: Yes" if call.successful else ":x: No"
+    fields = [
+        f"*Sentiment*\n{sentiment_words(call.sentiment)}",
+        f"*Successful*\n{success}",
+        f"*Duration*\n{duration_words(call.duration_ms)}",
+        f"*Cost*\n{cost_words(call.cost_cents)}",
+        f"*Ended because*\n{reason_words(call.disconnection_reason)}",
+    ]
+    if call.in_voicemail:
+        fields.append("*Voicemail*\nYes")
+    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]))
+    links = []
+    if call.recording_url:
+        links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|Recording>")
+    if call.public_log_url:
+        links.append(f":page_facing_up: <{_safe_url(call.public_log_url)}|Call log>")
+    if links:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="   ".join(links))))
+    if call.transcript:
+        blocks.append(DividerBlock())
+        blocks += transcript_blocks(call.transcript, call.public_log_url)
+    text = f"Call summary: {summary}"
+    if len(text) > FALLBACK_TEXT_LIMIT:
+        text = text[: FALLBACK_TEXT_LIMIT - 1] + "…"
+    return Message(text=text, blocks=_render(blocks))
+
+
+def transcript_blocks(
+    transcript: str, log_url: str | None = None, max_sections: int = TRANSCRIPT_SECTIONS
+) -> list[Block]:
+    """The start of a transcript as plain text (no mrkdwn surprises), with a note on the rest."""
+    blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text="*Transcript*")])]
+    chunks, cut = chunk_text(transcript, SECTION_LIMIT, max_sections)
+    blocks += [SectionBlock(text=PlainTextObject(text=c, emoji=False)) for c in chunks]
+    if cut:
+        blocks.append(_cut_note(cut, "transcript", log_url))
+    return blocks
+
+
+def _cut_note(cut: int, what: str, log_url: str | None) -> Block:
+    note = f"_… {cut:,} more characters of the {what} not shown._"
+    if log_url:
+        note += f" <{_safe_url(log_url)}|Full call log>"
+    return ContextBlock(elements=[MarkdownTextObject(text=note)])
+
+
+def _safe_url(url: str) -> str:
+    """Links only for http(s); `|` and `>` would end a Slack link early."""
+    if not url.startswith(("https://", "http://")):
+        return "about:blank"
+    return url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C")
+
+
+# -- answers to people -------------------------------------------------------------------------
+
+
+def stats_message(stats: CallStats, period_label: str) -> Message:
+    title = f"*Calls in {period_label}*"
+    if stats.calls == 0:
+        body = f"{title}\nNo calls yet."
+        if stats.failed_attempts:
+            body += f" ({stats.failed_attempts} attempts Retell refused.)"
+        blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=body))]
+        return Message(text=f"No calls in {period_label}", blocks=_render(blocks))
+    mix = stats.sentiments
+    rate = percent_words(stats.success_rate)
+    fields = [
+        f"*Calls*\n{stats.calls:,}",
+        f"*Success rate*\n{rate} ({stats.successful:,} of {stats.analyzed:,} analyzed)",
+        "*Sentiment*\n"
+        + "  ".join(f"{sentiment_words(k)} {mix.get(k, 0):,}" for k in
+                    ("Positive", "Neutral", "Negative", "Unknown")),
+        f"*Duration*\navg {duration_words(stats.avg_duration_ms)} · "
+        f"median {duration_words(stats.median_duration_ms)}",
+        f"*Total cost*\n{cost_words(stats.total_cost_cents)}",
+    ]
+    if stats.failed_attempts:
+        fields.append(f"*Refused by Retell*\n{stats.failed_attempts:,}")
+    blocks = [
+        SectionBlock(text=MarkdownTextObject(text=title)),
+        SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
+    ]
+    if stats.top_reasons:
+        lines = [f"• {reason_words(code)}: {n:,}" for code, n in stats.top_reasons]
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text="*How calls ended*\n" + "\n".join(lines)))
+        )
+    text = f"{stats.calls} calls in {period_label}, success rate {rate}"
+    return Message(text=text, blocks=_render(blocks))
+
+
+def not_in_channel_text(channel_id: str, error: str) -> str:
+    return (
+        f"I can't post the call card in <#{channel_id}> (`{error}`), so no call was placed. "
+        "Invite me with `/invite @Callbot` (in a private channel, or use the channel's "
+        "Integrations tab), then run the command again."
+    )

@@ -1,0 +1,247 @@
+"""The call service: the rules for placing calls and recording what Retell reports.
+
+Knows nothing of Slack or aiohttp: handlers hand it plain values and show what it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot.parsing import CallCommand, StatsPeriod
+from bot.phones import mask_phone
+from bot.retell import Agent, RetellCall, RetellClient, RetellError, WebhookBody
+from storage.base import Store
+from storage.models import (
+    STAGE_ANALYZED,
+    STAGE_ENDED,
+    STAGE_STARTED,
+    Attempt,
+    CallFields,
+    CallRecord,
+    CallStats,
+)
+
+log = logging.getLogger(__name__)
+
+METADATA_SOURCE = "slack-callbot"
+# What each event asks Slack to show; the outbox delivers these after the commit.
+EVENT_EFFECTS: dict[str, tuple[int, tuple[str, ...]]] = {
+    "call_started": (STAGE_STARTED, ("card",)),
+    "call_ended": (STAGE_ENDED, ("card",)),
+    "call_analyzed": (STAGE_ANALYZED, ("card", "summary")),
+}
+_DEFAULT_STATUS = {"call_started": "ongoing", "call_ended": "ended", "call_analyzed": "ended"}
+
+
+class AgentLookupError(Exception):
+    """The agent people named does not exist or is ambiguous; the message lists agents."""
+
+
+class CallFailed(Exception):
+    """Retell did not place the call; `str()` is the answer for the person who asked."""
+
+
+@dataclass(frozen=True)
+class SlackRoute:
+    """Where the call came from and where its outcome goes, as opaque strings."""
+
+    team_id: str | None
+    channel_id: str | None
+    user_id: str | None
+    message_ts: str | None = None
+
+    def metadata(self) -> dict[str, str]:
+        data = {
+            "source": METADATA_SOURCE,
+            "slack_team_id": self.team_id,
+            "slack_channel_id": self.channel_id,
+            "slack_user_id": self.user_id,
+            "slack_message_ts": self.message_ts,
+        }
+        return {k: v for k, v in data.items() if v}
+
+
+def idempotency_key(*parts: str) -> str:
+    """Same Slack request, same key: Retell then never places a second call for it."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def match_agent(agents: list[Agent], wanted: str) -> Agent:
+    """Case-insensitive name match; a unique partial match is accepted too."""
+    needle = wanted.strip().casefold()
+    exact = [a for a in agents if (a.agent_name or "").casefold() == needle]
+    if len(exact) == 1:
+        return exact[0]
+    partial = exact or [a for a in agents if needle in (a.agent_name or "").casefold()]
+    if len(partial) == 1:
+        return partial[0]
+    listing = ", ".join(
+        f"`{a.agent_name or a.agent_id}`"
+        for a in sorted(partial or agents, key=lambda a: (a.agent_name or "").casefold())[:25]
+    )
+    if partial:
+        raise AgentLookupError(f"`{wanted}` matches more than one agent: {listing}. Be exact.")
+    if not agents:
+        raise AgentLookupError(f"No agent is called `{wanted}`, and this account has no agents.")
+    raise AgentLookupError(f"No agent is called `{wanted}`. Agents: {listing}.")
+
+
+def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | None:
+    """What one webhook says about its call; None for events this app does not act on."""
+    effect = EVENT_EFFECTS.get(event)
+    if effect is None:
+        return None
+    stage, _ = effect
+    meta = call.metadata if isinstance(call.metadata, dict) else {}
+    analysis = call.call_analysis
+    variables = call.retell_llm_dynamic_variables
+    return CallFields(
+        call_id=call.call_id,
+        status=call.call_status or _DEFAULT_STATUS[event],
+        stage=stage,
+        direction=call.direction or "outbound",
+        team_id=_meta(meta, "slack_team_id"),
+        channel_id=_meta(meta, "slack_channel_id"),
+        user_id=_meta(meta, "slack_user_id"),
+        message_ts=_meta(meta, "slack_message_ts"),
+        from_number=call.from_number,
+        to_number=call.to_number,
+        agent_id=call.agent_id,
+        agent_name=call.agent_name,
+        variables={str(k): str(v) for k, v in variables.items()} if variables else None,
+        started_at=call.start_timestamp / 1000 if call.start_timestamp else None,
+        ended_at=call.end_timestamp / 1000 if call.end_timestamp else None,
+        duration_ms=call.duration_ms,
+        disconnection_reason=call.disconnection_reason,
+        sentiment=analysis.user_sentiment if analysis else None,
+        successful=analysis.call_successful if analysis else None,
+        in_voicemail=analysis.in_voicemail if analysis else None,
+        cost_cents=call.call_cost.combined_cost if call.call_cost else None,
+        summary=analysis.call_summary if analysis else None,
+        transcript=call.transcript,
+        recording_url=call.recording_url,
+        public_log_url=call.public_log_url,
+        raw_payload=raw,
+    )
+
+
+def _meta(meta: dict[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+
+
+class CallService:
+    def __init__(
+        self,
+        store: Store,
+        retell: RetellClient,
+        *,
+        from_number: str,
+        default_agent_id: str | None = None,
+        agents_ttl: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.retell = retell
+        self.from_number = from_number
+        self.default_agent_id = default_agent_id
+        self._agents_ttl = agents_ttl
+        self._clock = clock
+        self._agents: tuple[float, list[Agent]] | None = None
+
+    async def agents(self) -> list[Agent]:
+        """Retell's agents, cached briefly: every `/call` with a name would list them."""
+        now = self._clock()
+        if self._agents is None or now - self._agents[0] > self._agents_ttl:
+            self._agents = (now, await self.retell.list_agents())
+        return self._agents[1]
+
+    async def resolve_agent(self, wanted: str | None) -> Agent | None:
+        """The agent to use; None means the agent bound to the caller number."""
+        wanted = wanted or self.default_agent_id
+        if not wanted:
+            return None
+        try:
+            agents = await self.agents()
+        except RetellError as exc:
+            if wanted.startswith("agent_"):
+                return Agent(agent_id=wanted, agent_name=None)  # Retell will judge the id
+            raise AgentLookupError(exc.describe("the list of agents")) from None
+        if wanted.startswith("agent_"):
+            known = next((a for a in agents if a.agent_id == wanted), None)
+            if known is None and agents:
+                raise AgentLookupError(
+                    f"No agent has the id `{wanted}`. Agents: "
+                    + ", ".join(f"`{a.agent_name or a.agent_id}`" for a in agents[:25])
+                )
+            return known or Agent(agent_id=wanted, agent_name=None)
+        return match_agent(agents, wanted)
+
+    async def place_call(
+        self, command: CallCommand, agent: Agent | None, route: SlackRoute, request_key: str
+    ) -> CallRecord:
+        """Ask Retell for the call and record it; on failure record why and raise CallFailed."""
+        attempt = Attempt(
+            team_id=route.team_id,
+            channel_id=route.channel_id,
+            user_id=route.user_id,
+            message_ts=route.message_ts,
+            from_number=self.from_number,
+            to_number=command.phone.e164,
+            agent_id=agent.agent_id if agent else None,
+            agent_name=agent.agent_name if agent else None,
+            variables=command.variables,
+        )
+        started = time.perf_counter()
+        try:
+            call = await self.retell.create_phone_call(
+                from_number=self.from_number,
+                to_number=command.phone.e164,
+                agent_id=attempt.agent_id,
+                variables=command.variables,
+                metadata=route.metadata(),
+                idempotency_key=request_key,
+            )
+        except RetellError as exc:
+            await self.store.record_failed_attempt(attempt, exc.describe())
+            log.warning(
+                "call refused to=%s kind=%s status=%s reason=%s",
+                mask_phone(command.phone.e164), exc.kind, exc.status, exc.reason,
+            )
+            raise CallFailed(exc.describe()) from None
+        log.info(
+            "call placed call_id=%s to=%s agent=%s in %.0f ms",
+            call.call_id, mask_phone(command.phone.e164), call.agent_id,
+            (time.perf_counter() - started) * 1000,
+        )
+        placed = Attempt(
+            **{
+                **attempt.__dict__,
+                "agent_id": call.agent_id or attempt.agent_id,
+                "agent_name": call.agent_name or attempt.agent_name,
+            }
+        )
+        await self.store.save_placed_call(
+            placed, call.call_id, call.call_status or "registered", call.model_dump_json()
+        )
+        record = await self.store.get_call(call.call_id)
+        assert record is not None
+        return record
+
+    async def record_webhook(self, body: WebhookBody, raw: str) -> str:
+        """Store one webhook; returns `stored`, `duplicate` or `ignored`."""
+        fields = fields_from_webhook(body.event, body.call, raw)
+        if fields is None:
+            return "ignored"
+        _, effects = EVENT_EFFECTS[body.event]
+        stored = await self.store.record_webhook(body.event, fields, effects)
+        return "stored" if stored else "duplicate"
+
+    async def stats(self, period: StatsPeriod) -> CallStats:
+        since = period.since.timestamp() if period.since else None
+        return await self.store.stats(since)

@@ -1,0 +1,152 @@
+"""Settings from the environment and `.env`, validated once at start-up.
+
+The variable names are a public contract (see README): deployments set them, so renaming
+one breaks someone. A missing or malformed setting must stop start-up with one line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+class Settings(BaseSettings):
+    """Every setting the app reads. Field aliases are the environment variable names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=True,
+    )
+
+    slack_bot_token: str = Field(alias="SLACK_BOT_TOKEN", min_length=1)
+    slack_signing_secret: str = Field(alias="SLACK_SIGNING_SECRET", min_length=1)
+    slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+
+    retell_api_key: str = Field(alias="RETELL_API_KEY", min_length=1)
+    retell_webhook_key: str | None = Field(default=None, alias="RETELL_WEBHOOK_KEY")
+    retell_from_number: str = Field(alias="RETELL_FROM_NUMBER")
+    retell_agent_id: str | None = Field(default=None, alias="RETELL_AGENT_ID")
+    retell_base_url: str = Field(default="https://api.retellai.com", alias="RETELL_BASE_URL")
+    retell_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=120, alias="CALLBOT_RETELL_TIMEOUT"
+    )
+
+    database_url: str = Field(default="sqlite:///./callbot.db", alias="DATABASE_URL")
+    host: str = Field(default="0.0.0.0", alias="HOST")
+    port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
+
+    default_region: str = Field(default="US", alias="CALLBOT_DEFAULT_REGION")
+    notify_channel: str | None = Field(default=None, alias="CALLBOT_NOTIFY_CHANNEL")
+    show_full_numbers: bool = Field(default=False, alias="CALLBOT_SHOW_FULL_NUMBERS")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("retell_from_number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        value = value.strip()
+        if not E164.match(value):
+            raise ValueError("must be an E.164 number such as +14155550123")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("retell_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_url(cls, value: str) -> str:
+        if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
+            raise ValueError("must look like sqlite:///path/to/file.db")
+        return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be an ISO country code such as US or GB")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.strip().upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def webhook_key(self) -> str:
+        """Retell signs webhooks with the key marked for webhooks, by default the API key."""
+        return self.retell_webhook_key or self.retell_api_key
+
+    @property
+    def database_path(self) -> Path:
+        return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+class SettingsError(Exception):
+    """Start-up cannot go on; the message is the one line shown to the operator."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning pydantic's report into one line naming every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    missing: list[str] = []
+    invalid: list[str] = []
+    for err in exc.errors():
+        name = _env_name(err.get("loc", ()))
+        if err.get("type") == "missing":
+            missing.append(name)
+        else:
+            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+            invalid.append(f"{name} {msg}")
+    parts = []
+    if missing:
+        parts.append("missing required settings: " + ", ".join(missing))
+    if invalid:
+        parts.append("invalid settings: " + "; ".join(invalid))
+    return "; ".join(parts)
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    """Map a pydantic location (field name or alias) back to the environment variable."""
+    if not loc:
+        return "settings"
+    key = str(loc[0])
+    field = Settings.model_fields.get(key)
+    if field is not None and field.alias:
+        return field.alias
+    return key

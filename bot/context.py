@@ -1,0 +1,18 @@
+"""What the handlers share: built once at start-up by `bot.app`, passed to each `register`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.calls import CallService
+from bot.config import Settings
+from bot.outbox import OutboxWorker
+from storage.base import Store
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store
+    calls: CallService
+    outbox: OutboxWorker

@@ -1,0 +1,207 @@
+"""A small typed client for the parts of Retell's API this app uses (see retell-api.md).
+
+Every failure becomes one `RetellError` whose `describe()` is fit to show a person, so
+handlers never have to interpret HTTP themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger(__name__)
+
+
+class RetellError(Exception):
+    """Retell did not do what we asked. `reason` is Retell's own words when it gave any."""
+
+    def __init__(self, kind: str, reason: str, status: int | None = None) -> None:
+        super().__init__(f"{kind}: {reason}" + (f" (HTTP {status})" if status else ""))
+        self.kind = kind  # refused | rate_limited | server_error | timeout | unreachable
+        self.reason = reason
+        self.status = status
+
+    def describe(self, action: str = "the call") -> str:
+        if self.kind == "refused":
+            return f"Retell refused {action}: {self.reason}"
+        if self.kind == "rate_limited":
+            return f"Retell is rate limiting this account ({self.reason}). Try again in a minute."
+        if self.kind == "server_error":
+            return f"Retell had a server error (HTTP {self.status}): {self.reason}. Try again."
+        if self.kind == "timeout":
+            return f"Retell did not answer in time ({self.reason})."
+        return f"Could not reach Retell ({self.reason}). Try again shortly."
+
+
+@dataclass(frozen=True)
+class Agent:
+    agent_id: str
+    agent_name: str | None
+    version: int = 0
+
+
+# -- the call object, as webhooks and get-call carry it ------------------------------------
+
+
+class _Lenient(BaseModel):
+    """Retell adds fields often; unknown ones are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class CallAnalysis(_Lenient):
+    call_summary: str | None = None
+    user_sentiment: str | None = None
+    call_successful: bool | None = None
+    in_voicemail: bool | None = None
+
+
+class CallCost(_Lenient):
+    combined_cost: float | None = None
+
+
+class RetellCall(_Lenient):
+    call_id: str = Field(min_length=1, max_length=200)
+    call_status: str | None = None
+    direction: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    start_timestamp: int | None = None
+    end_timestamp: int | None = None
+    duration_ms: int | None = None
+    transcript: str | None = None
+    recording_url: str | None = None
+    public_log_url: str | None = None
+    disconnection_reason: str | None = None
+    metadata: Any = None
+    retell_llm_dynamic_variables: dict[str, Any] | None = None
+    call_cost: CallCost | None = None
+    call_analysis: CallAnalysis | None = None
+
+
+class WebhookBody(_Lenient):
+    event: str = Field(min_length=1, max_length=100)
+    call: RetellCall
+
+
+# -- the client ----------------------------------------------------------------------------
+
+
+class RetellClient:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://api.retellai.com",
+        timeout: float = 15.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "retell-slack-callbot"},
+            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def create_phone_call(
+        self,
+        *,
+        from_number: str,
+        to_number: str,
+        agent_id: str | None = None,
+        variables: dict[str, str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> RetellCall:
+        body: dict[str, Any] = {"from_number": from_number, "to_number": to_number}
+        if agent_id:
+            body["override_agent_id"] = agent_id
+        if variables:
+            body["retell_llm_dynamic_variables"] = variables
+        if metadata:
+            body["metadata"] = metadata
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        data = await self._request("POST", "/v2/create-phone-call", json=body)
+        return RetellCall.model_validate(data)
+
+    async def get_call(self, call_id: str) -> RetellCall:
+        data = await self._request("GET", f"/v2/get-call/{call_id}")
+        return RetellCall.model_validate(data)
+
+    async def list_agents(self) -> list[Agent]:
+        """All agents, one entry per agent id (the highest version's name wins)."""
+        agents: dict[str, Agent] = {}
+        params: dict[str, Any] = {"limit": 1000}
+        for _ in range(100):  # a hard stop against a server that never ends pagination
+            data = await self._request("POST", "/v2/list-agents", params=params, json={})
+            items = data.get("items", []) if isinstance(data, dict) else data
+            for item in items or []:
+                if not isinstance(item, dict) or not item.get("agent_id"):
+                    continue
+                agent = Agent(
+                    agent_id=str(item["agent_id"]),
+                    agent_name=item.get("agent_name"),
+                    version=int(item.get("version") or 0),
+                )
+                known = agents.get(agent.agent_id)
+                if known is None or agent.version >= known.version:
+                    agents[agent.agent_id] = agent
+            if not (isinstance(data, dict) and data.get("has_more") and data.get("pagination_key")):
+                break
+            params = {"limit": 1000, "pagination_key": data["pagination_key"]}
+        return list(agents.values())
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            raise RetellError("timeout", f"no answer within {self._timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise RetellError("unreachable", _transport_reason(exc)) from None
+        log.debug("retell %s %s -> %s", method, path.split("/")[-1], response.status_code)
+        if response.status_code >= 400:
+            raise _error_from(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise RetellError(
+                "server_error", "answered with something that is not JSON", response.status_code
+            ) from None
+
+
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or DNS failure"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection closed without an answer"
+    return type(exc).__name__
+
+
+def _error_from(response: httpx.Response) -> RetellError:
+    status = response.status_code
+    reason = ""
+    try:
+        data = response.json()
+        if isinstance(data, dict):
+            reason = str(data.get("message") or data.get("error_message") or "")
+    except ValueError:
+        reason = response.text.strip()[:200]
+    reason = reason or response.reason_phrase or f"HTTP {status}"
+    if status == 429:
+        return RetellError("rate_limited", reason, status)
+    if status >= 500:
+        return RetellError("server_error", reason, status)
+    return RetellError("refused", reason, status)

@@ -1,0 +1,68 @@
+"""Schema migrations, applied in order at start-up and tracked with `PRAGMA user_version`.
+
+Append new steps; never edit one that has shipped, since databases in the field have run it.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: calls, received webhook events (dedupe), and the outbox of Slack deliveries.
+    """
+    CREATE TABLE calls (
+        id                   INTEGER PRIMARY KEY,
+        call_id              TEXT UNIQUE,          -- Retell's id; NULL when Retell refused
+        direction            TEXT NOT NULL DEFAULT 'outbound',
+        status               TEXT NOT NULL,
+        stage                INTEGER NOT NULL DEFAULT 0,
+        team_id              TEXT,
+        channel_id           TEXT,
+        user_id              TEXT,
+        message_ts           TEXT,                 -- the call card in channel_id
+        from_number          TEXT,
+        to_number            TEXT,
+        agent_id             TEXT,
+        agent_name           TEXT,
+        variables            TEXT,                 -- JSON object
+        error                TEXT,
+        created_at           REAL NOT NULL,        -- unix seconds
+        updated_at           REAL NOT NULL,
+        started_at           REAL,
+        ended_at             REAL,
+        duration_ms          INTEGER,
+        disconnection_reason TEXT,
+        sentiment            TEXT,
+        successful           INTEGER,
+        in_voicemail         INTEGER,
+        cost_cents           REAL,
+        summary              TEXT,
+        transcript           TEXT,
+        recording_url        TEXT,
+        public_log_url       TEXT,
+        raw_payload          TEXT
+    );
+    -- Covers every column /callstats reads, so stats never touch the wide rows.
+    CREATE INDEX calls_stats ON calls (
+        created_at, successful, sentiment, duration_ms, cost_cents, disconnection_reason
+    ) WHERE call_id IS NOT NULL;
+    CREATE INDEX calls_failed ON calls (created_at) WHERE call_id IS NULL;
+
+    CREATE TABLE webhook_events (
+        call_id     TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (call_id, event)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        call_id         TEXT NOT NULL,
+        kind            TEXT NOT NULL,             -- 'card' | 'summary'
+        created_at      REAL NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        done_at         REAL,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at, id) WHERE done_at IS NULL;
+    """,
+]

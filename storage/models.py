@@ -1,0 +1,121 @@
+"""Plain records that cross the storage boundary; no SQL and no Slack types here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# How far a call has got. Webhooks can arrive out of order; a record only moves forward.
+STAGE_PLACED = 0
+STAGE_STARTED = 1
+STAGE_ENDED = 2
+STAGE_ANALYZED = 3
+
+
+@dataclass
+class CallRecord:
+    id: int
+    call_id: str | None
+    direction: str
+    status: str
+    stage: int
+    created_at: float
+    updated_at: float
+    team_id: str | None = None
+    channel_id: str | None = None
+    user_id: str | None = None
+    message_ts: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    error: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration_ms: int | None = None
+    disconnection_reason: str | None = None
+    sentiment: str | None = None
+    successful: bool | None = None
+    in_voicemail: bool | None = None
+    cost_cents: float | None = None
+    summary: str | None = None
+    transcript: str | None = None
+    recording_url: str | None = None
+    public_log_url: str | None = None
+
+    @property
+    def analyzed(self) -> bool:
+        return self.stage >= STAGE_ANALYZED
+
+
+@dataclass(frozen=True)
+class CallFields:
+    """What one webhook (or Retell answer) says about a call; None means "not said"."""
+
+    call_id: str
+    status: str
+    stage: int
+    direction: str = "outbound"
+    team_id: str | None = None
+    channel_id: str | None = None
+    user_id: str | None = None
+    message_ts: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    agent_id: str | None = None
+    agent_name: str | None = None
+    variables: dict[str, str] | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    duration_ms: int | None = None
+    disconnection_reason: str | None = None
+    sentiment: str | None = None
+    successful: bool | None = None
+    in_voicemail: bool | None = None
+    cost_cents: float | None = None
+    summary: str | None = None
+    transcript: str | None = None
+    recording_url: str | None = None
+    public_log_url: str | None = None
+    raw_payload: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    call_id: str
+    kind: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CallStats:
+    calls: int
+    failed_attempts: int
+    analyzed: int
+    successful: int
+    sentiments: dict[str, int]
+    connected: int
+    avg_duration_ms: float | None
+    median_duration_ms: float | None
+    total_cost_cents: float
+    top_reasons: list[tuple[str, int]]
+
+    @property
+    def success_rate(self) -> float | None:
+        return self.successful / self.analyzed if self.analyzed else None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A call Slack asked for, recorded before or after Retell answered."""
+
+    team_id: str | None
+    channel_id: str | None
+    user_id: str | None
+    message_ts: str | None
+    from_number: str
+    to_number: str
+    agent_id: str | None
+    agent_name: str | None
+    variables: dict[str, str]

@@ -1,0 +1,381 @@
+"""SQLite store: WAL, one writer connection behind a lock, one reader for queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import fields as dc_fields
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from storage.migrations import MIGRATIONS
+from storage.models import (
+    Attempt,
+    CallFields,
+    CallRecord,
+    CallStats,
+    OutboxItem,
+)
+
+SENTIMENTS = ("Positive", "Neutral", "Negative", "Unknown")
+
+# Columns a newer, non-empty value overwrites; routing and status follow their own rules.
+_DATA_COLUMNS = (
+    "direction",
+    "from_number",
+    "to_number",
+    "agent_id",
+    "agent_name",
+    "variables",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "disconnection_reason",
+    "sentiment",
+    "successful",
+    "in_voicemail",
+    "cost_cents",
+    "summary",
+    "transcript",
+    "recording_url",
+    "public_log_url",
+)
+_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts")
+_RECORD_FIELDS = {f.name for f in dc_fields(CallRecord)}
+
+_UPSERT_CALL = f"""
+INSERT INTO calls (call_id, status, stage, created_at, updated_at, raw_payload,
+                   {", ".join(_ROUTING_COLUMNS + _DATA_COLUMNS)})
+VALUES (:call_id, :status, :stage, :now, :now, :raw_payload,
+        {", ".join(":" + c for c in _ROUTING_COLUMNS + _DATA_COLUMNS)})
+ON CONFLICT (call_id) DO UPDATE SET
+    status = CASE WHEN excluded.stage >= calls.stage THEN excluded.status ELSE calls.status END,
+    raw_payload = CASE WHEN excluded.stage >= calls.stage AND excluded.raw_payload IS NOT NULL
+                       THEN excluded.raw_payload ELSE calls.raw_payload END,
+    stage = max(calls.stage, excluded.stage),
+    updated_at = excluded.updated_at,
+    {", ".join(f"{c} = coalesce(calls.{c}, excluded.{c})" for c in _ROUTING_COLUMNS)},
+    {", ".join(f"{c} = coalesce(excluded.{c}, calls.{c})" for c in _DATA_COLUMNS)}
+"""
+
+
+class SQLiteStore:
+    """The embedded default store.
+
+    Writes share one connection, so a lock keeps each transaction whole; reads use a
+    second connection so `/callstats` never waits behind webhook writes (WAL allows it).
+    """
+
+    def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"database schema v{version} is newer than this build (v{len(MIGRATIONS)})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
+            )
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def __aenter__(self) -> SQLiteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def _w(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    @property
+    def _r(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return self._reader
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            conn = self._w
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def ping(self) -> None:
+        async with self._r.execute("SELECT count(*) FROM sqlite_master") as cur:
+            await cur.fetchone()
+
+    # -- calls ---------------------------------------------------------------------------
+
+    async def record_failed_attempt(self, attempt: Attempt, error: str) -> int:
+        now = time.time()
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                """INSERT INTO calls (status, stage, created_at, updated_at, error, team_id,
+                       channel_id, user_id, message_ts, from_number, to_number, agent_id,
+                       agent_name, variables)
+                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    now,
+                    now,
+                    error,
+                    attempt.team_id,
+                    attempt.channel_id,
+                    attempt.user_id,
+                    attempt.message_ts,
+                    attempt.from_number,
+                    attempt.to_number,
+                    attempt.agent_id,
+                    attempt.agent_name,
+                    json.dumps(attempt.variables),
+                ),
+            )
+            return int(cur.lastrowid or 0)
+
+    async def save_placed_call(
+        self, attempt: Attempt, call_id: str, status: str, raw_payload: str | None
+    ) -> None:
+        fields = CallFields(
+            call_id=call_id,
+            status=status,
+            stage=0,
+            team_id=attempt.team_id,
+            channel_id=attempt.channel_id,
+            user_id=attempt.user_id,
+            message_ts=attempt.message_ts,
+            from_number=attempt.from_number,
+            to_number=attempt.to_number,
+            agent_id=attempt.agent_id,
+            agent_name=attempt.agent_name,
+            variables=attempt.variables,
+            raw_payload=raw_payload,
+        )
+        now = time.time()
+        async with self._transaction() as conn:
+            await conn.execute(_UPSERT_CALL, _upsert_params(fields, now))
+            # The card is then updated by the outbox worker alone, so it never shows an
+            # older state than a webhook that raced ahead of this answer.
+            await conn.execute(
+                "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) "
+                "VALUES (?, 'card', ?, ?)",
+                (call_id, now, now),
+            )
+
+    async def record_webhook(
+        self, event: str, fields: CallFields, outbox_kinds: Sequence[str]
+    ) -> bool:
+        now = time.time()
+        async with self._transaction() as conn:
+            cur = await conn.execute(
+                "INSERT OR IGNORE INTO webhook_events (call_id, event, received_at) "
+                "VALUES (?, ?, ?)",
+                (fields.call_id, event, now),
+            )
+            if cur.rowcount == 0:
+                return False
+            await conn.execute(_UPSERT_CALL, _upsert_params(fields, now))
+            await conn.executemany(
+                "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(fields.call_id, kind, now, now) for kind in outbox_kinds],
+            )
+            return True
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        async with self._r.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)) as cur:
+            row = await cur.fetchone()
+        return _to_record(row) if row is not None else None
+
+    async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE calls SET channel_id = ?, message_ts = ?, updated_at = ? "
+                "WHERE call_id = ?",
+                (channel_id, message_ts, time.time(), call_id),
+            )
+
+    # -- outbox --------------------------------------------------------------------------
+
+    async def due_outbox(self, now: float, limit: int) -> list[OutboxItem]:
+        async with self._r.execute(
+            "SELECT id, call_id, kind, attempts FROM outbox "
+            "WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
+            "LIMIT ?",
+            (now, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [OutboxItem(r["id"], r["call_id"], r["kind"], r["attempts"]) for r in rows]
+
+    async def next_outbox_due(self) -> float | None:
+        async with self._r.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE done_at IS NULL"
+        ) as cur:
+            row = await cur.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def complete_outbox(self, item_id: int, now: float) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = NULL "
+                "WHERE id = ?",
+                (now, item_id),
+            )
+
+    async def retry_outbox(self, item_id: int, next_attempt_at: float, error: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
+                "WHERE id = ?",
+                (next_attempt_at, error, item_id),
+            )
+
+    async def fail_outbox(self, item_id: int, now: float, error: str) -> None:
+        """Give up on an item (a permanent Slack error); kept with its reason for operators."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = ? "
+                "WHERE id = ?",
+                (now, "gave up: " + error, item_id),
+            )
+
+    # -- stats ---------------------------------------------------------------------------
+
+    async def stats(self, since: float | None) -> CallStats:
+        lower = since if since is not None else float("-inf")
+        window = "call_id IS NOT NULL AND created_at >= :since"
+        params = {"since": lower}
+        conn = self._r
+        async with conn.execute(
+            f"""SELECT count(*) AS calls,
+                       count(successful) AS analyzed,
+                       coalesce(sum(successful = 1), 0) AS successful,
+                       coalesce(sum(sentiment = 'Positive'), 0) AS positive,
+                       coalesce(sum(sentiment = 'Neutral'), 0) AS neutral,
+                       coalesce(sum(sentiment = 'Negative'), 0) AS negative,
+                       count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
+                       avg(CASE WHEN duration_ms > 0 THEN duration_ms END) AS avg_ms,
+                       coalesce(sum(cost_cents), 0) AS cost
+                FROM calls INDEXED BY calls_stats WHERE {window}""",
+            params,
+        ) as cur:
+            agg = await cur.fetchone()
+        assert agg is not None
+        async with conn.execute(
+            "SELECT count(*) FROM calls INDEXED BY calls_failed "
+            "WHERE call_id IS NULL AND created_at >= :since",
+            params,
+        ) as cur:
+            failed_row = await cur.fetchone()
+        median = await self._median_duration(conn, window, params, int(agg["connected"]))
+        async with conn.execute(
+            f"""SELECT disconnection_reason AS reason, count(*) AS n
+                FROM calls INDEXED BY calls_stats
+                WHERE {window} AND disconnection_reason IS NOT NULL
+                GROUP BY disconnection_reason ORDER BY n DESC, reason LIMIT 5""",
+            params,
+        ) as cur:
+            reasons = [(str(r["reason"]), int(r["n"])) for r in await cur.fetchall()]
+        calls = int(agg["calls"])
+        known = int(agg["positive"]) + int(agg["neutral"]) + int(agg["negative"])
+        return CallStats(
+            calls=calls,
+            failed_attempts=int(failed_row[0]) if failed_row else 0,
+            analyzed=int(agg["analyzed"]),
+            successful=int(agg["successful"]),
+            sentiments={
+                "Positive": int(agg["positive"]),
+                "Neutral": int(agg["neutral"]),
+                "Negative": int(agg["negative"]),
+                "Unknown": calls - known,
+            },
+            connected=int(agg["connected"]),
+            avg_duration_ms=float(agg["avg_ms"]) if agg["avg_ms"] is not None else None,
+            median_duration_ms=median,
+            total_cost_cents=float(agg["cost"]),
+            top_reasons=reasons,
+        )
+
+    @staticmethod
+    async def _median_duration(
+        conn: aiosqlite.Connection, window: str, params: dict[str, Any], n: int
+    ) -> float | None:
+        if n == 0:
+            return None
+        async with conn.execute(
+            f"""SELECT duration_ms FROM calls INDEXED BY calls_stats
+                WHERE {window} AND duration_ms > 0
+                ORDER BY duration_ms LIMIT :take OFFSET :skip""",
+            {**params, "take": 2 - n % 2, "skip": (n - 1) // 2},
+        ) as cur:
+            values = [float(r[0]) for r in await cur.fetchall()]
+        return sum(values) / len(values)
+
+
+def _upsert_params(fields: CallFields, now: float) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "call_id": fields.call_id,
+        "status": fields.status,
+        "stage": fields.stage,
+        "now": now,
+        "raw_payload": fields.raw_payload,
+    }
+    for column in _ROUTING_COLUMNS + _DATA_COLUMNS:
+        value = getattr(fields, column)
+        if column == "variables" and value is not None:
+            value = json.dumps(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        params[column] = value
+    return params
+
+
+def _to_record(row: sqlite3.Row) -> CallRecord:
+    data = {key: row[key] for key in row.keys() if key in _RECORD_FIELDS}
+    data["variables"] = json.loads(data["variables"]) if data.get("variables") else {}
+    for flag in ("successful", "in_voicemail"):
+        if data.get(flag) is not None:
+            data[flag] = bool(data[flag])
+    return CallRecord(**data)

@@ -1,0 +1,173 @@
+"""Fixtures: the real app on loopback, with Slack and Retell replaced by recording stand-ins."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+from slack_sdk.signature import SignatureVerifier
+
+from bot.app import CONTEXT, create_app
+from bot.config import Settings
+from bot.context import AppContext
+from tests.standins.retell import RetellStandIn
+from tests.standins.slack import SlackStandIn
+
+SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
+TEAM = "T0TEST"
+CHANNEL = "C0GENERAL"
+USER = "U0ALICE"
+
+
+class Server:
+    """The real aiohttp app on a real port; restartable on the same database file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+        self.http: aiohttp.ClientSession | None = None
+        self._commands = 0
+
+    async def start(self) -> None:
+        app = create_app(self.settings)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self.http is not None:
+            await self.http.close()
+            self.http = None
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    @property
+    def ctx(self) -> AppContext:
+        assert self.runner is not None
+        return self.runner.app[CONTEXT]
+
+    async def post(self, path: str, data: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        assert self.http is not None
+        async with self.http.post(self.url + path, data=data, headers=headers) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text) if text else None
+            except ValueError:
+                return resp.status, text
+
+    async def slash(
+        self,
+        command: str,
+        text: str,
+        *,
+        user: str = USER,
+        channel: str = CHANNEL,
+        response_url: str,
+        secret: str = SIGNING_SECRET,
+        timestamp: int | None = None,
+        trigger_id: str | None = None,
+    ) -> tuple[int, Any]:
+        """A slash command, form-encoded and signed exactly as Slack sends it."""
+        self._commands += 1
+        form = {
+            "token": "legacy-verification-token",
+            "team_id": TEAM,
+            "team_domain": "acme",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "A0CALLBOT",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id or f"{self._commands}.{uuid.uuid4().hex}",
+        }
+        body = urlencode(form).encode()
+        return await self.post("/slack/events", body, slack_headers(body, secret, timestamp))
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        assert self.http is not None
+        async with self.http.get(self.url + path) as resp:
+            return resp.status, await resp.json()
+
+
+def slack_headers(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[
+    str, str
+]:
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode())
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": signature,
+    }
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn(team_id=TEAM) as standin:
+        yield standin
+
+
+@pytest.fixture
+async def retell() -> AsyncIterator[RetellStandIn]:
+    async with RetellStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "callbot.db"
+
+
+def make_settings(
+    slack: SlackStandIn, retell: RetellStandIn, db_path: Path, **overrides: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "RETELL_API_KEY": retell.api_key,
+        "RETELL_FROM_NUMBER": retell.phone_numbers[0]["phone_number"],
+        "RETELL_BASE_URL": retell.url,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "CALLBOT_RETELL_TIMEOUT": 2.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def server(
+    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+) -> AsyncIterator[Server]:
+    srv = Server(make_settings(slack, retell, db_path))
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_bolt() -> None:
+    logging.getLogger("slack_bolt").setLevel(logging.WARNING)

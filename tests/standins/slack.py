@@ -1,0 +1,742 @@
+"""A local stand-in for the Slack Web API, for tests.
+
+Why: the app talks to Slack only through slack_sdk's ``AsyncWebClient`` (and Bolt's
+``respond()``, which uses ``AsyncWebhookClient``). Pointing those real clients at this server
+tests exactly the HTTP traffic Slack would see, without mocks of our own code.
+
+Usage::
+
+    async with SlackStandIn() as slack:
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+        await client.chat_postMessage(channel="C1", text="hi")
+        assert slack.messages("C1")[0]["text"] == "hi"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["SlackCall", "SlackStandIn"]
+
+BOT_ID = "B0BOT"
+APP_ID = "A0APP"
+# Fields that slack_sdk (or a form-encoded caller) sends as JSON strings.
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files")
+_TS_BASE_MICROS = 1_732_400_000 * 1_000_000
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class SlackCall:
+    """One recorded Web API call: what the app asked Slack to do."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class _Failure:
+    """A Slack-style ``ok: false`` answer to inject (HTTP 200, like Slack)."""
+
+    method: str
+    error: str
+    channel: str | None
+    remaining: int | None
+
+
+@dataclass
+class _HttpFailure:
+    """An HTTP-level failure to inject (429 rate limit, 5xx)."""
+
+    method: str
+    status: int
+    retry_after: int | None
+    remaining: int
+
+
+def _ts_key(ts: str) -> tuple[int, int]:
+    """Sort key for Slack ts strings; floats lose precision at microseconds."""
+    seconds, _, frac = str(ts).partition(".")
+    return int(seconds or 0), int((frac or "0").ljust(6, "0")[:6])
+
+
+def _truthy(value: Any) -> bool:
+    """Slack booleans arrive as true/false in JSON and "1"/"0"/"true" in forms."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def _channel_of(args: dict[str, Any]) -> str | None:
+    """The channel a call targets, whichever argument name the method uses."""
+    channel = args.get("channel") or args.get("channel_id")
+    return str(channel) if channel is not None else None
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as Slack returns it: no internal keys, no empty fields."""
+    return {k: copy.deepcopy(v) for k, v in message.items() if v is not None and k != "channel"}
+
+
+class SlackStandIn:
+    """An aiohttp server on 127.0.0.1 that answers Slack Web API methods and records calls."""
+
+    def __init__(
+        self,
+        token: str = "xoxb-test-token",
+        *,
+        team_id: str = "T0TEST",
+        bot_user_id: str = "U0BOT",
+    ) -> None:
+        self.token = token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+
+        self.calls: list[SlackCall] = []
+        self.responses: list[tuple[str, dict[str, Any]]] = []
+        self.ephemerals: list[dict[str, Any]] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, Any]] = {}
+        # Overrides merged into the fake users.info / conversations.info answers.
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+
+        self._messages: list[dict[str, Any]] = []
+        self._failures: list[_Failure] = []
+        self._http_failures: list[_HttpFailure] = []
+        self._home_by_user: dict[str, str] = {}
+        self._seq = 0
+        self._cond = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+        self._handlers: dict[str, Handler] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
+            "conversations.info": self._conversations_info,
+            "users.info": self._users_info,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind an ephemeral port so parallel test runs never collide."""
+        if self._runner is not None:
+            return
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_post("/response/{key}", self._handle_response)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        self._runner = runner
+        self._url = f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop the server; safe to call twice."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackStandIn:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        """Base URL without trailing slash, e.g. ``http://127.0.0.1:54321``."""
+        if self._url is None:
+            raise RuntimeError("SlackStandIn is not started; await start() first")
+        return self._url
+
+    @property
+    def api_url(self) -> str:
+        """Value for ``AsyncWebClient(base_url=...)``; the trailing slash matters to urljoin."""
+        return f"{self.url}/api/"
+
+    # ------------------------------------------------------------------ inspection
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        """Recorded calls of one Web API method, in order."""
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """Top-level messages (and thread broadcasts) of a channel, oldest first."""
+        return [
+            copy.deepcopy(m)
+            for m in self._messages
+            if m["channel"] == channel
+            and (m["thread_ts"] in (None, m["ts"]) or m.get("reply_broadcast"))
+        ]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """Replies to the message ``ts``, oldest first, without the parent."""
+        return [copy.deepcopy(m) for m in self._replies(channel, ts)]
+
+    def message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """One stored message (top-level or reply), or None."""
+        found = self._find(channel, ts)
+        return copy.deepcopy(found) if found is not None else None
+
+    def responses_for(self, key: str) -> list[dict[str, Any]]:
+        """JSON bodies posted to ``response_url(key)``, in order."""
+        return [body for k, body in self.responses if k == key]
+
+    def response_url(self, key: str = "default") -> str:
+        """A response_url to put in a slash command or interaction payload."""
+        return f"{self.url}/response/{key}"
+
+    # ------------------------------------------------------------------ failure injection
+
+    def fail(
+        self,
+        method: str,
+        error: str,
+        *,
+        channel: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer matching calls with ``{"ok": false, "error": error}``; times=None is forever."""
+        self._failures.append(_Failure(method, error, channel, times))
+
+    def http_error(
+        self,
+        method: str,
+        status: int,
+        *,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next ``times`` calls with an HTTP error; 429 always has Retry-After."""
+        self._http_failures.append(_HttpFailure(method, status, retry_after, times))
+
+    def _take_http_failure(self, method: str) -> _HttpFailure | None:
+        for rule in self._http_failures:
+            if rule.method == method and rule.remaining > 0:
+                rule.remaining -= 1
+                return rule
+        return None
+
+    def _take_failure(self, method: str, args: dict[str, Any]) -> _Failure | None:
+        for rule in self._failures:
+            if rule.method != method or (rule.remaining is not None and rule.remaining <= 0):
+                continue
+            if rule.channel is not None and _channel_of(args) != rule.channel:
+                continue
+            if rule.remaining is not None:
+                rule.remaining -= 1
+            return rule
+        return None
+
+    # ------------------------------------------------------------------ waiting
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a forgotten wrapper must not hang a test
+    ) -> None:
+        """Wait until ``predicate()`` holds, re-checked whenever a request is recorded.
+
+        Why: the app replies in background tasks; tests wait on the effect, not on sleeps.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._cond:
+                    await self._cond.wait_for(predicate)
+        except TimeoutError:
+            raise AssertionError(f"condition not met within {timeout}s\n{self.summary()}") from None
+
+    def summary(self) -> str:
+        """Readable list of recorded calls and responses, for assertion messages."""
+        lines = [f"recorded {len(self.calls)} Web API call(s):"]
+        for call in self.calls[-30:]:
+            brief = {
+                k: (v[:80] + "..." if isinstance(v, str) and len(v) > 80 else v)
+                for k, v in call.args.items()
+                if k in ("channel", "channel_id", "ts", "thread_ts", "text", "user", "view_id")
+            }
+            lines.append(f"  {call.method} {brief}")
+        lines.append(f"recorded {len(self.responses)} response_url post(s):")
+        lines.extend(f"  {key}: {str(body)[:120]}" for key, body in self.responses[-10:])
+        return "\n".join(lines)
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ HTTP handlers
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        try:
+            args = await self._parse_args(request)
+        except ValueError:
+            args = {}
+            parse_error: str | None = "invalid_json"
+        else:
+            parse_error = None
+        body_token = args.pop("token", None)
+        headers = {
+            k: ("(redacted)" if k.lower() == "authorization" else v)
+            for k, v in request.headers.items()
+        }
+        self.calls.append(SlackCall(method=method, args=args, headers=headers))
+        try:
+            return self._answer(
+                method, args, request.headers.get("Authorization"), body_token, parse_error
+            )
+        finally:
+            await self._notify()
+
+    def _answer(
+        self,
+        method: str,
+        args: dict[str, Any],
+        authorization: str | None,
+        body_token: Any,
+        parse_error: str | None,
+    ) -> web.Response:
+        if parse_error is not None:
+            return web.json_response({"ok": False, "error": parse_error})
+        expected = f"Bearer {self.token}"
+        if authorization != expected and not (authorization is None and body_token == self.token):
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        http_failure = self._take_http_failure(method)
+        if http_failure is not None:
+            status = http_failure.status
+            error = "ratelimited" if status == 429 else f"http_{status}"
+            resp_headers: dict[str, str] = {}
+            retry_after = http_failure.retry_after
+            if retry_after is None and status == 429:
+                retry_after = 1
+            if retry_after is not None:
+                resp_headers["Retry-After"] = str(retry_after)
+            return web.json_response(
+                {"ok": False, "error": error}, status=status, headers=resp_headers
+            )
+        failure = self._take_failure(method, args)
+        if failure is not None:
+            return web.json_response({"ok": False, "error": failure.error})
+        handler = self._handlers.get(method)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        return web.json_response(handler(args))
+
+    async def _parse_args(self, request: web.Request) -> dict[str, Any]:
+        """Merge query string and body (JSON, urlencoded or multipart) like Slack does."""
+        args: dict[str, Any] = dict(request.query)
+        if request.method == "POST" and request.can_read_body:
+            ctype = request.content_type
+            if ctype == "application/json":
+                raw = await request.text()
+                if raw.strip():
+                    body = json.loads(raw)  # JSONDecodeError is a ValueError
+                    if not isinstance(body, dict):
+                        raise ValueError("JSON body must be an object")
+                    args.update(body)
+            elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                form = await request.post()
+                for key, value in form.items():
+                    if isinstance(value, web.FileField):
+                        args[key] = {
+                            "filename": value.filename,
+                            "content_type": value.content_type,
+                            "content": value.file.read(),
+                        }
+                    else:
+                        args[key] = value
+        for key in _JSON_FIELDS:
+            raw_value = args.get(key)
+            if isinstance(raw_value, str):
+                try:
+                    args[key] = json.loads(raw_value)
+                except ValueError:
+                    pass  # leave it as sent; Slack would reject it, the test can see it
+        return args
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """The pre-signed upload URL from files.getUploadURLExternal (no token, like Slack)."""
+        file_id = request.match_info["file_id"]
+        entry = self.files.get(file_id)
+        if entry is None:
+            return web.Response(status=404, text="file not found")
+        entry["content"] = await request.read()
+        entry["uploaded"] = True
+        await self._notify()
+        return web.Response(text=f"OK - {len(entry['content'])}")
+
+    async def _handle_response(self, request: web.Request) -> web.Response:
+        """A response_url: Bolt's respond() posts JSON here."""
+        key = request.match_info["key"]
+        raw = await request.text()
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            body = {"_raw": raw}
+        self.responses.append((key, body))
+        await self._notify()
+        return web.Response(text="ok")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _next_ts(self) -> str:
+        """Unique, increasing ts strings such as ``1732400000.000100``."""
+        self._seq += 1
+        micros = _TS_BASE_MICROS + self._seq * 100
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}0{self._seq:08X}"
+
+    def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
+        for m in self._messages:
+            if m["channel"] == channel and m["ts"] == ts:
+                return m
+        return None
+
+    def _replies(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        return [
+            m
+            for m in self._messages
+            if m["channel"] == channel and m["thread_ts"] == ts and m["ts"] != ts
+        ]
+
+    def _with_thread_info(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Add the reply_count / latest_reply fields Slack puts on thread parents."""
+        out = _public(message)
+        replies = self._replies(message["channel"], message["ts"])
+        if replies:
+            out["thread_ts"] = message["ts"]
+            out["reply_count"] = len(replies)
+            out["reply_users"] = sorted({r["user"] for r in replies})
+            out["latest_reply"] = replies[-1]["ts"]
+        return out
+
+    @staticmethod
+    def _window(messages: list[dict[str, Any]], args: dict[str, Any]) -> list[dict[str, Any]]:
+        """Apply oldest / latest / inclusive as Slack does (exclusive by default)."""
+        inclusive = _truthy(args.get("inclusive", False))
+
+        def inside(ts: str, bound: Any, sign: int) -> bool:
+            key, edge = _ts_key(ts), _ts_key(str(bound))
+            return (key > edge if sign > 0 else key < edge) or (inclusive and key == edge)
+
+        out = messages
+        if args.get("oldest") not in (None, ""):
+            out = [m for m in out if inside(m["ts"], args["oldest"], +1)]
+        if args.get("latest") not in (None, ""):
+            out = [m for m in out if inside(m["ts"], args["latest"], -1)]
+        return out
+
+    # ------------------------------------------------------------------ methods
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": f"{self.url}/",
+            "team": "Test Team",
+            "user": "callbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _new_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "channel": str(args["channel"]),
+            "ts": self._next_ts(),
+            "thread_ts": str(args["thread_ts"]) if args.get("thread_ts") else None,
+            "user": self.bot_user_id,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": self.team_id,
+            "text": args.get("text") or "",
+            "blocks": args.get("blocks") or None,
+            "attachments": args.get("attachments") or None,
+            "metadata": args.get("metadata") or None,
+            "reply_broadcast": True if _truthy(args.get("reply_broadcast", False)) else None,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return {"ok": False, "error": "no_text"}
+        message = self._new_message(args)
+        self._messages.append(message)
+        return {
+            "ok": True,
+            "channel": message["channel"],
+            "ts": message["ts"],
+            "message": _public(message),
+        }
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        message = self._find(str(args.get("channel", "")), str(args.get("ts", "")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return {"ok": False, "error": "no_text"}
+        for key in ("text", "blocks", "attachments", "metadata"):
+            if key in args:
+                message[key] = args[key] or ("" if key == "text" else None)
+        message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        return {
+            "ok": True,
+            "channel": message["channel"],
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": _public(message),
+        }
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            return {"ok": False, "error": "no_text"}
+        message = self._new_message(args)
+        message["to_user"] = str(args["user"])
+        self.ephemerals.append(message)
+        return {"ok": True, "message_ts": message["ts"]}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        # Metadata is always returned: the app only reads back what it posted itself,
+        # which Slack returns with or without include_all_metadata.
+        top = self._window(self.messages(str(channel)), args)
+        top.reverse()
+        limit = int(args.get("limit") or 100)
+        return {
+            "ok": True,
+            "messages": [self._with_thread_info(m) for m in top[:limit]],
+            "has_more": len(top) > limit,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        parent = self._find(channel, ts)
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = self._window(self._replies(channel, ts), args)
+        limit = int(args.get("limit") or 1000)
+        return {
+            "ok": True,
+            "messages": [self._with_thread_info(parent)]
+            + [_public(m) for m in replies[: max(limit - 1, 0)]],
+            "has_more": len(replies) + 1 > limit,
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        if not user_id:
+            return {"ok": False, "error": "user_not_found"}
+        user_id = str(user_id)
+        name = f"user-{user_id.lower()}"
+        user: dict[str, Any] = {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": name,
+            "real_name": f"User {user_id}",
+            "deleted": False,
+            "is_bot": user_id == self.bot_user_id,
+            "is_admin": False,
+            "tz": "America/New_York",
+            "tz_label": "Eastern Standard Time",
+            "tz_offset": -18000,
+            "profile": {
+                "real_name": f"User {user_id}",
+                "display_name": name,
+                "email": f"{name}@example.com",
+            },
+        }
+        user.update(copy.deepcopy(self.users.get(user_id, {})))
+        return {"ok": True, "user": user}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id = args.get("channel")
+        if not channel_id:
+            return {"ok": False, "error": "channel_not_found"}
+        channel_id = str(channel_id)
+        is_im = channel_id.startswith("D")
+        channel: dict[str, Any] = {
+            "id": channel_id,
+            "name": f"channel-{channel_id.lower()}",
+            "is_channel": not is_im,
+            "is_group": False,
+            "is_im": is_im,
+            "is_private": channel_id.startswith("G") or is_im,
+            "is_archived": False,
+            "is_member": True,
+            "context_team_id": self.team_id,
+            "created": 1_732_000_000,
+        }
+        channel.update(copy.deepcopy(self.channels.get(channel_id, {})))
+        return {"ok": True, "channel": channel}
+
+    def _store_view(
+        self,
+        view: dict[str, Any],
+        *,
+        view_id: str | None = None,
+        root: str | None = None,
+        previous: str | None = None,
+    ) -> dict[str, Any]:
+        view_id = view_id or self._next_id("V")
+        stored = {
+            **copy.deepcopy(view),
+            "id": view_id,
+            "team_id": self.team_id,
+            "state": {"values": {}},
+            "hash": f"1732400000.{self._next_id('h')}",
+            "root_view_id": root or view_id,
+            "previous_view_id": previous,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        }
+        self.views[view_id] = stored
+        return stored
+
+    @staticmethod
+    def _view_arg(args: dict[str, Any]) -> dict[str, Any] | None:
+        view = args.get("view")
+        return view if isinstance(view, dict) else None
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._view_arg(args)
+        if view is None or not (args.get("trigger_id") or args.get("interactivity_pointer")):
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": copy.deepcopy(self._store_view(view))}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._views_open(args)
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._view_arg(args)
+        if view is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        existing: dict[str, Any] | None = None
+        if args.get("view_id"):
+            existing = self.views.get(str(args["view_id"]))
+        elif args.get("external_id"):
+            existing = next(
+                (v for v in self.views.values() if v.get("external_id") == args["external_id"]),
+                None,
+            )
+        else:
+            return {"ok": False, "error": "invalid_arguments"}
+        if existing is None:
+            return {"ok": False, "error": "not_found"}
+        if args.get("hash") and args["hash"] != existing["hash"]:
+            return {"ok": False, "error": "hash_conflict"}
+        stored = self._store_view(
+            view,
+            view_id=existing["id"],
+            root=existing["root_view_id"],
+            previous=existing.get("previous_view_id"),
+        )
+        return {"ok": True, "view": copy.deepcopy(stored)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._view_arg(args)
+        user_id = args.get("user_id")
+        if view is None or not user_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        existing_id = self._home_by_user.get(str(user_id))
+        if existing_id and args.get("hash") and args["hash"] != self.views[existing_id]["hash"]:
+            return {"ok": False, "error": "hash_conflict"}
+        stored = self._store_view(view, view_id=existing_id)
+        self._home_by_user[str(user_id)] = stored["id"]
+        return {"ok": True, "view": copy.deepcopy(stored)}
+
+    def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename, length = args.get("filename"), args.get("length")
+        if not filename or length in (None, ""):
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = self._next_id("F")
+        self.files[file_id] = {
+            "content": b"",
+            "title": None,
+            "filename": str(filename),
+            "length": int(length),
+            "channel": None,
+            "thread_ts": None,
+            "initial_comment": None,
+            "uploaded": False,
+            "completed": False,
+        }
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        items = args.get("files")
+        if not isinstance(items, list) or not items:
+            return {"ok": False, "error": "invalid_arguments"}
+        channel = args.get("channel_id") or (str(args.get("channels") or "").split(",")[0] or None)
+        answered = []
+        for item in items:
+            entry = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if entry is None or not entry["uploaded"]:
+                return {"ok": False, "error": "file_not_found"}
+        for item in items:
+            file_id = str(item["id"])
+            entry = self.files[file_id]
+            entry.update(
+                title=item.get("title") or entry["filename"],
+                channel=channel,
+                thread_ts=args.get("thread_ts") or None,
+                initial_comment=args.get("initial_comment") or None,
+                completed=True,
+            )
+            answered.append(
+                {
+                    "id": file_id,
+                    "name": entry["filename"],
+                    "title": entry["title"],
+                    "size": len(entry["content"]),
+                    "user": self.bot_user_id,
+                    "permalink": f"{self.url}/files/{file_id}",
+                }
+            )
+        return {"ok": True, "files": answered}

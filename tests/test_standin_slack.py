@@ -1,0 +1,332 @@
+"""Self-test of the Slack stand-in, driven by the real slack_sdk clients.
+
+Why: the stand-in is only useful if slack_sdk accepts its answers exactly as it accepts
+Slack's, so every test goes through ``AsyncWebClient`` / ``AsyncWebhookClient``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
+from slack_sdk.models.metadata import Metadata
+from slack_sdk.models.views import View
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from tests.standins.slack import SlackStandIn
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+def client(slack: SlackStandIn) -> AsyncWebClient:
+    # No retry handlers: errors surface at once.
+    return AsyncWebClient(token=slack.token, base_url=slack.api_url, retry_handlers=[])
+
+
+async def test_urls_and_auth_test(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    assert slack.url.startswith("http://127.0.0.1:")
+    assert not slack.url.endswith("/")
+    assert slack.api_url == f"{slack.url}/api/"
+
+    resp = await client.auth_test()
+
+    assert resp["ok"] is True
+    assert resp["user_id"] == "U0BOT"
+    assert resp["team_id"] == "T0TEST"
+    assert resp["bot_id"] == "B0BOT"
+    (call,) = slack.calls_to("auth.test")
+    assert call.headers["Authorization"] == "(redacted)"
+    assert slack.token not in str(call.headers)
+
+
+async def test_post_and_update_with_blocks_and_metadata(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    blocks = [
+        SectionBlock(text="Calling *+1 555 0100*..."),
+        ActionsBlock(elements=[ButtonElement(text="Hang up", action_id="hangup", value="c1")]),
+    ]
+    metadata = Metadata(event_type="call_started", event_payload={"call_id": "call_1"})
+
+    first = await client.chat_postMessage(
+        channel="C1", text="Calling", blocks=blocks, metadata=metadata
+    )
+    second = await client.chat_postMessage(channel="C1", text="second")
+
+    assert first["channel"] == "C1"
+    assert first["ts"] < second["ts"]
+    assert first["message"]["metadata"]["event_payload"] == {"call_id": "call_1"}
+    stored = slack.message("C1", first["ts"])
+    assert stored is not None
+    assert stored["blocks"][1]["elements"][0]["action_id"] == "hangup"
+    assert stored["user"] == "U0BOT"
+    assert stored["metadata"]["event_type"] == "call_started"
+
+    updated = await client.chat_update(
+        channel="C1",
+        ts=first["ts"],
+        text="Call ended",
+        blocks=[SectionBlock(text="Call ended after 42s")],
+    )
+
+    assert updated["ts"] == first["ts"]
+    assert updated["text"] == "Call ended"
+    assert [m["text"] for m in slack.messages("C1")] == ["Call ended", "second"]
+    assert slack.message("C1", first["ts"])["blocks"][0]["text"]["text"] == (  # type: ignore[index]
+        "Call ended after 42s"
+    )
+    call = slack.calls_to("chat.postMessage")[0]
+    assert call.args["metadata"]["event_type"] == "call_started"
+
+
+async def test_post_message_validation(client: AsyncWebClient) -> None:
+    with pytest.raises(SlackApiError) as no_text:
+        await client.api_call("chat.postMessage", json={"channel": "C1"})
+    assert no_text.value.response["error"] == "no_text"
+
+    with pytest.raises(SlackApiError) as missing:
+        await client.chat_update(channel="C1", ts="1.000001", text="x")
+    assert missing.value.response["error"] == "message_not_found"
+
+
+async def test_form_encoded_json_fields_are_decoded(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    await client.api_call(
+        "chat.postMessage",
+        data={"channel": "C1", "text": "t", "blocks": '[{"type": "divider"}]'},
+    )
+
+    (call,) = slack.calls_to("chat.postMessage")
+    assert call.args["blocks"] == [{"type": "divider"}]
+    assert slack.messages("C1")[0]["blocks"] == [{"type": "divider"}]
+
+
+async def test_threads_and_replies_with_metadata(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C1", text="parent")
+    meta = {"event_type": "transcript_chunk", "event_payload": {"n": 1}}
+    r1 = await client.chat_postMessage(
+        channel="C1", thread_ts=parent["ts"], text="r1", metadata=meta
+    )
+    await client.chat_postMessage(channel="C1", thread_ts=parent["ts"], text="r2")
+    await client.chat_postMessage(channel="C1", text="later top-level")
+
+    assert [m["text"] for m in slack.thread("C1", parent["ts"])] == ["r1", "r2"]
+    assert [m["text"] for m in slack.messages("C1")] == ["parent", "later top-level"]
+
+    replies = await client.conversations_replies(
+        channel="C1", ts=parent["ts"], include_all_metadata=True
+    )
+    texts = [m["text"] for m in replies["messages"]]
+    assert texts == ["parent", "r1", "r2"]
+    assert replies["messages"][0]["reply_count"] == 2
+    assert replies["messages"][1]["metadata"] == meta
+
+    after_r1 = await client.conversations_replies(channel="C1", ts=parent["ts"], oldest=r1["ts"])
+    assert [m["text"] for m in after_r1["messages"]] == ["parent", "r2"]
+
+    history = await client.conversations_history(channel="C1", limit=1)
+    assert [m["text"] for m in history["messages"]] == ["later top-level"]
+    assert history["has_more"] is True
+
+
+async def test_invalid_token(slack: SlackStandIn) -> None:
+    bad = AsyncWebClient(token="xoxb-wrong", base_url=slack.api_url)
+
+    with pytest.raises(SlackApiError) as err:
+        await bad.chat_postMessage(channel="C1", text="hi")
+
+    assert err.value.response["error"] == "invalid_auth"
+    assert slack.messages("C1") == []
+    assert len(slack.calls_to("chat.postMessage")) == 1  # still recorded
+
+
+async def test_unknown_method(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    with pytest.raises(SlackApiError) as err:
+        await client.api_call("reactions.add", json={"channel": "C1", "name": "tada"})
+    assert err.value.response["error"] == "unknown_method"
+    assert slack.calls_to("reactions.add")[0].args["name"] == "tada"
+
+
+async def test_fail_injection_by_channel_and_times(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.fail("chat.postMessage", "not_in_channel", channel="C0PRIVATE")
+    slack.fail("chat.update", "ratelimited_custom", times=1)
+
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C0PRIVATE", text="hi")
+    assert err.value.response["error"] == "not_in_channel"
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="C0PRIVATE", text="again")  # times=None: always
+
+    ok = await client.chat_postMessage(channel="C1", text="hi")  # other channel unaffected
+    with pytest.raises(SlackApiError) as err2:
+        await client.chat_update(channel="C1", ts=ok["ts"], text="x")
+    assert err2.value.response["error"] == "ratelimited_custom"
+    await client.chat_update(channel="C1", ts=ok["ts"], text="x")  # times=1 used up
+
+    assert slack.messages("C0PRIVATE") == []
+    assert slack.messages("C1")[0]["text"] == "x"
+
+
+async def test_http_429_without_retry_handler(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    slack.http_error("chat.postMessage", 429, retry_after=1)
+
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="hi")
+
+    assert err.value.response.status_code == 429
+    assert err.value.response.headers["Retry-After"] == "1"
+    assert err.value.response["error"] == "ratelimited"
+    assert slack.messages("C1") == []
+
+
+async def test_http_429_with_rate_limit_retry_handler(slack: SlackStandIn) -> None:
+    retrying = AsyncWebClient(
+        token=slack.token,
+        base_url=slack.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=1)],
+    )
+    slack.http_error("chat.postMessage", 429, retry_after=0)
+
+    resp = await retrying.chat_postMessage(channel="C1", text="hi")
+
+    assert resp["ok"] is True
+    assert len(slack.calls_to("chat.postMessage")) == 2
+    assert [m["text"] for m in slack.messages("C1")] == ["hi"]
+
+
+async def test_files_upload_v2(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    parent = await client.chat_postMessage(channel="C1", text="call")
+    content = "Agent: hello\nUser: hi\n" * 100
+
+    resp = await client.files_upload_v2(
+        content=content,
+        filename="transcript.txt",
+        title="Transcript",
+        channel="C1",
+        thread_ts=parent["ts"],
+        initial_comment="Full transcript",
+    )
+
+    file_id = resp["file"]["id"]
+    stored = slack.files[file_id]
+    assert stored["content"] == content.encode()
+    assert stored["filename"] == "transcript.txt"
+    assert stored["title"] == "Transcript"
+    assert stored["channel"] == "C1"
+    assert stored["thread_ts"] == parent["ts"]
+    assert stored["initial_comment"] == "Full transcript"
+    (get_url,) = slack.calls_to("files.getUploadURLExternal")
+    assert int(get_url.args["length"]) == len(content.encode())
+
+
+async def test_views_open_and_update(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    view = View(
+        type="modal",
+        callback_id="call_modal",
+        title="Place a call",
+        submit="Call",
+        blocks=[SectionBlock(text="Loading...")],
+    )
+
+    opened = await client.views_open(trigger_id="123.456", view=view)
+
+    view_id = opened["view"]["id"]
+    assert view_id.startswith("V")
+    assert opened["view"]["callback_id"] == "call_modal"
+    assert slack.views[view_id]["blocks"][0]["text"]["text"] == "Loading..."
+
+    updated = await client.views_update(
+        view_id=view_id,
+        hash=opened["view"]["hash"],
+        view={"type": "modal", "title": {"type": "plain_text", "text": "Ready"}, "blocks": []},
+    )
+    assert updated["view"]["id"] == view_id
+    assert updated["view"]["hash"] != opened["view"]["hash"]
+    assert slack.views[view_id]["title"]["text"] == "Ready"
+
+    with pytest.raises(SlackApiError) as err:
+        await client.views_update(view_id=view_id, hash=opened["view"]["hash"], view=view)
+    assert err.value.response["error"] == "hash_conflict"
+
+
+async def test_users_and_conversations_info(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    slack.users["U123"] = {"tz": "Europe/Paris"}
+
+    user = await client.users_info(user="U123")
+    channel = await client.conversations_info(channel="C42")
+
+    assert user["user"]["id"] == "U123"
+    assert user["user"]["tz"] == "Europe/Paris"
+    assert channel["channel"]["id"] == "C42"
+    assert slack.calls_to("users.info")[0].args == {"user": "U123"}
+
+
+async def test_response_url_via_webhook_client(slack: SlackStandIn) -> None:
+    webhook = AsyncWebhookClient(url=slack.response_url("x"))
+
+    resp = await webhook.send(text="Dialing...", response_type="ephemeral")
+
+    assert resp.status_code == 200
+    assert resp.body == "ok"
+    assert slack.responses_for("x") == [{"text": "Dialing...", "response_type": "ephemeral"}]
+    assert slack.responses_for("other") == []
+
+
+async def test_post_ephemeral(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    resp = await client.chat_postEphemeral(channel="C1", user="U1", text="only you")
+
+    assert resp["message_ts"]
+    assert slack.ephemerals[0]["to_user"] == "U1"
+    assert slack.messages("C1") == []
+
+
+async def test_wait_for_wakes_on_recorded_call(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    async def later() -> None:
+        await asyncio.sleep(0.05)
+        await client.chat_postMessage(channel="C1", text="done")
+
+    task = asyncio.create_task(later())
+    await slack.wait_for(lambda: len(slack.messages("C1")) == 1, timeout=2)
+    await task
+    assert slack.messages("C1")[0]["text"] == "done"
+
+
+async def test_wait_for_times_out_with_summary(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    await client.chat_postMessage(channel="C1", text="something else")
+
+    with pytest.raises(AssertionError) as err:
+        await slack.wait_for(lambda: bool(slack.messages("C9")), timeout=0.2)
+
+    assert "chat.postMessage" in str(err.value)
+    assert "something else" in str(err.value)
+
+
+async def test_http_error_defaults(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    slack.http_error("auth.test", 429)
+    slack.http_error("auth.test", 500)
+
+    with pytest.raises(SlackApiError) as limited:
+        await client.auth_test()
+    with pytest.raises(SlackApiError) as broken:
+        await client.auth_test()
+    ok = await client.auth_test()  # each rule defaults to times=1
+
+    assert limited.value.response.headers["Retry-After"] == "1"
+    assert broken.value.response.status_code == 500
+    assert "Retry-After" not in broken.value.response.headers
+    assert ok["ok"] is True
