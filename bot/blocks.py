@@ -35,6 +35,15 @@ MAX_BLOCKS = 50
 SUMMARY_SECTIONS = 4
 TRANSCRIPT_SECTIONS = 3
 FALLBACK_TEXT_LIMIT = 3000
+STATUS_WORDS = {
+    "placing": "placing the call",
+    "failed": "not placed",
+    "registered": "dialing",
+    "ongoing": "in progress",
+    "ended": "ended",
+    "not_connected": "not connected",
+    "error": "error",
+}
 
 
 @dataclass(frozen=True)
@@ -146,7 +155,7 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
         context.append("placed " + _slack_date(call.created_at))
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
-    plain_status = call.status.replace("_", " ")
+    plain_status = STATUS_WORDS.get(call.status, call.status.replace("_", " "))
     text = f"Call to {number}: {plain_status}"
     if call.direction == "inbound":
         text = f"Inbound call from {number}: {plain_status}"

@@ -42,7 +42,7 @@ MIGRATIONS: list[str] = [
     );
     -- Covers every column /callstats reads, so stats never touch the wide rows.
     CREATE INDEX calls_stats ON calls (
-        created_at, successful, sentiment, duration_ms, cost_cents, disconnection_reason
+        created_at, successful, sentiment, duration_ms, cost_cents, disconnection_reason, call_id
     ) WHERE call_id IS NOT NULL;
     CREATE INDEX calls_failed ON calls (created_at) WHERE call_id IS NULL;
 

@@ -81,10 +81,14 @@ class SQLiteStore:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
-        await self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
-        await self._migrate(self._writer)
-        self._reader = await self._connect()
+        try:
+            self._writer = await self._connect()
+            await self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+        except BaseException:
+            await self.close()
+            raise
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)

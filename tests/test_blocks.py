@@ -1,0 +1,146 @@
+"""Rendering: pure functions from records to Block Kit, always inside Slack's limits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bot.blocks import analysis_reply, call_card, chunk_text, escape, stats_message
+from storage.models import STAGE_ANALYZED, STAGE_ENDED, CallRecord, CallStats
+
+
+def record(**kw: Any) -> CallRecord:
+    base = CallRecord(
+        id=1, call_id="call_abc", direction="outbound", status="registered", stage=0,
+        created_at=1_795_000_000.0, updated_at=1_795_000_000.0, user_id="U1",
+        to_number="+14155550123", agent_name="Sales Follow-up",
+    )
+    return replace(base, **kw)
+
+
+def texts(blocks: list[dict[str, Any]]) -> str:
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+def assert_within_limits(blocks: list[dict[str, Any]]) -> None:
+    assert len(blocks) <= 50
+    for block in blocks:
+        text = block.get("text", {}).get("text", "")
+        assert len(text) <= 3000
+        for f in block.get("fields", []):
+            assert len(f["text"]) <= 2000
+        assert len(block.get("fields", [])) <= 10
+
+
+def test_card_masks_the_number_and_names_requester_and_agent() -> None:
+    card = call_card(record())
+    body = texts(card.blocks)
+    assert "+1 415 ••• 0123" in body
+    assert "5550123" not in body and "555-0123" not in body
+    assert "<@U1>" in body and "Sales Follow-up" in body
+    assert "Dialing" in body
+    assert card.text == "Call to +1 415 ••• 0123: dialing"
+
+
+def test_card_can_show_full_number_when_allowed() -> None:
+    assert "+1 415-555-0123" in texts(call_card(record(), show_full_numbers=True).blocks)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"status": "ongoing"}, "In progress"),
+        ({"status": "ended", "stage": STAGE_ENDED, "duration_ms": 95_000,
+          "disconnection_reason": "user_hangup"}, "Ended* · 1m 35s · Customer hung up"),
+        ({"status": "not_connected", "disconnection_reason": "dial_no_answer"}, "No answer"),
+        ({"status": "ended", "disconnection_reason": "voicemail_reached"}, "Voicemail"),
+        ({"status": "ended", "disconnection_reason": "brand_new_reason"}, "Brand new reason"),
+        ({"status": "failed", "error": "Retell refused the call: <b>"}, "&lt;b&gt;"),
+    ],
+)
+def test_card_status_lines(fields: dict[str, Any], expected: str) -> None:
+    assert expected in texts(call_card(record(**fields)).blocks)
+
+
+def test_card_outcome_at_a_glance_once_analyzed() -> None:
+    call = record(status="ended", stage=STAGE_ANALYZED, duration_ms=95_000, successful=True,
+                  sentiment="Positive", cost_cents=13.2)
+    body = texts(call_card(call).blocks)
+    assert ":white_check_mark: Successful · :smiley: Positive · 1m 35s · $0.13" in body
+    assert "Successful" not in texts(call_card(replace(call, stage=STAGE_ENDED)).blocks)
+
+
+def test_inbound_card_shows_caller() -> None:
+    card = call_card(record(direction="inbound", from_number="+442079460123", user_id=None))
+    assert "Inbound call from +44 20 ••• 0123" in texts(card.blocks)
+
+
+def test_analysis_reply_has_every_figure() -> None:
+    call = record(status="ended", stage=STAGE_ANALYZED, duration_ms=61_000, successful=False,
+                  sentiment="Negative", cost_cents=7.0, summary="Customer declined.",
+                  disconnection_reason="agent_hangup", transcript="Agent: Hi\nUser: No",
+                  recording_url="https://r.example/rec.wav",
+                  public_log_url="https://r.example/log")
+    reply = analysis_reply(call)
+    body = texts(reply.blocks)
+    for part in ("Customer declined.", ":slightly_frowning_face: Negative", ":x: No", "1m 01s",
+                 "$0.07", "Agent ended the call", "<https://r.example/rec.wav|Recording>",
+                 "Agent: Hi\\nUser: No"):
+        assert part in body, part
+    assert_within_limits(reply.blocks)
+
+
+def test_huge_summary_and_transcript_stay_within_limits() -> None:
+    words = ("lorem ipsum dolor sit amet " * 2000)[:50_000]
+    call = record(stage=STAGE_ANALYZED, summary=words, transcript=("Agent: " + words),
+                  public_log_url="https://r.example/log")
+    reply = analysis_reply(call)
+    assert_within_limits(reply.blocks)
+    assert len(reply.text) <= 3000
+    body = texts(reply.blocks)
+    assert "more characters of the summary not shown" in body
+    assert "more characters of the transcript not shown" in body
+    assert len(body) < 40_000
+
+
+def test_a_transcript_with_no_line_breaks_is_still_cut() -> None:
+    call = record(stage=STAGE_ANALYZED, summary="x" * 50_000, transcript="y" * 50_000)
+    assert_within_limits(analysis_reply(call).blocks)
+
+
+def test_call_text_cannot_ping_channel_or_inject_links() -> None:
+    call = record(stage=STAGE_ANALYZED, summary="<!channel> see <https://evil|here> & more",
+                  recording_url="javascript:alert(1)")
+    body = texts(analysis_reply(call).blocks)
+    assert "<!channel>" not in body and "<https://evil" not in body
+    assert "&lt;!channel&gt;" in body and "&amp; more" in body
+    assert "javascript:" not in body
+
+
+def test_chunk_text_prefers_line_breaks_and_reports_cut() -> None:
+    text = "\n".join(f"line {i}" for i in range(1000))
+    chunks, cut = chunk_text(text, 100, 3)
+    assert len(chunks) == 3 and all(len(c) <= 100 for c in chunks)
+    assert all(c.startswith("line") for c in chunks)
+    # Three chunks, each ended at a line break that is dropped: the rest is what was cut.
+    assert cut == len(text) - sum(len(c) for c in chunks) - 3
+    assert escape("a<b>&") == "a&lt;b&gt;&amp;"
+
+
+def test_stats_message() -> None:
+    stats = CallStats(calls=10, failed_attempts=2, analyzed=8, successful=6,
+                      sentiments={"Positive": 5, "Neutral": 2, "Negative": 1, "Unknown": 2},
+                      connected=9, avg_duration_ms=90_500, median_duration_ms=60_000,
+                      total_cost_cents=123.4, top_reasons=[("user_hangup", 6),
+                                                           ("dial_no_answer", 1)])
+    message = stats_message(stats, "the last 7 days")
+    body = texts(message.blocks)
+    for part in ("*Calls*\\n10", "75% (6 of 8 analyzed)", ":smiley: Positive 5",
+                 ":grey_question: Unknown 2", "avg 1m 30s", "median 1m 00s", "$1.23",
+                 "Customer hung up: 6", "No answer: 1", "Refused by Retell*\\n2"):
+        assert part in body, part
+    empty = stats_message(replace(stats, calls=0, failed_attempts=0), "today (UTC)")
+    assert "No calls yet" in texts(empty.blocks)

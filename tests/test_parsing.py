@@ -1,0 +1,98 @@
+"""Command text: the number, the agent, name=value variables, quotes, periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.parsing import CommandError, parse_call_text, parse_stats_period
+
+
+def test_number_only() -> None:
+    cmd = parse_call_text("+1 415 555 0123")
+    assert cmd.phone.e164 == "+14155550123"
+    assert cmd.agent is None
+    assert cmd.variables == {}
+
+
+def test_number_agent_and_variables_with_quotes() -> None:
+    cmd = parse_call_text('(415) 555-0123 "Sales Follow-up" customer_name=Ann note="call after 5"')
+    assert cmd.phone.e164 == "+14155550123"
+    assert cmd.agent == "Sales Follow-up"
+    assert cmd.variables == {"customer_name": "Ann", "note": "call after 5"}
+
+
+def test_unquoted_multi_word_agent_and_agent_id() -> None:
+    assert parse_call_text("+44 20 7946 0123 survey bot").agent == "survey bot"
+    assert parse_call_text("+14155550123 agent_0123abcd x=1").agent == "agent_0123abcd"
+
+
+def test_smart_quotes_from_slack_clients_work() -> None:
+    cmd = parse_call_text("+14155550123 note=“call after 5” who=‘Ann B’")
+    assert cmd.variables == {"note": "call after 5", "who": "Ann B"}
+
+
+def test_slack_tel_link_is_unwrapped() -> None:
+    cmd = parse_call_text("<tel:+14155550123|+1 415 555 0123> customer_name=Ann")
+    assert cmd.phone.e164 == "+14155550123"
+    assert cmd.variables == {"customer_name": "Ann"}
+
+
+def test_empty_value_and_equals_inside_value() -> None:
+    cmd = parse_call_text("+14155550123 a= b=x=y")
+    assert cmd.variables == {"a": "", "b": "x=y"}
+
+
+def test_default_region_applies_to_national_numbers() -> None:
+    assert parse_call_text("020 7946 0123", "GB").phone.e164 == "+442079460123"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "which number"),
+        ("   ", "which number"),
+        ("Sales +14155550123", "is not a phone number"),
+        ("+1 415 555", "not a valid phone number"),
+        ('+14155550123 note="unclosed', "quote is not closed"),
+        ("+14155550123 2x=1", "not a valid variable name"),
+        ("+14155550123 a-b=1", "not a valid variable name"),
+        ("+14155550123 a=1 a=2", "given twice"),
+    ],
+)
+def test_bad_text_is_refused_with_a_reason(text: str, fragment: str) -> None:
+    with pytest.raises(CommandError, match=fragment):
+        parse_call_text(text)
+
+
+def test_too_many_or_too_long_variables() -> None:
+    many = " ".join(f"v{i}=x" for i in range(51))
+    with pytest.raises(CommandError, match="At most 50"):
+        parse_call_text(f"+14155550123 {many}")
+    with pytest.raises(CommandError, match="longer than"):
+        parse_call_text(f"+14155550123 v={'x' * 2001}")
+
+
+NOW = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "since"),
+    [
+        ("", "7d", NOW - timedelta(days=7)),
+        ("7d", "7d", NOW - timedelta(days=7)),
+        (" 30D ", "30d", NOW - timedelta(days=30)),
+        ("today", "today", datetime(2026, 11, 24, tzinfo=UTC)),
+        ("all", "all", None),
+    ],
+)
+def test_stats_periods(text: str, key: str, since: datetime | None) -> None:
+    period = parse_stats_period(text, NOW)
+    assert period.key == key
+    assert period.since == since
+
+
+def test_unknown_period() -> None:
+    with pytest.raises(CommandError, match="`yesterday` is not a period"):
+        parse_stats_period("yesterday", NOW)
