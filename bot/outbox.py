@@ -65,32 +65,42 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def wake(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
-    async def stop(self) -> None:
-        if self._task is not None:
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let the item in hand finish (so a restart never repeats a post), then stop."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
+            # Cleared before looking, so a wake() that comes while we look is not lost.
+            self._wake.clear()
             try:
                 await self.deliver_due()
                 next_due = await self.store.next_outbox_due()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("outbox pass failed; retrying in 5 s")
                 next_due = time.time() + 5
+            if self._stopping:
+                return
             timeout = None if next_due is None else max(0.0, next_due - time.time())
-            self._wake.clear()
             if timeout == 0.0:
                 continue
             with contextlib.suppress(TimeoutError):
@@ -104,6 +114,8 @@ class OutboxWorker:
             if not items:
                 return handled
             for item in items:
+                if self._stopping:
+                    return handled
                 await self._attempt(item)
                 handled += 1
 

@@ -55,7 +55,7 @@ def test_malformed_setting_is_named(tmp_path: Path) -> None:
 
 
 def test_dotenv_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in REQUIRED + ("RETELL_WEBHOOK_KEY", "CALLBOT_DEFAULT_REGION"):
+    for name in (*REQUIRED, "RETELL_WEBHOOK_KEY", "CALLBOT_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / ".env").write_text(
         "SLACK_BOT_TOKEN=xoxb-from-file\nSLACK_SIGNING_SECRET=s\nRETELL_API_KEY=key_1\n"

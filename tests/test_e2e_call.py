@@ -32,7 +32,8 @@ async def place(server: Server, slack: SlackStandIn, text: str, key: str = "r") 
 async def test_call_places_the_call_and_posts_a_card(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
-    status, body = await place(server, slack, '(415) 555-0123 customer_name=Ann note="call after 5"')
+    text = '(415) 555-0123 customer_name=Ann note="call after 5"'
+    status, body = await place(server, slack, text)
     assert status == 200 and body is None  # acked at once, nothing ephemeral to say
     await slack.wait_for(lambda: len(slack.calls_to("chat.update")) >= 1)
 
