@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.context import AppContext
 from bot.outbox import OutboxWorker
 from bot.retell import RetellClient
-from handlers import commands, health, webhook
+from handlers import commands, events, health, webhook
 from storage.sqlite import SQLiteStore
 
 log = logging.getLogger("bot.http")
@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> web.Application:
         logger=logging.getLogger("slack_bolt"),
     )
     commands.register(bolt, ctx)
+    events.register(bolt, ctx)
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         bolt_response = await bolt.async_dispatch(await to_bolt_request(request))

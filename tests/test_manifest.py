@@ -1,0 +1,82 @@
+"""manifest.yml against Slack's own schema and against what the code registers."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import CHANNEL, TEAM, Server, slack_headers
+from tests.standins.slack import SlackStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT.parent / "shared" / "slack-manifest.schema.json"
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "manifest.yml").read_text()))
+
+
+def test_manifest_is_valid_per_slacks_schema(manifest: dict[str, Any]) -> None:
+    if not SCHEMA.exists():
+        pytest.skip("../shared/slack-manifest.schema.json is not beside the checkout")
+    jsonschema.validate(manifest, json.loads(SCHEMA.read_text()))
+
+
+def test_every_url_is_the_bolt_endpoint(manifest: dict[str, Any]) -> None:
+    urls = [c["url"] for c in manifest["features"]["slash_commands"]]
+    urls.append(manifest["settings"]["interactivity"]["request_url"])
+    urls.append(manifest["settings"]["event_subscriptions"]["request_url"])
+    assert urls and all(u.endswith("/slack/events") for u in urls)
+
+
+async def test_every_declared_command_and_event_is_handled(
+    manifest: dict[str, Any], server: Server, slack: SlackStandIn
+) -> None:
+    """Bolt answers 404 to requests no listener takes: the manifest must not promise them."""
+    for command in manifest["features"]["slash_commands"]:
+        status, _ = await server.slash(command["command"], "help",
+                                       response_url=slack.response_url("m"))
+        assert status == 200, command["command"]
+    for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
+        status, _ = await post_event(server, event)
+        assert status == 200, event
+    assert (await server.slash("/undeclared", "", response_url=slack.response_url("u")))[0] == 404
+    assert (await post_event(server, "reaction_added"))[0] == 404
+
+
+def test_scopes_cover_what_the_app_calls(manifest: dict[str, Any]) -> None:
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"commands", "chat:write", "chat:write.public"} <= scopes
+    if "app_mention" in manifest["settings"]["event_subscriptions"]["bot_events"]:
+        assert "app_mentions:read" in scopes
+
+
+async def post_event(server: Server, event_type: str) -> tuple[int, Any]:
+    payload = {
+        "token": "legacy",
+        "team_id": TEAM,
+        "api_app_id": "A0CALLBOT",
+        "type": "event_callback",
+        "event_id": f"Ev{event_type.upper()}",
+        "event_time": int(time.time()),
+        "event": {"type": event_type, "user": "U0ALICE", "channel": CHANNEL,
+                  "text": "<@U0BOT> hello", "ts": "1732400000.000001",
+                  "event_ts": "1732400000.000001"},
+    }
+    body = json.dumps(payload).encode()
+    headers = {**slack_headers(body), "Content-Type": "application/json"}
+    return await server.post("/slack/events", body, headers)
+
+
+async def test_mention_gets_usage_in_its_thread(server: Server, slack: SlackStandIn) -> None:
+    assert (await post_event(server, "app_mention"))[0] == 200
+    await slack.wait_for(lambda: bool(slack.thread(CHANNEL, "1732400000.000001")))
+    [reply] = slack.thread(CHANNEL, "1732400000.000001")
+    assert "/call <number>" in reply["text"]
