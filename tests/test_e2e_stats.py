@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -56,14 +57,17 @@ async def test_callstats_periods_exclude_older_calls(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     await fill(server, retell)
-    # Age two calls by ten days. BEGIN IMMEDIATE waits for the server's writer instead of
-    # failing on a snapshot that the outbox worker's commits made stale.
-    conn = sqlite3.connect(server.settings.database_path, isolation_level=None, timeout=10)
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("UPDATE calls SET created_at = ? WHERE rowid IN (SELECT rowid FROM calls "
-                 "ORDER BY rowid LIMIT 2)", (time.time() - 10 * 86400,))
-    conn.execute("COMMIT")
-    conn.close()
+    # Age two calls by ten days, from a thread: the server shares this event loop, so a
+    # blocking wait for its write lock here would stall the very writer it waits for.
+    def age_two_calls() -> None:
+        conn = sqlite3.connect(server.settings.database_path, isolation_level=None, timeout=10)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE calls SET created_at = ? WHERE rowid IN (SELECT rowid FROM calls "
+                     "ORDER BY rowid LIMIT 2)", (time.time() - 10 * 86400,))
+        conn.execute("COMMIT")
+        conn.close()
+
+    await asyncio.to_thread(age_two_calls)
     _, week = await server.slash("/callstats", "7d", response_url=slack.response_url("w"))
     _, month = await server.slash("/callstats", "30d", response_url=slack.response_url("m"))
     _, today = await server.slash("/callstats", "today", response_url=slack.response_url("t"))
