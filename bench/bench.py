@@ -99,11 +99,46 @@ class Answer:
     body: Any
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Wall-clock and CPU seconds of the server and of this process over one scenario."""
+
+    wall: float
+    server_cpu: float
+    bench_cpu: float
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process, from /proc/<pid>/stat (0.0 if unreadable)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+class Meter:
+    """Started at construction; `read()` gives the usage since then."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+        self.wall = time.perf_counter()
+        self.server = process_cpu(server_pid)
+        self.bench = time.process_time()
+
+    def read(self) -> Usage:
+        return Usage(
+            time.perf_counter() - self.wall,
+            process_cpu(self.server_pid) - self.server,
+            time.process_time() - self.bench,
+        )
+
+
 @dataclass
 class Row:
     label: str
     samples: list[float]
     note: str = ""
+    cpu: Usage | None = None
 
 
 @dataclass
@@ -112,8 +147,10 @@ class Report:
     facts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def add(self, label: str, samples: list[float], note: str = "") -> None:
-        self.rows.append(Row(label, samples, note))
+    def add(
+        self, label: str, samples: list[float], note: str = "", cpu: Usage | None = None
+    ) -> None:
+        self.rows.append(Row(label, samples, note, cpu))
         say(f"  {label}: {summary(samples)}{'; ' + note if note else ''}")
 
     def fact(self, text: str) -> None:
@@ -179,10 +216,10 @@ def _synthetic_rows(rows: int, seed: int) -> Iterator[tuple[Any, ...]]:
     transcripts = []
     payloads = []
     for variant in range(32):
-        transcript, objects = conversation(28 + variant % 4)  # ~2 KB of text
+        transcript, objects = conversation(24 + variant % 4)  # ~2 KB of text
         transcripts.append(transcript)
         call = {"call_id": f"call_template{variant}", "transcript": transcript,
-                "transcript_object": objects[:6]}
+                "transcript_object": objects[:4]}
         payloads.append(json.dumps({"event": "call_analyzed", "call": call}))  # ~5 KB
     for i in range(rows):
         created = now - rng.uniform(0, 60 * DAY)
@@ -268,6 +305,9 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C or group signal reaches only this process, which then
+            # sends the server exactly one SIGTERM (a second one mid-shutdown hangs it).
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
 
@@ -340,9 +380,15 @@ def slack_headers(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
 
 class Client:
     def __init__(
-        self, url: str, session: aiohttp.ClientSession, slack: SlackStandIn, retell: RetellStandIn
+        self,
+        url: str,
+        session: aiohttp.ClientSession,
+        slack: SlackStandIn,
+        retell: RetellStandIn,
+        server_pid: int,
     ) -> None:
         self.url = url
+        self.server_pid = server_pid
         self.session = session
         self.slack = slack
         self.retell = retell
@@ -434,12 +480,14 @@ async def bench_call(client: Client, sizes: Sizes, report: Report) -> None:
         return lambda: len(slack.calls_to("chat.update")) + len(slack.responses) - (
             responses_before) >= n
 
+    meter = Meter(client.server_pid)
     sequential = [await client.slash("/call", CALL_TEXT, f"call-seq-{i}")
                   for i in range(sizes.calls)]
     settled = await settle(slack, placed(sizes.calls))
     report.add("/call ack, sequential", [a.ms for a in sequential],
-               _call_note(sequential, report, "/call sequential", settled))
+               _call_note(sequential, report, "/call sequential", settled), meter.read())
 
+    meter = Meter(client.server_pid)
     burst: list[Answer] = []
     waits: list[float | None] = []
     for start in range(0, sizes.calls, sizes.burst):
@@ -450,7 +498,8 @@ async def bench_call(client: Client, sizes: Sizes, report: Report) -> None:
         waits.append(await settle(slack, placed(sizes.calls + wave.stop)))
     worst = None if None in waits else max(w for w in waits if w is not None)
     report.add(f"/call ack, bursts of {sizes.burst}", [a.ms for a in burst],
-               _call_note(burst, report, "/call burst", worst).replace("all placed", "worst wave"))
+               _call_note(burst, report, "/call burst", worst).replace("all placed", "worst wave"),
+               meter.read())
 
     created = len(retell.created_calls())
     if created != 2 * sizes.calls:
@@ -514,14 +563,18 @@ async def bench_webhooks(client: Client, sizes: Sizes, db: Path, report: Report)
     size = sum(len(b.encode()) for b in sequential_bodies) / len(sequential_bodies)
     report.fact(f"call_ended bodies: {size / 1024:.1f} KiB on average")
 
+    meter = Meter(client.server_pid)
     sequential = [await client.webhook(b) for b in sequential_bodies]
+    usage = meter.read()
     report.add("webhook, sequential", [a.ms for a in sequential],
-               _webhook_note(sequential, report, "webhook sequential"))
+               f"{len(sequential) / usage.wall:.0f} req/s; "
+               + _webhook_note(sequential, report, "webhook sequential"), usage)
 
+    meter = Meter(client.server_pid)
     answers, wall = await run_senders(concurrent_bodies, sizes.senders, client.webhook)
     note = _webhook_note(answers, report, "webhook concurrent")
     report.add(f"webhook, {sizes.senders} senders", [a.ms for a in answers],
-               f"{len(answers) / wall:.0f} req/s; {note}")
+               f"{len(answers) / wall:.0f} req/s; {note}", meter.read())
 
     started = time.perf_counter()
     pending_sql = "SELECT count(*) FROM outbox WHERE done_at IS NULL"
@@ -548,8 +601,10 @@ async def bench_stats(client: Client, sizes: Sizes, db: Path, report: Report) ->
     total = db_scalar(db, "SELECT count(*) FROM calls WHERE call_id IS NOT NULL")
     say(f"/callstats: {sizes.stats_runs} runs per period over {total:,} stored calls")
     for period in ("7d", "30d", "all"):
+        meter = Meter(client.server_pid)
         answers = [await client.slash("/callstats", period, f"stats-{period}-{i}")
                    for i in range(sizes.stats_runs)]
+        usage = meter.read()
         bad = [a for a in answers if a.status != 200 or not isinstance(a.body, dict)
                or not a.body.get("blocks")]
         for a in bad[:3]:
@@ -559,7 +614,7 @@ async def bench_stats(client: Client, sizes: Sizes, db: Path, report: Report) ->
             else f"{len(bad)} without blocks"
         if period == "all" and counted != total:
             report.problem(f"/callstats all reports {counted} calls, the database holds {total}")
-        report.add(f"/callstats {period}", [a.ms for a in answers], note)
+        report.add(f"/callstats {period}", [a.ms for a in answers], note, usage)
 
 
 # -- orchestration ---------------------------------------------------------------------------
@@ -592,6 +647,9 @@ def review_log(text: str, code: int | None, report: Report) -> None:
     known = [line for line in noisy if KNOWN_NOISE in line]
     report.fact(f"server exit code {code}; {len(noisy)} warning/error log lines "
                 f"({len(known)} of them Bolt's harmless `token will be unused`)")
+    if code not in (0, None):
+        report.problem(f"server exit code {code}; last log lines:\n      "
+                       + "\n      ".join(lines[-30:]))
     for line in [line for line in noisy if KNOWN_NOISE not in line][:5]:
         report.problem(f"server log: {line[:240]}")
     if "Traceback (most recent call last):" in lines:
@@ -612,6 +670,14 @@ def print_table(report: Report, sizes: Sizes, mode: str) -> None:
         s = row.samples
         say(f"{row.label:<26} {len(s):>4} {percentile(s, 50):>8.1f} {percentile(s, 90):>8.1f} "
             f"{percentile(s, 99):>8.1f} {max(s, default=float('nan')):>8.1f}  {row.note}")
+    say("")
+    say(f"{'CPU use per scenario':<26} {'wall s':>8} {'server s':>9} {'bench s':>8}  "
+        "server CPU / wall")
+    for row in report.rows:
+        if row.cpu is not None:
+            say(f"{row.label:<26} {row.cpu.wall:>8.2f} {row.cpu.server_cpu:>9.2f} "
+                f"{row.cpu.bench_cpu:>8.2f}  {row.cpu.server_cpu / row.cpu.wall:.0%}")
+    say("")
     for fact in report.facts:
         say(f"- {fact}")
     say(f"problems: {len(report.problems)}")
@@ -645,7 +711,8 @@ async def run(sizes: Sizes, mode: str) -> int:
                 server.start()
                 await server.wait_healthy(session)
                 report.fact(f"server start to healthy: {time.perf_counter() - started:.2f} s")
-                client = Client(server.url, session, slack, retell)
+                assert server.proc is not None
+                client = Client(server.url, session, slack, retell, server.proc.pid)
                 await bench_call(client, sizes, report)
                 await bench_webhooks(client, sizes, db, report)
                 await bench_stats(client, sizes, db, report)
@@ -675,7 +742,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await run(sizes, mode)
 
-    return asyncio.run(guarded())
+    try:
+        return asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted; server stopped and temporary files removed")
+        return 130
 
 
 if __name__ == "__main__":

@@ -148,9 +148,16 @@ class SQLiteStore:
                 raise
             await conn.execute("COMMIT")
 
+    async def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        """One query, run and fetched in a single step on the reader connection.
+
+        A cursor left open across an await would keep that connection's read snapshot
+        alive, and another coroutine's query would then miss rows committed since.
+        """
+        return list(await self._r.execute_fetchall(sql, params))
+
     async def ping(self) -> None:
-        async with self._r.execute("SELECT count(*) FROM sqlite_master") as cur:
-            await cur.fetchone()
+        await self._read("SELECT count(*) FROM sqlite_master")
 
     # -- calls ---------------------------------------------------------------------------
 
@@ -229,9 +236,8 @@ class SQLiteStore:
             return True
 
     async def get_call(self, call_id: str) -> CallRecord | None:
-        async with self._r.execute("SELECT * FROM calls WHERE call_id = ?", (call_id,)) as cur:
-            row = await cur.fetchone()
-        return _to_record(row) if row is not None else None
+        rows = await self._read("SELECT * FROM calls WHERE call_id = ?", (call_id,))
+        return _to_record(rows[0]) if rows else None
 
     async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None:
         async with self._transaction() as conn:
@@ -244,21 +250,17 @@ class SQLiteStore:
     # -- outbox --------------------------------------------------------------------------
 
     async def due_outbox(self, now: float, limit: int) -> list[OutboxItem]:
-        async with self._r.execute(
+        rows = await self._read(
             "SELECT id, call_id, kind, attempts FROM outbox "
             "WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
             "LIMIT ?",
             (now, limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [OutboxItem(r["id"], r["call_id"], r["kind"], r["attempts"]) for r in rows]
 
     async def next_outbox_due(self) -> float | None:
-        async with self._r.execute(
-            "SELECT min(next_attempt_at) FROM outbox WHERE done_at IS NULL"
-        ) as cur:
-            row = await cur.fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+        [row] = await self._read("SELECT min(next_attempt_at) FROM outbox WHERE done_at IS NULL")
+        return float(row[0]) if row[0] is not None else None
 
     async def complete_outbox(self, item_id: int, now: float) -> None:
         async with self._transaction() as conn:
@@ -291,8 +293,7 @@ class SQLiteStore:
         lower = since if since is not None else float("-inf")
         window = "call_id IS NOT NULL AND created_at >= :since"
         params = {"since": lower}
-        conn = self._r
-        async with conn.execute(
+        [agg] = await self._read(
             f"""SELECT count(*) AS calls,
                        count(successful) AS analyzed,
                        coalesce(sum(successful = 1), 0) AS successful,
@@ -304,29 +305,26 @@ class SQLiteStore:
                        coalesce(sum(cost_cents), 0) AS cost
                 FROM calls INDEXED BY calls_stats WHERE {window}""",
             params,
-        ) as cur:
-            agg = await cur.fetchone()
-        assert agg is not None
-        async with conn.execute(
+        )
+        [failed_row] = await self._read(
             "SELECT count(*) FROM calls INDEXED BY calls_failed "
             "WHERE call_id IS NULL AND created_at >= :since",
             params,
-        ) as cur:
-            failed_row = await cur.fetchone()
-        median = await self._median_duration(conn, window, params, int(agg["connected"]))
-        async with conn.execute(
+        )
+        median = await self._median_duration(window, params, int(agg["connected"]))
+        reason_rows = await self._read(
             f"""SELECT disconnection_reason AS reason, count(*) AS n
                 FROM calls INDEXED BY calls_stats
                 WHERE {window} AND disconnection_reason IS NOT NULL
                 GROUP BY disconnection_reason ORDER BY n DESC, reason LIMIT 5""",
             params,
-        ) as cur:
-            reasons = [(str(r["reason"]), int(r["n"])) for r in await cur.fetchall()]
+        )
+        reasons = [(str(r["reason"]), int(r["n"])) for r in reason_rows]
         calls = int(agg["calls"])
         known = int(agg["positive"]) + int(agg["neutral"]) + int(agg["negative"])
         return CallStats(
             calls=calls,
-            failed_attempts=int(failed_row[0]) if failed_row else 0,
+            failed_attempts=int(failed_row[0]),
             analyzed=int(agg["analyzed"]),
             successful=int(agg["successful"]),
             sentiments={
@@ -342,20 +340,20 @@ class SQLiteStore:
             top_reasons=reasons,
         )
 
-    @staticmethod
     async def _median_duration(
-        conn: aiosqlite.Connection, window: str, params: dict[str, Any], n: int
+        self, window: str, params: dict[str, Any], n: int
     ) -> float | None:
         if n == 0:
             return None
-        async with conn.execute(
+        rows = await self._read(
             f"""SELECT duration_ms FROM calls INDEXED BY calls_stats
                 WHERE {window} AND duration_ms > 0
                 ORDER BY duration_ms LIMIT :take OFFSET :skip""",
             {**params, "take": 2 - n % 2, "skip": (n - 1) // 2},
-        ) as cur:
-            values = [float(r[0]) for r in await cur.fetchall()]
-        return sum(values) / len(values)
+        )
+        if not rows:  # calls were deleted between the count and this query
+            return None
+        return sum(float(r[0]) for r in rows) / len(rows)
 
 
 def _upsert_params(fields: CallFields, now: float) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -156,3 +157,27 @@ async def _raw(store: SQLiteStore, call_id: str) -> str:
                                 (call_id,)).fetchone()[0])
     finally:
         conn.close()
+
+
+async def test_reads_always_see_committed_writes_under_concurrent_reads(
+    store: SQLiteStore,
+) -> None:
+    """A read left open across an await once hid a just-committed call from `get_call`."""
+    stop = False
+
+    async def busy_reader() -> None:
+        while not stop:
+            await store.due_outbox(time.time(), 50)
+            await store.stats(None)
+
+    readers = [asyncio.create_task(busy_reader()) for _ in range(3)]
+    try:
+        for i in range(150):
+            attempt = Attempt(team_id="T", channel_id="C1", user_id="U1", message_ts=f"{i}.0",
+                              from_number="+14155550100", to_number="+14155550123",
+                              agent_id=None, agent_name=None, variables={})
+            await store.save_placed_call(attempt, f"call_{i}", "registered", None)
+            assert await store.get_call(f"call_{i}") is not None, i
+    finally:
+        stop = True
+        await asyncio.gather(*readers)
