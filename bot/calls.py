@@ -9,7 +9,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.parsing import CallCommand, StatsPeriod
@@ -219,12 +219,10 @@ class CallService:
             call.call_id, mask_phone(command.phone.e164), call.agent_id,
             (time.perf_counter() - started) * 1000,
         )
-        placed = Attempt(
-            **{
-                **attempt.__dict__,
-                "agent_id": call.agent_id or attempt.agent_id,
-                "agent_name": call.agent_name or attempt.agent_name,
-            }
+        placed = replace(
+            attempt,
+            agent_id=call.agent_id or attempt.agent_id,
+            agent_name=call.agent_name or attempt.agent_name,
         )
         await self.store.save_placed_call(
             placed, call.call_id, call.call_status or "registered", call.model_dump_json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -73,7 +74,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             await ctx.calls.place_call(request, agent, route, key)
         except CallFailed as exc:
-            failed = CallRecord(**{**pending.__dict__, "status": "failed", "error": str(exc)})
+            failed = replace(pending, status="failed", error=str(exc))
             card = call_card(failed, show_full_numbers=ctx.settings.show_full_numbers)
             await client.chat_update(channel=route.channel_id or "", ts=route.message_ts or "",
                                      text=card.text, blocks=card.blocks)

@@ -209,11 +209,7 @@ class SQLiteStore:
             await conn.execute(_UPSERT_CALL, _upsert_params(fields, now))
             # The card is then updated by the outbox worker alone, so it never shows an
             # older state than a webhook that raced ahead of this answer.
-            await conn.execute(
-                "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) "
-                "VALUES (?, 'card', ?, ?)",
-                (call_id, now, now),
-            )
+            await _enqueue(conn, call_id, ("card",), now)
 
     async def record_webhook(
         self, event: str, fields: CallFields, outbox_kinds: Sequence[str]
@@ -228,11 +224,7 @@ class SQLiteStore:
             if cur.rowcount == 0:
                 return False
             await conn.execute(_UPSERT_CALL, _upsert_params(fields, now))
-            await conn.executemany(
-                "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) "
-                "VALUES (?, ?, ?, ?)",
-                [(fields.call_id, kind, now, now) for kind in outbox_kinds],
-            )
+            await _enqueue(conn, fields.call_id, outbox_kinds, now)
             return True
 
     async def get_call(self, call_id: str) -> CallRecord | None:
@@ -354,6 +346,16 @@ class SQLiteStore:
         if not rows:  # calls were deleted between the count and this query
             return None
         return sum(float(r[0]) for r in rows) / len(rows)
+
+
+async def _enqueue(
+    conn: aiosqlite.Connection, call_id: str, kinds: Sequence[str], now: float
+) -> None:
+    """Queue Slack work inside the caller's transaction, due at once."""
+    await conn.executemany(
+        "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
+        [(call_id, kind, now, now) for kind in kinds],
+    )
 
 
 def _upsert_params(fields: CallFields, now: float) -> dict[str, Any]:
