@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -15,9 +17,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.calls import CallService
 from bot.config import Settings
 from bot.context import AppContext
+from bot.home import HomePublisher
 from bot.outbox import OutboxWorker
+from bot.poller import Poller
 from bot.retell import RetellClient
-from handlers import commands, events, health, webhook
+from handlers import actions, commands, events, health, views, webhook
 from storage.sqlite import SQLiteStore
 
 log = logging.getLogger("bot.http")
@@ -61,43 +65,71 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     slack.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     calls = CallService(
         store, retell, from_number=settings.retell_from_number,
-        default_agent_id=settings.retell_agent_id,
+        default_agent_id=settings.retell_agent_id, poll_after=settings.poll_after_seconds,
     )
+    home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers)
     outbox = OutboxWorker(
         store, slack, notify_channel=settings.notify_channel,
-        show_full_numbers=settings.show_full_numbers,
+        show_full_numbers=settings.show_full_numbers, on_card=home.refresh,
     )
-    return AppContext(settings, store, calls, outbox), slack, retell
+    return AppContext(settings, store, calls, outbox, home), slack, retell
 
 
 def create_app(settings: Settings) -> web.Application:
     ctx, slack, retell = build_context(settings)
     bolt = AsyncApp(
         client=slack,
-        signing_secret=settings.slack_signing_secret,
+        signing_secret=settings.slack_signing_secret or "",
+        # In Socket Mode without a signing secret no HTTP route is mounted for Slack.
+        request_verification_enabled=settings.slack_signing_secret is not None,
         logger=logging.getLogger("slack_bolt"),
     )
     commands.register(bolt, ctx)
+    actions.register(bolt, ctx)
+    views.register(bolt, ctx)
     events.register(bolt, ctx)
+    # Polls often enough to notice a late call within a few seconds of its deadline.
+    poller = Poller(ctx.calls, ctx.outbox.wake,
+                    interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)))
+    socket_mode: AsyncSocketModeHandler | None = None
+    socket_tasks: list[asyncio.Task[None]] = []
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
         bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
     async def on_startup(app: web.Application) -> None:
+        nonlocal socket_mode
         await ctx.store.open()
         ctx.outbox.start()
-        log.info("ready: database %s, Retell at %s", settings.database_path,
-                 settings.retell_base_url)
+        poller.start()
+        if settings.slack_app_token:
+            socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token,
+                                                 web_client=slack)
+            # slack_sdk retries the connection until it works; in the background, so a
+            # Slack outage at start-up never keeps /healthz and the webhook down.
+            socket_tasks.append(asyncio.create_task(
+                socket_mode.connect_async(), name="socket-mode"  # type: ignore[no-untyped-call]
+            ))
+        log.info("ready: database %s, Retell at %s, Slack over %s", settings.database_path,
+                 settings.retell_base_url, "Socket Mode" if socket_mode else "HTTP")
 
     async def on_cleanup(app: web.Application) -> None:
+        if socket_mode is not None:
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]
+            for task in socket_tasks:
+                task.cancel()
+            await asyncio.gather(*socket_tasks, return_exceptions=True)
+        await poller.stop()
         await ctx.outbox.stop()
+        await ctx.home.stop()
         await retell.aclose()
         await ctx.store.close()
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[access_log])
     app[CONTEXT] = ctx
-    app.router.add_post("/slack/events", slack_events)
+    if settings.slack_signing_secret:
+        app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/retell/webhook", webhook.make_handler(ctx))
     app.router.add_get("/healthz", health.make_handler(ctx))
     app.on_startup.append(on_startup)

@@ -7,11 +7,16 @@ transcripts) is escaped so it can never mention @channel or inject links.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
+    ConfirmObject,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -35,6 +40,13 @@ MAX_BLOCKS = 50
 SUMMARY_SECTIONS = 4
 TRANSCRIPT_SECTIONS = 3
 FALLBACK_TEXT_LIMIT = 3000
+# Longer transcripts go into the thread as a file rather than a wall of messages.
+TRANSCRIPT_MESSAGE_LIMIT = 6000
+# Button action ids: a public contract with cards already posted in channels.
+ACTION_HANG_UP = "call_hang_up"
+ACTION_REFRESH = "call_refresh"
+ACTION_TRANSCRIPT = "call_transcript"
+ACTION_CALL_AGAIN = "call_again"
 STATUS_WORDS = {
     "placing": "placing the call",
     "failed": "not placed",
@@ -88,6 +100,12 @@ def _slack_date(epoch: float, fallback: str = "") -> str:
     return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback or int(epoch)}>"
 
 
+def _slack_time(epoch: float) -> str:
+    """A time Slack shows in each reader's zone; the fallback is UTC."""
+    fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
+    return f"<!date^{int(epoch)}^{{time_secs}}|{fallback}>"
+
+
 # -- the call card ---------------------------------------------------------------------------
 
 
@@ -129,6 +147,57 @@ def outcome_line(call: CallRecord) -> str | None:
     return " · ".join(parts)
 
 
+def timeline_line(call: CallRecord) -> str | None:
+    """When the call reached each stage, in the reader's own time zone."""
+    steps = [
+        ("Placed", call.created_at if call.call_id else None),
+        # Retell stamps a start on calls that never connected; they were never in progress.
+        ("In progress", call.started_at if call.status != "not_connected" else None),
+        ("Ended", call.ended_at),
+        ("Analyzed", call.analyzed_at),
+    ]
+    shown = [f"{label} {_slack_time(at)}" for label, at in steps if at]
+    return " → ".join(shown) or None
+
+
+def card_buttons(call: CallRecord) -> list[ButtonElement]:
+    """Only the buttons that make sense in the call's state."""
+    buttons: list[ButtonElement] = []
+    if call.call_id is None:
+        if call.status == "failed" and call.id:
+            buttons.append(_button("Try again", ACTION_CALL_AGAIN, f"#{call.id}", "primary"))
+        return buttons
+    if call.live:
+        buttons.append(
+            _button(
+                "Hang up", ACTION_HANG_UP, call.call_id, "danger",
+                confirm=ConfirmObject(
+                    title="Hang up?",
+                    text="The AI agent ends the call at once.",
+                    confirm="Hang up",
+                    deny="Keep talking",
+                    style="danger",
+                ),
+            )
+        )
+    if not call.analyzed:
+        buttons.append(_button("Refresh", ACTION_REFRESH, call.call_id))
+    if call.transcript:
+        buttons.append(_button("Transcript", ACTION_TRANSCRIPT, call.call_id))
+    if not call.live:
+        label = "Call back" if call.direction == "inbound" else "Call again"
+        buttons.append(_button(label, ACTION_CALL_AGAIN, call.call_id))
+    return buttons
+
+
+def _button(
+    label: str, action_id: str, value: str, style: str | None = None,
+    confirm: ConfirmObject | None = None,
+) -> ButtonElement:
+    return ButtonElement(text=label, action_id=action_id, value=value, style=style,
+                         confirm=confirm)
+
+
 def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
     number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
                         full=show_full_numbers)
@@ -141,20 +210,27 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
         who = f"Agent: *{agent}*"
         if call.user_id:
             who += f" · Requested by <@{call.user_id}>"
+    head = f"{title}\n{who}"
+    if call.note:
+        head += f"\n:memo: {escape(call.note)}"
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f"{title}\n{who}")),
+        SectionBlock(text=MarkdownTextObject(text=head[:SECTION_LIMIT])),
         SectionBlock(text=MarkdownTextObject(text=status_line(call))),
     ]
     outcome = outcome_line(call)
     if outcome:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=outcome)))
     context = []
+    timeline = timeline_line(call)
+    if timeline:
+        context.append(timeline)
     if call.call_id:
         context.append(f"`{escape(call.call_id)}`")
-    if call.created_at:
-        context.append("placed " + _slack_date(call.created_at))
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
+    buttons = card_buttons(call)
+    if buttons:
+        blocks.append(ActionsBlock(block_id="call_actions", elements=buttons))
     plain_status = STATUS_WORDS.get(call.status, call.status.replace("_", " "))
     text = f"Call to {number}: {plain_status}"
     if call.direction == "inbound":
@@ -212,6 +288,65 @@ def transcript_blocks(
     if cut:
         blocks.append(_cut_note(cut, "transcript", log_url))
     return blocks
+
+
+@dataclass(frozen=True)
+class TextFile:
+    """Something too long for a message, uploaded as a text file instead."""
+
+    filename: str
+    title: str
+    content: str
+    comment: str
+
+
+_SPEAKER = re.compile(r"^(Agent|User|Transfer[_ ]target)\s*:\s?(.*)$", re.IGNORECASE)
+
+
+def speaker_turns(transcript: str) -> list[tuple[str, str]]:
+    """Retell's `Agent: ...` / `User: ...` lines as turns; unlabelled lines continue a turn."""
+    turns: list[tuple[str, str]] = []
+    for line in transcript.splitlines():
+        match = _SPEAKER.match(line.strip())
+        if match:
+            speaker = match.group(1).replace("_", " ").capitalize()
+            turns.append((speaker, match.group(2).strip()))
+        elif line.strip():
+            if turns:
+                turns[-1] = (turns[-1][0], f"{turns[-1][1]}\n{line.strip()}")
+            else:
+                turns.append(("", line.strip()))
+    return turns
+
+
+def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Message | TextFile:
+    """Short transcripts as a message in the thread, long ones as a file: never over a limit."""
+    transcript = (call.transcript or "").strip()
+    turns = speaker_turns(transcript)
+    lines = [f"*{who}:* {escape(said)}" if who else escape(said) for who, said in turns]
+    sections: list[str] = []
+    for line in lines:
+        if sections and len(sections[-1]) + len(line) + 1 <= SECTION_LIMIT:
+            sections[-1] += "\n" + line
+        elif len(line) <= SECTION_LIMIT:
+            sections.append(line)
+        else:
+            sections = []  # one turn alone is over a section: only a file can hold it
+            break
+    number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
+                        full=show_full_numbers)
+    title = f"Transcript of the call {'from' if call.direction == 'inbound' else 'to'} {number}"
+    if sections and len(transcript) <= TRANSCRIPT_MESSAGE_LIMIT:
+        blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=f"*{title}*")])]
+        blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in sections]
+        return Message(text=f"{title}\n{transcript[:FALLBACK_TEXT_LIMIT]}", blocks=_render(blocks))
+    content = "\n".join(f"{who}: {said}" if who else said for who, said in turns)
+    return TextFile(
+        filename=f"transcript-{call.call_id or call.id}.txt",
+        title=title,
+        content=f"{title} ({call.call_id})\n\n{content}\n",
+        comment=f":page_facing_up: {title}: {len(turns):,} turns, as a file.",
+    )
 
 
 def _cut_note(cut: int, what: str, log_url: str | None) -> Block:

@@ -14,11 +14,12 @@ from typing import Any
 
 from bot.parsing import CallCommand, StatsPeriod
 from bot.phones import mask_phone
-from bot.retell import Agent, RetellCall, RetellClient, RetellError, WebhookBody
+from bot.retell import Agent, CallerNumber, RetellCall, RetellClient, RetellError, WebhookBody
 from storage.base import Store
 from storage.models import (
     STAGE_ANALYZED,
     STAGE_ENDED,
+    STAGE_PLACED,
     STAGE_STARTED,
     Attempt,
     CallFields,
@@ -35,6 +36,9 @@ EVENT_EFFECTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "call_ended": (STAGE_ENDED, ("card",)),
     "call_analyzed": (STAGE_ANALYZED, ("card", "summary")),
 }
+POLL_BASE_SECONDS = 15.0
+POLL_MAX_SECONDS = 300.0
+POLL_GIVE_UP_SECONDS = 6 * 3600
 _DEFAULT_STATUS = {"call_started": "ongoing", "call_ended": "ended", "call_analyzed": "ended"}
 
 
@@ -45,6 +49,32 @@ class AgentLookupError(Exception):
 class CallFailed(Exception):
     """Retell did not place the call; `str()` is the answer for the person who asked."""
 
+    def __init__(self, message: str, row_id: int = 0) -> None:
+        super().__init__(message)
+        self.row_id = row_id  # the recorded attempt, so "Call again" can retry it
+
+
+class NotAllowed(Exception):
+    """The person may not do this to this call; `str()` says why."""
+
+
+def implied_events(call: RetellCall) -> list[str]:
+    """The webhook events a call object read from Retell stands for (oldest first)."""
+    status = call.call_status or ""
+    events: list[str] = []
+    if status == "ongoing" or (status == "ended" and call.start_timestamp):
+        events.append("call_started")
+    if status in ("ended", "not_connected", "error"):
+        events.append("call_ended")
+        analysis = call.call_analysis
+        if analysis is not None and (
+            analysis.call_summary is not None
+            or analysis.user_sentiment is not None
+            or analysis.call_successful is not None
+        ):
+            events.append("call_analyzed")
+    return events
+
 
 @dataclass(frozen=True)
 class SlackRoute:
@@ -54,6 +84,7 @@ class SlackRoute:
     channel_id: str | None
     user_id: str | None
     message_ts: str | None = None
+    thread_ts: str | None = None
 
     def metadata(self) -> dict[str, str]:
         data = {
@@ -62,6 +93,7 @@ class SlackRoute:
             "slack_channel_id": self.channel_id,
             "slack_user_id": self.user_id,
             "slack_message_ts": self.message_ts,
+            "slack_thread_ts": self.thread_ts,
         }
         return {k: v for k, v in data.items() if v}
 
@@ -109,6 +141,7 @@ def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | 
         channel_id=_meta(meta, "slack_channel_id"),
         user_id=_meta(meta, "slack_user_id"),
         message_ts=_meta(meta, "slack_message_ts"),
+        thread_ts=_meta(meta, "slack_thread_ts"),
         from_number=call.from_number,
         to_number=call.to_number,
         agent_id=call.agent_id,
@@ -144,15 +177,32 @@ class CallService:
         from_number: str,
         default_agent_id: str | None = None,
         agents_ttl: float = 60.0,
+        poll_after: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.retell = retell
         self.from_number = from_number
         self.default_agent_id = default_agent_id
+        self.poll_after = poll_after
         self._agents_ttl = agents_ttl
         self._clock = clock
         self._agents: tuple[float, list[Agent]] | None = None
+        self._numbers: tuple[float, list[CallerNumber]] | None = None
+
+    # -- what Retell offers ------------------------------------------------------------------
+
+    def cached_choices(self) -> tuple[list[Agent], list[CallerNumber]] | None:
+        """Agents and numbers if both are fresh in the cache (so a modal can open at once)."""
+        now = self._clock()
+        if (
+            self._agents is None
+            or self._numbers is None
+            or now - self._agents[0] > self._agents_ttl
+            or now - self._numbers[0] > self._agents_ttl
+        ):
+            return None
+        return self._agents[1], self._numbers[1]
 
     async def agents(self) -> list[Agent]:
         """Retell's agents, cached briefly: every `/call` with a name would list them."""
@@ -160,6 +210,12 @@ class CallService:
         if self._agents is None or now - self._agents[0] > self._agents_ttl:
             self._agents = (now, await self.retell.list_agents())
         return self._agents[1]
+
+    async def caller_numbers(self) -> list[CallerNumber]:
+        now = self._clock()
+        if self._numbers is None or now - self._numbers[0] > self._agents_ttl:
+            self._numbers = (now, await self.retell.list_phone_numbers())
+        return self._numbers[1]
 
     async def resolve_agent(self, wanted: str | None) -> Agent | None:
         """The agent to use; None means the agent bound to the caller number."""
@@ -182,8 +238,17 @@ class CallService:
             return known or Agent(agent_id=wanted, agent_name=None)
         return match_agent(agents, wanted)
 
+    # -- placing and controlling calls -------------------------------------------------------
+
     async def place_call(
-        self, command: CallCommand, agent: Agent | None, route: SlackRoute, request_key: str
+        self,
+        command: CallCommand,
+        agent: Agent | None,
+        route: SlackRoute,
+        request_key: str,
+        *,
+        from_number: str | None = None,
+        note: str | None = None,
     ) -> CallRecord:
         """Ask Retell for the call and record it; on failure record why and raise CallFailed."""
         attempt = Attempt(
@@ -191,16 +256,18 @@ class CallService:
             channel_id=route.channel_id,
             user_id=route.user_id,
             message_ts=route.message_ts,
-            from_number=self.from_number,
+            thread_ts=route.thread_ts,
+            from_number=from_number or self.from_number,
             to_number=command.phone.e164,
             agent_id=agent.agent_id if agent else None,
             agent_name=agent.agent_name if agent else None,
             variables=command.variables,
+            note=note,
         )
         started = time.perf_counter()
         try:
             call = await self.retell.create_phone_call(
-                from_number=self.from_number,
+                from_number=attempt.from_number,
                 to_number=command.phone.e164,
                 agent_id=attempt.agent_id,
                 variables=command.variables,
@@ -208,12 +275,12 @@ class CallService:
                 idempotency_key=request_key,
             )
         except RetellError as exc:
-            await self.store.record_failed_attempt(attempt, exc.describe())
+            row_id = await self.store.record_failed_attempt(attempt, exc.describe())
             log.warning(
                 "call refused to=%s kind=%s status=%s reason=%s",
                 mask_phone(command.phone.e164), exc.kind, exc.status, exc.reason,
             )
-            raise CallFailed(exc.describe()) from None
+            raise CallFailed(exc.describe(), row_id) from None
         log.info(
             "call placed call_id=%s to=%s agent=%s in %.0f ms",
             call.call_id, mask_phone(command.phone.e164), call.agent_id,
@@ -225,11 +292,57 @@ class CallService:
             agent_name=call.agent_name or attempt.agent_name,
         )
         await self.store.save_placed_call(
-            placed, call.call_id, call.call_status or "registered", call.model_dump_json()
+            placed, call.call_id, call.call_status or "registered", call.model_dump_json(),
+            poll_at=time.time() + self.poll_after,
         )
         record = await self.store.get_call(call.call_id)
         assert record is not None
         return record
+
+    async def find(self, ref: str) -> CallRecord | None:
+        """A call by Retell id, or an attempt Retell refused by `#<row id>` (button values)."""
+        if ref.startswith("#") and ref[1:].isdigit():
+            return await self.store.get_call_by_row(int(ref[1:]))
+        return await self.store.get_call(ref)
+
+    async def hang_up(self, call_id: str, user_id: str) -> CallRecord:
+        """Stop a live call the user placed; raises NotAllowed or CallFailed with the reason."""
+        call = await self.store.get_call(call_id)
+        if call is None:
+            raise NotAllowed("I have no record of this call.")
+        if call.user_id and call.user_id != user_id:
+            raise NotAllowed(f"Only <@{call.user_id}> can hang up this call.")
+        if not call.live:
+            raise NotAllowed("This call has already ended.")
+        try:
+            await self.retell.stop_call(call_id)
+        except RetellError as exc:
+            if exc.status == 404:
+                raise NotAllowed("Retell no longer knows this call.") from None
+            raise CallFailed(exc.describe("to hang up")) from None
+        log.info("call hung up call_id=%s by=%s", call_id, user_id)
+        return await self.refresh(call_id)
+
+    async def refresh(self, call_id: str) -> CallRecord:
+        """Read the call from Retell, store what changed and queue a card update."""
+        try:
+            found = await self.retell.get_call(call_id)
+        except RetellError as exc:
+            raise CallFailed(exc.describe("to read the call")) from None
+        await self._record_call(found, source="poll", always=("card",))
+        record = await self.store.get_call(call_id)
+        assert record is not None
+        return record
+
+    async def request_transcript(self, call_id: str) -> bool:
+        """Queue the transcript for the card's thread; False if it was queued before."""
+        return await self.store.enqueue_once(call_id, "transcript")
+
+    async def claim(self, key: str, window: float | None = None) -> bool:
+        """True the first time `key` is seen (within `window` s): makes repeats harmless."""
+        return await self.store.claim(key, time.time(), window)
+
+    # -- what Retell reports -----------------------------------------------------------------
 
     async def record_webhook(self, body: WebhookBody, raw: str) -> str:
         """Store one webhook; returns `stored`, `duplicate` or `ignored`."""
@@ -237,9 +350,61 @@ class CallService:
         if fields is None:
             return "ignored"
         _, effects = EVENT_EFFECTS[body.event]
-        stored = await self.store.record_webhook(body.event, fields, effects)
-        return "stored" if stored else "duplicate"
+        new = await self.store.record_events(
+            [(body.event, effects)], fields, poll_at=time.time() + self.poll_after
+        )
+        return "stored" if new else "duplicate"
+
+    async def _record_call(
+        self, call: RetellCall, *, source: str, always: tuple[str, ...] = ()
+    ) -> list[str]:
+        events = implied_events(call)
+        if not events and not always:
+            return []
+        fields = fields_from_webhook(events[-1] if events else "call_started", call,
+                                     call.model_dump_json())
+        assert fields is not None
+        if not events:  # still dialing: nothing happened, so the stage stays where it was
+            fields = replace(fields, stage=STAGE_PLACED, status=call.call_status or fields.status)
+        return await self.store.record_events(
+            [(e, EVENT_EFFECTS[e][1]) for e in events], fields, source=source, always=always
+        )
+
+    async def poll_due(self, limit: int = 20) -> int:
+        """Poll Retell for calls whose webhooks are late; returns how many were polled."""
+        now = time.time()
+        due = await self.store.calls_due_for_poll(now, limit)
+        for call in due:
+            assert call.call_id is not None
+            next_at: float | None = now + self.poll_delay(call.poll_attempts)
+            try:
+                found = await self.retell.get_call(call.call_id)
+            except RetellError as exc:
+                log.warning("poll failed call_id=%s: %s", call.call_id, exc)
+            else:
+                new = await self._record_call(found, source="poll")
+                if new:
+                    log.info("poll call_id=%s found %s", call.call_id, ",".join(new))
+            if now - call.created_at > POLL_GIVE_UP_SECONDS:
+                log.warning("poll gave up call_id=%s: no outcome after %d h", call.call_id,
+                            POLL_GIVE_UP_SECONDS // 3600)
+                next_at = None
+            await self.store.schedule_poll(call.call_id, next_at)
+        return len(due)
+
+    def poll_delay(self, attempts: int) -> float:
+        """Backoff between polls of one call: quick at first, then every few minutes."""
+        base = min(self.poll_after, POLL_BASE_SECONDS)
+        return float(min(POLL_MAX_SECONDS, base * 2 ** min(attempts, 16)))
+
+    # -- history -----------------------------------------------------------------------------
 
     async def stats(self, period: StatsPeriod) -> CallStats:
         since = period.since.timestamp() if period.since else None
         return await self.store.stats(since)
+
+    async def stats_since(self, since: float | None) -> CallStats:
+        return await self.store.stats(since)
+
+    async def recent_calls(self, user_id: str, limit: int = 10) -> list[CallRecord]:
+        return await self.store.recent_calls(user_id, limit)

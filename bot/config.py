@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -29,8 +30,11 @@ class Settings(BaseSettings):
     )
 
     slack_bot_token: str = Field(alias="SLACK_BOT_TOKEN", min_length=1)
-    slack_signing_secret: str = Field(alias="SLACK_SIGNING_SECRET", min_length=1)
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    # Not needed in Socket Mode (SLACK_APP_TOKEN), where Slack never calls our URL.
+    slack_signing_secret: str | None = Field(
+        default=None, alias="SLACK_SIGNING_SECRET", validate_default=True
+    )
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
 
     retell_api_key: str = Field(alias="RETELL_API_KEY", min_length=1)
@@ -49,9 +53,14 @@ class Settings(BaseSettings):
     default_region: str = Field(default="US", alias="CALLBOT_DEFAULT_REGION")
     notify_channel: str | None = Field(default=None, alias="CALLBOT_NOTIFY_CHANNEL")
     show_full_numbers: bool = Field(default=False, alias="CALLBOT_SHOW_FULL_NUMBERS")
+    poll_after_seconds: float = Field(default=120.0, gt=0, le=86400,
+                                      alias="CALLBOT_POLL_AFTER_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
-    @field_validator("retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel")
+    @field_validator(
+        "retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel",
+        "slack_signing_secret",
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -99,6 +108,20 @@ class Settings(BaseSettings):
         value = value.strip().upper()
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _secret_unless_socket_mode(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not info.data.get("slack_app_token"):
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
         return value
 
     @property

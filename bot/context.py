@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.calls import CallService
 from bot.config import Settings
+from bot.home import HomePublisher
 from bot.outbox import OutboxWorker
 from storage.base import Store
 
@@ -16,3 +17,4 @@ class AppContext:
     store: Store
     calls: CallService
     outbox: OutboxWorker
+    home: HomePublisher

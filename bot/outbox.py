@@ -11,12 +11,13 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import analysis_reply, call_card
+from bot.blocks import TextFile, analysis_reply, call_card, transcript_post
 from storage.base import Store
 from storage.models import CallRecord, OutboxItem
 
@@ -56,6 +57,7 @@ class OutboxWorker:
         show_full_numbers: bool = False,
         max_backoff: float = 300.0,
         max_attempts: int = 12,
+        on_card: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -63,6 +65,7 @@ class OutboxWorker:
         self.show_full_numbers = show_full_numbers
         self.max_backoff = max_backoff
         self.max_attempts = max_attempts
+        self.on_card = on_card  # told the user id whose call changed (App Home refresh)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -159,11 +162,28 @@ class OutboxWorker:
             log.info("card updated call_id=%s status=%s", item.call_id, call.status)
         if item.kind == "summary":
             await self._post_summary(channel, call)
+        elif item.kind == "transcript":
+            await self._post_transcript(channel, call)
+        if call.user_id and self.on_card is not None:
+            self.on_card(call.user_id)
 
     async def _post_summary(self, channel: str, call: CallRecord) -> None:
         reply = analysis_reply(call)
-        await self._post(channel, reply.text, reply.blocks, thread_ts=call.message_ts)
+        await self._post(channel, reply.text, reply.blocks, thread_ts=_thread(call))
         log.info("summary posted call_id=%s channel=%s", call.call_id, channel)
+
+    async def _post_transcript(self, channel: str, call: CallRecord) -> None:
+        post = transcript_post(call, show_full_numbers=self.show_full_numbers)
+        if isinstance(post, TextFile):
+            await self._call(
+                "files_upload_v2", channel=channel, thread_ts=_thread(call),
+                content=post.content, filename=post.filename, title=post.title,
+                initial_comment=post.comment,
+            )
+        else:
+            await self._post(channel, post.text, post.blocks, thread_ts=_thread(call))
+        log.info("transcript posted call_id=%s channel=%s as %s", call.call_id, channel,
+                 "file" if isinstance(post, TextFile) else "message")
 
     async def _post(
         self, channel: str, text: str, blocks: list[dict[str, object]], thread_ts: str | None = None
@@ -183,6 +203,11 @@ class OutboxWorker:
                 raise Permanent(f"{method}: {error}") from None
             raise
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _thread(call: CallRecord) -> str | None:
+    """Replies go under the card, or under its parent when the card is itself a reply."""
+    return call.thread_ts or call.message_ts
 
 
 def _transient_reason(exc: BaseException) -> tuple[str, float | None]:

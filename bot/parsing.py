@@ -106,3 +106,104 @@ def parse_stats_period(text: str, now: datetime | None = None) -> StatsPeriod:
     if key == "all":
         return StatsPeriod("all", "all time", None)
     raise CommandError(f"`{text.strip()}` is not a period I know.")
+
+
+# -- the modal ----------------------------------------------------------------------------
+
+
+class ModalError(ValueError):
+    """Inline errors for a submitted modal, by block id (Slack shows each under its field)."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ModalRequest:
+    command: CallCommand
+    agent_id: str | None
+    from_number: str | None
+    note: str | None
+    channel_id: str | None
+
+
+def parse_variable_lines(text: str) -> dict[str, str]:
+    """`name=value` per line; blank lines are skipped and values keep their spaces."""
+    variables: dict[str, str] = {}
+    for line in _normalise_lines(text):
+        match = _VARIABLE.match(line)
+        if not match:
+            name = line.split("=", 1)[0].strip()
+            if "=" not in line:
+                raise CommandError(f"`{line[:40]}` is not `name=value`.")
+            raise CommandError(
+                f"`{name[:40]}` is not a valid variable name: use letters, digits and `_`."
+            )
+        name, value = match.group(1), match.group(2).strip()
+        if name in variables:
+            raise CommandError(f"`{name}` is given twice.")
+        if len(value) > MAX_VALUE_LENGTH:
+            raise CommandError(f"`{name}` is longer than {MAX_VALUE_LENGTH} characters.")
+        variables[name] = value
+    if len(variables) > MAX_VARIABLES:
+        raise CommandError(f"At most {MAX_VARIABLES} variables per call.")
+    return variables
+
+
+def _normalise_lines(text: str) -> list[str]:
+    lines = (line.strip() for line in text.translate(_SMART_QUOTES).splitlines())
+    return [line for line in lines if line]
+
+
+def parse_modal_values(
+    values: dict[str, dict[str, dict[str, object]]],
+    default_region: str = "US",
+    *,
+    no_agent: str = "-",
+) -> ModalRequest:
+    """Read a submitted call modal's `view.state.values`; all field errors at once."""
+
+    def field(block: str) -> dict[str, object]:
+        inner = values.get(block) or {}
+        first = next(iter(inner.values()), None)
+        return first if isinstance(first, dict) else {}
+
+    def text(block: str) -> str:
+        value = field(block).get("value")
+        return value.strip() if isinstance(value, str) else ""
+
+    def selected(block: str) -> str | None:
+        option = field(block).get("selected_option")
+        value = option.get("value") if isinstance(option, dict) else None
+        return value if isinstance(value, str) and value else None
+
+    errors: dict[str, str] = {}
+    phone: PhoneNumber | None = None
+    number = _normalise(text("number"))
+    if not number:
+        errors["number"] = "Enter the number to call."
+    else:
+        try:
+            phone = parse_phone(number, default_region)
+        except PhoneNumberError as exc:
+            errors["number"] = str(exc).capitalize() + "."
+    variables: dict[str, str] = {}
+    try:
+        variables = parse_variable_lines(text("variables"))
+    except CommandError as exc:
+        errors["variables"] = str(exc)
+    channel = field("channel").get("selected_conversation")
+    if not isinstance(channel, str) or not channel:
+        errors["channel"] = "Choose where the call card goes."
+        channel = None
+    if errors or phone is None:
+        raise ModalError(errors)
+    agent = selected("agent")
+    return ModalRequest(
+        command=CallCommand(phone=phone, agent=None, variables=variables),
+        agent_id=None if agent in (None, no_agent) else agent,
+        from_number=selected("caller"),
+        note=text("note")[:200] or None,
+        channel_id=channel,
+    )

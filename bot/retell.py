@@ -7,6 +7,7 @@ handlers never have to interpret HTTP themselves.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,15 @@ class Agent:
     agent_id: str
     agent_name: str | None
     version: int = 0
+
+
+@dataclass(frozen=True)
+class CallerNumber:
+    """One of the account's numbers, for the caller-ID choice."""
+
+    phone_number: str
+    nickname: str | None = None
+    outbound_agent_id: str | None = None
 
 
 # -- the call object, as webhooks and get-call carry it ------------------------------------
@@ -139,28 +149,53 @@ class RetellClient:
         data = await self._request("GET", f"/v2/get-call/{call_id}")
         return RetellCall.model_validate(data)
 
+    async def stop_call(self, call_id: str) -> None:
+        """Hang up a live call; Retell then ends it with `manual_stopped`."""
+        await self._request("POST", f"/v2/stop-call/{call_id}")
+
+    async def list_phone_numbers(self) -> list[CallerNumber]:
+        numbers: list[CallerNumber] = []
+        async for item in self._pages("GET", "/v2/list-phone-numbers"):
+            if isinstance(item.get("phone_number"), str):
+                numbers.append(
+                    CallerNumber(
+                        phone_number=item["phone_number"],
+                        nickname=item.get("nickname"),
+                        outbound_agent_id=item.get("outbound_agent_id"),
+                    )
+                )
+        return numbers
+
     async def list_agents(self) -> list[Agent]:
         """All agents, one entry per agent id (the highest version's name wins)."""
         agents: dict[str, Agent] = {}
+        async for item in self._pages("POST", "/v2/list-agents", json={}):
+            if not item.get("agent_id"):
+                continue
+            agent = Agent(
+                agent_id=str(item["agent_id"]),
+                agent_name=item.get("agent_name"),
+                version=int(item.get("version") or 0),
+            )
+            known = agents.get(agent.agent_id)
+            if known is None or agent.version >= known.version:
+                agents[agent.agent_id] = agent
+        return list(agents.values())
+
+    async def _pages(
+        self, method: str, path: str, **kwargs: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Items of a paginated list (older bare-list answers are accepted too)."""
         params: dict[str, Any] = {"limit": 1000}
         for _ in range(100):  # a hard stop against a server that never ends pagination
-            data = await self._request("POST", "/v2/list-agents", params=params, json={})
+            data = await self._request(method, path, params=params, **kwargs)
             items = data.get("items", []) if isinstance(data, dict) else data
             for item in items or []:
-                if not isinstance(item, dict) or not item.get("agent_id"):
-                    continue
-                agent = Agent(
-                    agent_id=str(item["agent_id"]),
-                    agent_name=item.get("agent_name"),
-                    version=int(item.get("version") or 0),
-                )
-                known = agents.get(agent.agent_id)
-                if known is None or agent.version >= known.version:
-                    agents[agent.agent_id] = agent
+                if isinstance(item, dict):
+                    yield item
             if not (isinstance(data, dict) and data.get("has_more") and data.get("pagination_key")):
-                break
+                return
             params = {"limit": 1000, "pagination_key": data["pagination_key"]}
-        return list(agents.values())
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

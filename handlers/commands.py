@@ -1,23 +1,21 @@
-"""Slash commands: `/call` and `/callstats`. Thin: parse, ack, hand over to the service."""
+"""Slash commands: `/call` (text, or a modal when empty) and `/callstats`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import call_card, not_in_channel_text, stats_message
-from bot.calls import AgentLookupError, CallFailed, SlackRoute, idempotency_key
+from bot.blocks import stats_message
+from bot.calls import SlackRoute
 from bot.context import AppContext
 from bot.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text, parse_stats_period
-from bot.phones import mask_phone
-from storage.models import CallRecord
+from handlers.placing import Placement, place_from_slack
+from handlers.views import open_call_modal
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +27,12 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     async def call_command(
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
+        if not command.get("text", "").strip():
+            await ack()
+            # The trigger id expires 3 s after Slack sent it: open before anything slow.
+            await open_call_modal(ctx, client, str(command.get("trigger_id", "")),
+                                  command.get("channel_id"))
+            return
         try:
             request = parse_call_text(command.get("text", ""), ctx.settings.default_region)
         except CommandError as exc:
@@ -36,51 +40,19 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await ack(text=f":warning: {exc}\n{CALL_USAGE}")
             return
         await ack()
+
+        async def tell(text: str) -> None:
+            await respond(text=text, response_type="ephemeral")
+
         route = SlackRoute(
             team_id=command.get("team_id"),
             channel_id=command.get("channel_id"),
             user_id=command.get("user_id"),
         )
-        log.info("/call user=%s channel=%s to=%s", route.user_id, route.channel_id,
-                 mask_phone(request.phone.e164))
-        try:
-            agent = await ctx.calls.resolve_agent(request.agent)
-        except AgentLookupError as exc:
-            await respond(text=f":warning: {exc}", response_type="ephemeral")
-            return
-
-        pending = CallRecord(
-            id=0, call_id=None, direction="outbound", status="placing", stage=0,
-            created_at=time.time(), updated_at=time.time(), user_id=route.user_id,
-            to_number=request.phone.e164,
-            agent_id=agent.agent_id if agent else None,
-            agent_name=agent.agent_name if agent else None,
-        )
-        card = call_card(pending, show_full_numbers=ctx.settings.show_full_numbers)
-        try:
-            posted = await client.chat_postMessage(
-                channel=route.channel_id or "", text=card.text, blocks=card.blocks
-            )
-        except SlackApiError as exc:
-            error = str(exc.response.get("error", "unknown_error"))
-            log.warning("/call card not posted channel=%s error=%s", route.channel_id, error)
-            await respond(text=not_in_channel_text(route.channel_id or "", error),
-                          response_type="ephemeral")
-            return
-        route = SlackRoute(route.team_id, route.channel_id, route.user_id, str(posted["ts"]))
         # trigger_id is unique per invocation, so Slack's retry of it maps to the same key.
-        trigger = str(command.get("trigger_id") or route.message_ts)
-        key = idempotency_key(route.team_id or "", trigger)
-        try:
-            await ctx.calls.place_call(request, agent, route, key)
-        except CallFailed as exc:
-            failed = replace(pending, status="failed", error=str(exc))
-            card = call_card(failed, show_full_numbers=ctx.settings.show_full_numbers)
-            await client.chat_update(channel=route.channel_id or "", ts=route.message_ts or "",
-                                     text=card.text, blocks=card.blocks)
-            await respond(text=f":x: {exc}", response_type="ephemeral")
-            return
-        ctx.outbox.wake()
+        trigger = str(command.get("trigger_id") or "")
+        placement = Placement(request, route, ("command", trigger), source="/call")
+        await place_from_slack(ctx, client, placement, tell)
 
     async def callstats_command(
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond

@@ -1,27 +1,100 @@
-"""Events API listeners. A mention gets a short how-to in its thread."""
+"""Events API listeners: `call ...` in messages, mentions and DMs, and the App Home tab.
+
+Slack retries an event it thinks was not received, and a mention in a channel the bot is in
+arrives twice (as `app_mention` and as `message`); one claim per message makes both safe.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calls import SlackRoute
 from bot.context import AppContext
-from bot.parsing import CALL_USAGE, STATS_USAGE
+from bot.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text
+from handlers.placing import Placement, place_from_slack, tell_in_thread
 
 log = logging.getLogger(__name__)
 
+_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*")
+# `call` then something that starts like a number: "call me later" is conversation, not a call.
+_CALL = re.compile(r"^\s*call\s+(?=[+(\d<]|tel:)(.*)$", re.IGNORECASE | re.DOTALL)
+MESSAGE_USAGE = (
+    "To place a call, write `call <number> [agent] [name=value ...]`, "
+    "e.g. `call +1 415 555 0123 \"Sales Follow-up\" customer_name=Ann`.\n"
+    f"{CALL_USAGE}\n{STATS_USAGE}"
+)
+
+
+def call_text(text: str, *, mentioned: bool) -> str | None:
+    """What follows `call` in a message (after the bot's mention, if any), else None."""
+    if mentioned:
+        text = _MENTION.sub("", text, count=1)
+    match = _CALL.match(text)
+    return match.group(1) if match else None
+
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
-    async def app_mention(event: dict[str, Any], client: AsyncWebClient) -> None:
-        # Bolt has already acked; Slack's retries of the same event would only repeat help.
-        log.info("app_mention channel=%s user=%s", event.get("channel"), event.get("user"))
-        await client.chat_postMessage(
-            channel=event["channel"],
-            thread_ts=event.get("thread_ts") or event["ts"],
-            text=f"I place AI phone calls through Retell.\n{CALL_USAGE}\n{STATS_USAGE}",
-        )
+    async def on_message(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+        context: AsyncBoltContext, mentioned: bool,
+    ) -> None:
+        # Edits, deletions, joins and bot posts carry a subtype or a bot id: never a call.
+        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+            return
+        if event.get("user") == context.bot_user_id:
+            return
+        channel, ts, user = str(event["channel"]), str(event["ts"]), str(event["user"])
+        direct = event.get("channel_type") == "im"
+        text = call_text(str(event.get("text") or ""), mentioned=mentioned)
+        if text is None and not (mentioned or direct):
+            return
+        if not await ctx.calls.claim(f"message:{channel}:{ts}"):
+            log.info("message channel=%s ts=%s already handled", channel, ts)
+            return
+        thread = str(event.get("thread_ts") or ts)
+        tell = tell_in_thread(client, channel, user, thread)
+        if text is None:
+            await client.chat_postMessage(channel=channel, thread_ts=thread, text=MESSAGE_USAGE)
+            return
+        try:
+            request = parse_call_text(text, ctx.settings.default_region)
+        except CommandError as exc:
+            log.info("message call refused user=%s: %s", user, type(exc).__name__)
+            await tell(f":warning: {exc}\n{MESSAGE_USAGE}")
+            return
+        route = SlackRoute(team_id=body.get("team_id"), channel_id=channel, user_id=user,
+                           thread_ts=thread)
+        placement = Placement(request, route, ("message", channel, ts),
+                              source="mention" if mentioned else "message")
+        await place_from_slack(ctx, client, placement, tell)
 
+    async def message(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        await on_message(event, body, client, context, mentioned=_mentions_bot(event, context))
+
+    async def app_mention(
+        event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient,
+        context: AsyncBoltContext,
+    ) -> None:
+        await on_message(event, body, client, context, mentioned=True)
+
+    async def app_home_opened(event: dict[str, Any]) -> None:
+        if event.get("tab") == "home" and event.get("user"):
+            await ctx.home.publish(str(event["user"]))
+
+    app.event("message")(message)
     app.event("app_mention")(app_mention)
+    app.event("app_home_opened")(app_home_opened)
+
+
+def _mentions_bot(event: dict[str, Any], context: AsyncBoltContext) -> bool:
+    """A `message` that starts with the bot's mention is the same request as its app_mention."""
+    text = str(event.get("text") or "")
+    return bool(context.bot_user_id) and text.lstrip().startswith(f"<@{context.bot_user_id}")

@@ -19,22 +19,48 @@ class Store(Protocol):
     async def record_failed_attempt(self, attempt: Attempt, error: str) -> int: ...
 
     async def save_placed_call(
-        self, attempt: Attempt, call_id: str, status: str, raw_payload: str | None
+        self,
+        attempt: Attempt,
+        call_id: str,
+        status: str,
+        raw_payload: str | None,
+        poll_at: float | None = None,
     ) -> None:
         """Record a call Retell accepted (and queue a card update), without undoing
         webhooks that raced ahead of Retell's answer."""
 
-    async def record_webhook(
-        self, event: str, fields: CallFields, outbox_kinds: Sequence[str]
-    ) -> bool:
-        """Store the event, merge it into the call and queue Slack work, atomically.
+    async def record_events(
+        self,
+        events: Sequence[tuple[str, Sequence[str]]],
+        fields: CallFields,
+        *,
+        source: str = "webhook",
+        poll_at: float | None = None,
+        always: Sequence[str] = (),
+    ) -> list[str]:
+        """Store events (each with the Slack work it causes) and merge them into the call,
+        atomically; returns the events that were new.
 
-        Returns False (and changes nothing) when (call id, event) was already recorded.
+        An (call id, event) already recorded changes nothing, except that a webhook for an
+        event first seen by polling merges its fuller data. `always` is queued regardless.
         """
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
 
+    async def get_call_by_row(self, row_id: int) -> CallRecord | None: ...
+
+    async def recent_calls(self, user_id: str, limit: int) -> list[CallRecord]:
+        """The user's latest calls and attempts, without transcripts."""
+
     async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None: ...
+
+    async def calls_due_for_poll(self, now: float, limit: int) -> list[CallRecord]: ...
+
+    async def schedule_poll(self, call_id: str, next_poll_at: float | None) -> None: ...
+
+    async def claim(self, key: str, now: float, window: float | None = None) -> bool: ...
+
+    async def enqueue_once(self, call_id: str, kind: str) -> bool: ...
 
     async def due_outbox(self, now: float, limit: int) -> list[OutboxItem]: ...
 

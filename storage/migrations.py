@@ -65,4 +65,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX outbox_pending ON outbox (next_attempt_at, id) WHERE done_at IS NULL;
     """,
+    # 2: what interactive Slack needs: notes, the timeline, polling, and claims that make
+    # buttons and retried events safe to repeat.
+    """
+    ALTER TABLE calls ADD COLUMN note TEXT;
+    ALTER TABLE calls ADD COLUMN thread_ts TEXT;          -- set when the card is a reply
+    ALTER TABLE calls ADD COLUMN analyzed_at REAL;
+    ALTER TABLE calls ADD COLUMN next_poll_at REAL;       -- NULL: no poll needed
+    ALTER TABLE calls ADD COLUMN poll_attempts INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX calls_poll ON calls (next_poll_at) WHERE next_poll_at IS NOT NULL;
+    CREATE INDEX calls_user ON calls (user_id, created_at);
+    CREATE INDEX outbox_call ON outbox (call_id, kind);
+
+    -- 'poll' when the event was inferred from get-call; the real webhook may still come.
+    ALTER TABLE webhook_events ADD COLUMN source TEXT NOT NULL DEFAULT 'webhook';
+
+    -- One row per thing that must happen once: a Slack event, a button press, a transcript.
+    CREATE TABLE claims (
+        key        TEXT PRIMARY KEY,
+        claimed_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]

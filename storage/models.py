@@ -24,6 +24,7 @@ class CallRecord:
     channel_id: str | None = None
     user_id: str | None = None
     message_ts: str | None = None
+    thread_ts: str | None = None
     from_number: str | None = None
     to_number: str | None = None
     agent_id: str | None = None
@@ -42,10 +43,22 @@ class CallRecord:
     transcript: str | None = None
     recording_url: str | None = None
     public_log_url: str | None = None
+    note: str | None = None
+    analyzed_at: float | None = None
+    poll_attempts: int = 0
 
     @property
     def analyzed(self) -> bool:
         return self.stage >= STAGE_ANALYZED
+
+    @property
+    def live(self) -> bool:
+        """Still on the line (or dialing), so it can be hung up."""
+        return (
+            self.call_id is not None
+            and self.stage < STAGE_ENDED
+            and self.status in ("registered", "ongoing")
+        )
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class CallFields:
     channel_id: str | None = None
     user_id: str | None = None
     message_ts: str | None = None
+    thread_ts: str | None = None
     from_number: str | None = None
     to_number: str | None = None
     agent_id: str | None = None
@@ -77,6 +91,7 @@ class CallFields:
     transcript: str | None = None
     recording_url: str | None = None
     public_log_url: str | None = None
+    note: str | None = None
     raw_payload: str | None = None
 
 
@@ -119,3 +134,5 @@ class Attempt:
     agent_id: str | None
     agent_name: str | None
     variables: dict[str, str]
+    note: str | None = None
+    thread_ts: str | None = None

@@ -16,6 +16,7 @@ import aiosqlite
 
 from storage.migrations import MIGRATIONS
 from storage.models import (
+    STAGE_ANALYZED,
     Attempt,
     CallFields,
     CallRecord,
@@ -45,24 +46,36 @@ _DATA_COLUMNS = (
     "transcript",
     "recording_url",
     "public_log_url",
+    "note",
 )
-_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts")
+_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts", "thread_ts")
 _RECORD_FIELDS = {f.name for f in dc_fields(CallRecord)}
 
 _UPSERT_CALL = f"""
-INSERT INTO calls (call_id, status, stage, created_at, updated_at, raw_payload,
-                   {", ".join(_ROUTING_COLUMNS + _DATA_COLUMNS)})
+INSERT INTO calls (call_id, status, stage, created_at, updated_at, raw_payload, analyzed_at,
+                   next_poll_at, {", ".join(_ROUTING_COLUMNS + _DATA_COLUMNS)})
 VALUES (:call_id, :status, :stage, :now, :now, :raw_payload,
+        CASE WHEN :stage >= {STAGE_ANALYZED} THEN :now END,
+        CASE WHEN :stage < {STAGE_ANALYZED} THEN :poll_at END,
         {", ".join(":" + c for c in _ROUTING_COLUMNS + _DATA_COLUMNS)})
 ON CONFLICT (call_id) DO UPDATE SET
     status = CASE WHEN excluded.stage >= calls.stage THEN excluded.status ELSE calls.status END,
     raw_payload = CASE WHEN excluded.stage >= calls.stage AND excluded.raw_payload IS NOT NULL
                        THEN excluded.raw_payload ELSE calls.raw_payload END,
     stage = max(calls.stage, excluded.stage),
+    analyzed_at = coalesce(calls.analyzed_at, excluded.analyzed_at),
+    next_poll_at = CASE WHEN max(calls.stage, excluded.stage) >= {STAGE_ANALYZED} THEN NULL
+                        ELSE coalesce(excluded.next_poll_at, calls.next_poll_at) END,
     updated_at = excluded.updated_at,
     {", ".join(f"{c} = coalesce(calls.{c}, excluded.{c})" for c in _ROUTING_COLUMNS)},
     {", ".join(f"{c} = coalesce(excluded.{c}, calls.{c})" for c in _DATA_COLUMNS)}
 """
+# Everything but the large text columns: for lists, where transcripts would only cost memory.
+_LIGHT_COLUMNS = ", ".join(
+    c for c in ("id", "call_id", "direction", "status", "stage", "created_at", "updated_at",
+                "analyzed_at", *_ROUTING_COLUMNS, *_DATA_COLUMNS, "error")
+    if c not in ("transcript", "summary")
+)
 
 
 class SQLiteStore:
@@ -166,9 +179,9 @@ class SQLiteStore:
         async with self._transaction() as conn:
             cur = await conn.execute(
                 """INSERT INTO calls (status, stage, created_at, updated_at, error, team_id,
-                       channel_id, user_id, message_ts, from_number, to_number, agent_id,
-                       agent_name, variables)
-                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       channel_id, user_id, message_ts, thread_ts, from_number, to_number,
+                       agent_id, agent_name, variables, note)
+                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     now,
                     now,
@@ -177,17 +190,24 @@ class SQLiteStore:
                     attempt.channel_id,
                     attempt.user_id,
                     attempt.message_ts,
+                    attempt.thread_ts,
                     attempt.from_number,
                     attempt.to_number,
                     attempt.agent_id,
                     attempt.agent_name,
                     json.dumps(attempt.variables),
+                    attempt.note,
                 ),
             )
             return int(cur.lastrowid or 0)
 
     async def save_placed_call(
-        self, attempt: Attempt, call_id: str, status: str, raw_payload: str | None
+        self,
+        attempt: Attempt,
+        call_id: str,
+        status: str,
+        raw_payload: str | None,
+        poll_at: float | None = None,
     ) -> None:
         fields = CallFields(
             call_id=call_id,
@@ -197,39 +217,75 @@ class SQLiteStore:
             channel_id=attempt.channel_id,
             user_id=attempt.user_id,
             message_ts=attempt.message_ts,
+            thread_ts=attempt.thread_ts,
             from_number=attempt.from_number,
             to_number=attempt.to_number,
             agent_id=attempt.agent_id,
             agent_name=attempt.agent_name,
             variables=attempt.variables,
+            note=attempt.note,
             raw_payload=raw_payload,
         )
         now = time.time()
         async with self._transaction() as conn:
-            await conn.execute(_UPSERT_CALL, _upsert_params(fields, now))
+            await conn.execute(_UPSERT_CALL, _upsert_params(fields, now, poll_at))
             # The card is then updated by the outbox worker alone, so it never shows an
             # older state than a webhook that raced ahead of this answer.
             await _enqueue(conn, call_id, ("card",), now)
 
-    async def record_webhook(
-        self, event: str, fields: CallFields, outbox_kinds: Sequence[str]
-    ) -> bool:
+    async def record_events(
+        self,
+        events: Sequence[tuple[str, Sequence[str]]],
+        fields: CallFields,
+        *,
+        source: str = "webhook",
+        poll_at: float | None = None,
+        always: Sequence[str] = (),
+    ) -> list[str]:
         now = time.time()
+        new: list[str] = []
+        kinds: list[str] = []
+        merge = False
         async with self._transaction() as conn:
-            cur = await conn.execute(
-                "INSERT OR IGNORE INTO webhook_events (call_id, event, received_at) "
-                "VALUES (?, ?, ?)",
-                (fields.call_id, event, now),
-            )
-            if cur.rowcount == 0:
-                return False
-            await conn.execute(_UPSERT_CALL, _upsert_params(fields, now))
-            await _enqueue(conn, fields.call_id, outbox_kinds, now)
-            return True
+            for event, event_kinds in events:
+                cur = await conn.execute(
+                    "INSERT OR IGNORE INTO webhook_events (call_id, event, received_at, source) "
+                    "VALUES (?, ?, ?, ?)",
+                    (fields.call_id, event, now, source),
+                )
+                if cur.rowcount:
+                    new.append(event)
+                    kinds += [k for k in event_kinds if k not in kinds]
+                elif source == "webhook":
+                    # The real webhook after a poll saw the call: keep its fuller data.
+                    cur = await conn.execute(
+                        "UPDATE webhook_events SET source = 'webhook' "
+                        "WHERE call_id = ? AND event = ? AND source = 'poll'",
+                        (fields.call_id, event),
+                    )
+                    merge = merge or bool(cur.rowcount)
+            if new or merge or always:
+                await conn.execute(_UPSERT_CALL, _upsert_params(fields, now, poll_at))
+            kinds += [k for k in always if k not in kinds]
+            if kinds:
+                await _enqueue(conn, fields.call_id, kinds, now)
+        return new
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         rows = await self._read("SELECT * FROM calls WHERE call_id = ?", (call_id,))
         return _to_record(rows[0]) if rows else None
+
+    async def get_call_by_row(self, row_id: int) -> CallRecord | None:
+        rows = await self._read("SELECT * FROM calls WHERE id = ?", (row_id,))
+        return _to_record(rows[0]) if rows else None
+
+    async def recent_calls(self, user_id: str, limit: int) -> list[CallRecord]:
+        rows = await self._read(
+            f"SELECT {_LIGHT_COLUMNS} FROM calls WHERE user_id = ? "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (user_id, limit),
+        )
+        return [_to_record(r) for r in rows]
 
     async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None:
         async with self._transaction() as conn:
@@ -238,6 +294,51 @@ class SQLiteStore:
                 "WHERE call_id = ?",
                 (channel_id, message_ts, time.time(), call_id),
             )
+
+    # -- polling and claims ----------------------------------------------------------------
+
+    async def calls_due_for_poll(self, now: float, limit: int) -> list[CallRecord]:
+        rows = await self._read(
+            f"SELECT {_LIGHT_COLUMNS}, poll_attempts FROM calls INDEXED BY calls_poll "
+            "WHERE next_poll_at <= ? ORDER BY next_poll_at LIMIT ?",
+            (now, limit),
+        )
+        return [_to_record(r) for r in rows]
+
+    async def schedule_poll(self, call_id: str, next_poll_at: float | None) -> None:
+        """After a poll: when to look again (None: never), counting the attempt."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE calls SET next_poll_at = CASE WHEN stage >= ? THEN NULL ELSE ? END, "
+                "poll_attempts = poll_attempts + 1 WHERE call_id = ?",
+                (STAGE_ANALYZED, next_poll_at, call_id),
+            )
+
+    async def claim(self, key: str, now: float, window: float | None = None) -> bool:
+        """True for the first claim of `key` (or the first since `window` seconds passed)."""
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall("SELECT claimed_at FROM claims WHERE key = ?", (key,))
+            )
+            if rows and (window is None or now - float(rows[0][0]) < window):
+                return False
+            await conn.execute(
+                "INSERT OR REPLACE INTO claims (key, claimed_at) VALUES (?, ?)", (key, now)
+            )
+            return True
+
+    async def enqueue_once(self, call_id: str, kind: str) -> bool:
+        """Queue Slack work that must happen at most once per call (a transcript post)."""
+        async with self._transaction() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT 1 FROM outbox WHERE call_id = ? AND kind = ? LIMIT 1", (call_id, kind)
+                )
+            )
+            if rows:
+                return False
+            await _enqueue(conn, call_id, (kind,), time.time())
+            return True
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -358,13 +459,14 @@ async def _enqueue(
     )
 
 
-def _upsert_params(fields: CallFields, now: float) -> dict[str, Any]:
+def _upsert_params(fields: CallFields, now: float, poll_at: float | None) -> dict[str, Any]:
     params: dict[str, Any] = {
         "call_id": fields.call_id,
         "status": fields.status,
         "stage": fields.stage,
         "now": now,
         "raw_payload": fields.raw_payload,
+        "poll_at": poll_at,
     }
     for column in _ROUTING_COLUMNS + _DATA_COLUMNS:
         value = getattr(fields, column)

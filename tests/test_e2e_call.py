@@ -109,7 +109,6 @@ async def test_ambiguous_agent_is_refused(
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("", "Tell me which number"),
         ("12345", "not a valid phone number"),
         ("+1 415 555", "not a valid phone number"),
         ("call +14155550123", "is not a phone number"),

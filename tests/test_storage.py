@@ -52,9 +52,15 @@ async def test_refuses_a_database_from_a_newer_build(tmp_path: Path) -> None:
         await SQLiteStore(path).open()
 
 
+async def record_one(
+    store: SQLiteStore, event: str, fields: CallFields, kinds: list[str]
+) -> bool:
+    return bool(await store.record_events([(event, kinds)], fields))
+
+
 async def test_same_event_twice_is_recorded_once(store: SQLiteStore) -> None:
-    assert await store.record_webhook("call_ended", ended(), ["card"]) is True
-    assert await store.record_webhook("call_ended", ended(duration_ms=1), ["card"]) is False
+    assert await record_one(store, "call_ended", ended(), ["card"]) is True
+    assert await record_one(store, "call_ended", ended(duration_ms=1), ["card"]) is False
     record = await store.get_call("call_1")
     assert record is not None and record.duration_ms == 60_000
     assert len(await store.due_outbox(time.time() + 1, 10)) == 1
@@ -63,11 +69,11 @@ async def test_same_event_twice_is_recorded_once(store: SQLiteStore) -> None:
 async def test_out_of_order_events_end_in_the_right_state(store: SQLiteStore) -> None:
     analyzed = ended(stage=STAGE_ANALYZED, sentiment="Positive", successful=True,
                      summary="Booked.", raw_payload='{"event":"call_analyzed"}')
-    await store.record_webhook("call_analyzed", analyzed, ["card", "summary"])
-    await store.record_webhook("call_ended", ended(), ["card"])
+    await record_one(store, "call_analyzed", analyzed, ["card", "summary"])
+    await record_one(store, "call_ended", ended(), ["card"])
     started = CallFields(call_id="call_1", status="ongoing", stage=STAGE_STARTED,
                          raw_payload='{"event":"call_started"}')
-    await store.record_webhook("call_started", started, ["card"])
+    await record_one(store, "call_started", started, ["card"])
     record = await store.get_call("call_1")
     assert record is not None
     assert (record.status, record.stage) == ("ended", STAGE_ANALYZED)
@@ -77,8 +83,7 @@ async def test_out_of_order_events_end_in_the_right_state(store: SQLiteStore) ->
 
 
 async def test_placed_call_does_not_undo_a_faster_webhook(store: SQLiteStore) -> None:
-    await store.record_webhook(
-        "call_started",
+    await record_one(store, "call_started",
         CallFields(call_id="call_9", status="ongoing", stage=STAGE_STARTED, channel_id="C1",
                    message_ts="1.2"),
         ["card"],
@@ -116,7 +121,7 @@ async def test_stats_on_known_data(store: SQLiteStore) -> None:
         stage = STAGE_ANALYZED if ok is not None else STAGE_ENDED
         fields = ended(f"call_{i}", duration_ms=ms, sentiment=sentiment, successful=ok,
                        cost_cents=cost, disconnection_reason=reason, stage=stage)
-        await store.record_webhook("call_analyzed", fields, [])
+        await record_one(store, "call_analyzed", fields, [])
     stats = await store.stats(time.time() - 3600)
     assert stats.calls == 5
     assert (stats.analyzed, stats.successful) == (3, 2)
@@ -133,7 +138,7 @@ async def test_stats_on_known_data(store: SQLiteStore) -> None:
 
 async def test_stats_median_odd_count_and_window(store: SQLiteStore) -> None:
     for i, ms in enumerate((10_000, 50_000, 20_000)):
-        await store.record_webhook("call_ended", ended(f"c{i}", duration_ms=ms), [])
+        await record_one(store, "call_ended", ended(f"c{i}", duration_ms=ms), [])
     stats = await store.stats(None)
     assert stats.median_duration_ms == 20_000
 

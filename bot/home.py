@@ -1,0 +1,67 @@
+"""Keeps each person's App Home current: on opening, and after their calls change."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.calls import CallService
+from bot.views import MAX_HOME_CALLS, home_view
+
+log = logging.getLogger(__name__)
+WEEK = 7 * 24 * 3600
+
+
+class HomePublisher:
+    def __init__(
+        self,
+        calls: CallService,
+        client: AsyncWebClient,
+        *,
+        show_full_numbers: bool = False,
+        debounce: float = 1.0,
+    ) -> None:
+        self.calls = calls
+        self.client = client
+        self.show_full_numbers = show_full_numbers
+        self.debounce = debounce
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    async def publish(self, user_id: str) -> None:
+        """Render and publish now; a failure is logged, never raised (Home is a view)."""
+        try:
+            recent = await self.calls.recent_calls(user_id, MAX_HOME_CALLS)
+            team = await self.calls.stats_since(time.time() - WEEK)
+            view = home_view(recent, team, show_full_numbers=self.show_full_numbers)
+            await self.client.views_publish(user_id=user_id, view=view)
+        except SlackApiError as exc:
+            log.warning("home not published user=%s error=%s", user_id,
+                        exc.response.get("error") if exc.response is not None else "?")
+        except Exception:
+            log.exception("home not published user=%s", user_id)
+
+    def refresh(self, user_id: str) -> None:
+        """Publish soon; a burst of changes to one person's calls becomes one publish."""
+        if user_id in self._pending:
+            return
+        self._pending[user_id] = asyncio.create_task(self._later(user_id))
+
+    async def _later(self, user_id: str) -> None:
+        try:
+            await asyncio.sleep(self.debounce)
+        finally:
+            self._pending.pop(user_id, None)
+        await self.publish(user_id)
+
+    async def stop(self) -> None:
+        tasks = list(self._pending.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

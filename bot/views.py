@@ -1,0 +1,247 @@
+"""Modal and App Home views: pure functions from data to Slack view payloads.
+
+Block ids and action ids here are read back by the handlers when a view is submitted or a
+button pressed, so they are named constants. Slack caps modals and the Home tab at 100
+blocks and static selects at 100 options.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    ConversationFilter,
+    ConversationSelectElement,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.blocks import STATUS_WORDS, escape, outcome_line
+from bot.phones import show_phone
+from bot.retell import Agent, CallerNumber
+from bot.words import percent_words, sentiment_words
+from storage.models import CallRecord, CallStats
+
+CALL_MODAL = "call_modal"
+ACTION_OPEN_MODAL = "home_place_call"
+INPUT = "value"  # the action id of every input in the modal
+BLOCK_NUMBER = "number"
+BLOCK_AGENT = "agent"
+BLOCK_CALLER = "caller"
+BLOCK_VARIABLES = "variables"
+BLOCK_NOTE = "note"
+BLOCK_CHANNEL = "channel"
+NUMBER_DEFAULT_AGENT = "-"  # option value: let the caller number's own agent answer
+MAX_OPTIONS = 100
+MAX_HOME_CALLS = 10
+NOTE_LIMIT = 200
+STATUS_EMOJI = {
+    "placing": ":hourglass_flowing_sand:",
+    "failed": ":x:",
+    "registered": ":telephone_receiver:",
+    "ongoing": ":large_green_circle:",
+    "ended": ":checkered_flag:",
+    "not_connected": ":no_entry_sign:",
+    "error": ":warning:",
+}
+
+
+def modal_metadata(channel_id: str | None) -> str:
+    """What the submission needs to know about where the modal was opened."""
+    return json.dumps({"channel_id": channel_id} if channel_id else {})
+
+
+def read_modal_metadata(raw: str | None) -> dict[str, str]:
+    try:
+        data = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
+
+
+def _modal(blocks: list[Block], metadata: str, *, submit: bool) -> dict[str, Any]:
+    view = View(
+        type="modal",
+        callback_id=CALL_MODAL,
+        title="Place a call",
+        submit="Call" if submit else None,
+        close="Cancel",
+        blocks=blocks,
+        private_metadata=metadata,
+    )
+    return view.to_dict()
+
+
+def loading_modal(metadata: str) -> dict[str, Any]:
+    """Shown at once while Retell's agents load: the trigger id would not wait for them."""
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=":hourglass_flowing_sand: Loading agents "
+                                             "and numbers from Retell…"))
+    ]
+    return _modal(blocks, metadata, submit=False)
+
+
+def call_modal(
+    agents: list[Agent],
+    numbers: list[CallerNumber],
+    *,
+    default_from: str,
+    default_agent_id: str | None,
+    channel_id: str | None,
+    metadata: str,
+    notice: str | None = None,
+) -> dict[str, Any]:
+    blocks: list[Block] = []
+    if notice:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=notice)]))
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_NUMBER,
+            label="Phone number",
+            element=PlainTextInputElement(action_id=INPUT, placeholder="+1 415 555 0123",
+                                          max_length=40),
+            hint="With country code, or a number in the default region.",
+        )
+    )
+    agent_options = [Option(value=NUMBER_DEFAULT_AGENT, label="The caller ID's own agent")]
+    ordered = sorted(agents, key=lambda a: (a.agent_name or a.agent_id).casefold())
+    agent_options += [
+        Option(value=a.agent_id, label=_label(a.agent_name or a.agent_id))
+        for a in ordered[: MAX_OPTIONS - 1]
+    ]
+    initial_agent = next((o for o in agent_options if o.value == default_agent_id),
+                         agent_options[0])
+    hint = None
+    if len(ordered) > MAX_OPTIONS - 1:
+        hint = f"Showing {MAX_OPTIONS - 1} of {len(ordered)} agents; use /call for the rest."
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_AGENT,
+            label="Agent",
+            element=StaticSelectElement(action_id=INPUT, options=agent_options,
+                                        initial_option=initial_agent),
+            hint=hint,
+        )
+    )
+    if not any(n.phone_number == default_from for n in numbers):
+        numbers = [CallerNumber(default_from), *numbers]
+    number_options = [
+        Option(value=n.phone_number,
+               label=_label(f"{n.nickname} ({n.phone_number})" if n.nickname else n.phone_number))
+        for n in numbers[:MAX_OPTIONS]
+    ]
+    initial_number = next(o for o in number_options if o.value == default_from)
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_CALLER,
+            label="Caller ID",
+            element=StaticSelectElement(action_id=INPUT, options=number_options,
+                                        initial_option=initial_number),
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_VARIABLES,
+            label="Dynamic variables",
+            optional=True,
+            element=PlainTextInputElement(action_id=INPUT, multiline=True,
+                                          placeholder="customer_name=Ann\nappointment=Friday 3pm"),
+            hint="One name=value per line; they fill {{name}} in the agent's prompt.",
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_NOTE,
+            label="Note on the card",
+            optional=True,
+            element=PlainTextInputElement(action_id=INPUT, max_length=NOTE_LIMIT),
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_CHANNEL,
+            label="Post the call card in",
+            element=ConversationSelectElement(
+                action_id=INPUT,
+                initial_conversation=channel_id,
+                # Slack then sends a response_url for the chosen channel with the submission,
+                # so problems can be answered there, visible to the person only.
+                response_url_enabled=True,
+                filter=ConversationFilter(include=["public", "private"],
+                                          exclude_bot_users=True),
+            ),
+        )
+    )
+    return _modal(blocks, metadata, submit=True)
+
+
+def _label(text: str) -> str:
+    """Option labels stop at 75 characters."""
+    return text if len(text) <= 75 else text[:74] + "…"
+
+
+def home_view(
+    calls: list[CallRecord], team: CallStats, *, show_full_numbers: bool = False
+) -> dict[str, Any]:
+    blocks: list[Block] = [
+        HeaderBlock(text="Retell calls"),
+        ActionsBlock(
+            block_id="home_actions",
+            elements=[ButtonElement(text="Place a call", action_id=ACTION_OPEN_MODAL,
+                                    style="primary")],
+        ),
+        SectionBlock(text=MarkdownTextObject(text="*Your recent calls*")),
+    ]
+    if not calls:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text="No calls yet. Press *Place a call*, or type `/call +1 415 555 0123`.")]))
+    for call in calls[:MAX_HOME_CALLS]:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=home_call_line(
+            call, show_full_numbers=show_full_numbers))))
+    blocks.append(DividerBlock())
+    blocks.append(SectionBlock(text=MarkdownTextObject(text="*Team, last 7 days*")))
+    mix = "  ".join(
+        f"{sentiment_words(k)} {team.sentiments.get(k, 0):,}"
+        for k in ("Positive", "Neutral", "Negative", "Unknown")
+    )
+    blocks.append(
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Calls*\n{team.calls:,}"),
+                MarkdownTextObject(
+                    text=f"*Success rate*\n{percent_words(team.success_rate)}"
+                    f" ({team.successful:,} of {team.analyzed:,} analyzed)"
+                ),
+                MarkdownTextObject(text=f"*Sentiment*\n{mix}"),
+            ]
+        )
+    )
+    return View(type="home", blocks=blocks).to_dict()
+
+
+def home_call_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
+    inbound = call.direction == "inbound"
+    number = show_phone(call.from_number if inbound else call.to_number, full=show_full_numbers)
+    agent = escape(call.agent_name or call.agent_id or "default agent")
+    status = STATUS_WORDS.get(call.status, call.status.replace("_", " ")).capitalize()
+    emoji = STATUS_EMOJI.get(call.status, ":grey_question:")
+    when = f"<!date^{int(call.created_at)}^{{date_short_pretty}} {{time}}|{int(call.created_at)}>"
+    line = f"{emoji} *{'From ' if inbound else ''}{number}* · {agent} · {status} · {when}"
+    outcome = outcome_line(call)
+    if outcome:
+        line += f"\n{outcome}"
+    elif call.status == "failed" and call.error:
+        line += f"\n{escape(call.error[:300])}"
+    return line

@@ -1,0 +1,129 @@
+"""Buttons on call cards (in channels and in App Home). Each is acked at once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
+from bot.calls import CallFailed, NotAllowed, SlackRoute
+from bot.context import AppContext
+from bot.parsing import CallCommand
+from bot.phones import PhoneNumberError, parse_phone
+from bot.retell import Agent
+from bot.views import ACTION_OPEN_MODAL
+from handlers.placing import Placement, Tell, place_from_slack, tell_by_dm
+from handlers.views import open_call_modal
+
+log = logging.getLogger(__name__)
+
+# A second "Call again" from the same person on the same card within this many seconds is
+# taken for a double click, not a wish for two calls.
+CALL_AGAIN_WINDOW = 30.0
+
+
+def _tell(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> Tell:
+    """Ephemeral under the card in a channel; a direct message when pressed in App Home."""
+    if body.get("response_url"):
+
+        async def tell(text: str) -> None:
+            await respond(text=text, response_type="ephemeral", replace_original=False)
+
+        return tell
+    return tell_by_dm(client, body["user"]["id"])
+
+
+def _value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0].get("value") or "")
+
+
+def register(app: AsyncApp, ctx: AppContext) -> None:
+    async def hang_up(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        user = body["user"]["id"]
+        try:
+            await ctx.calls.hang_up(_value(body), user)
+        except (NotAllowed, CallFailed) as exc:
+            await _tell(body, client, respond)(f":warning: {exc}")
+            return
+        ctx.outbox.wake()
+
+    async def refresh(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        try:
+            await ctx.calls.refresh(_value(body))
+        except CallFailed as exc:
+            await _tell(body, client, respond)(f":warning: {exc}")
+            return
+        ctx.outbox.wake()
+
+    async def transcript(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        call = await ctx.calls.find(_value(body))
+        if call is None or call.call_id is None or not call.transcript:
+            await _tell(body, client, respond)("This call has no transcript yet.")
+            return
+        if await ctx.calls.request_transcript(call.call_id):
+            ctx.outbox.wake()
+        else:
+            await _tell(body, client, respond)(
+                "The transcript is already in the card's thread.")
+
+    async def call_again(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        await ack()
+        tell = _tell(body, client, respond)
+        user = body["user"]["id"]
+        ref = _value(body)
+        source = await ctx.calls.find(ref)
+        if source is None:
+            await tell(":warning: I have no record of that call.")
+            return
+        inbound = source.direction == "inbound"
+        number = source.from_number if inbound else source.to_number
+        try:
+            phone = parse_phone(number or "", ctx.settings.default_region)
+        except PhoneNumberError:
+            await tell(":warning: That call has no number I can dial.")
+            return
+        channel = (body.get("channel") or {}).get("id") or source.channel_id
+        if not channel:
+            await tell(":warning: I don't know which channel that call belongs to.")
+            return
+        if not await ctx.calls.claim(f"again:{ref}:{user}", CALL_AGAIN_WINDOW):
+            await tell("You just pressed *Call again* on this card; that call is on its way.")
+            return
+        agent = Agent(source.agent_id, source.agent_name) if source.agent_id else None
+        placement = Placement(
+            CallCommand(phone=phone, variables=dict(source.variables)),
+            SlackRoute(team_id=(body.get("team") or {}).get("id") or source.team_id,
+                       channel_id=channel, user_id=user, thread_ts=source.thread_ts),
+            ("again", str(body.get("trigger_id") or ref)),
+            agent=agent,
+            use_number_agent=agent is None,
+            # A call back goes out from the number the person called.
+            from_number=source.to_number if inbound else source.from_number,
+            note=source.note,
+            source="call again",
+        )
+        await place_from_slack(ctx, client, placement, tell)
+
+    async def open_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await open_call_modal(ctx, client, str(body.get("trigger_id", "")), None)
+
+    app.action(ACTION_HANG_UP)(hang_up)
+    app.action(ACTION_REFRESH)(refresh)
+    app.action(ACTION_TRANSCRIPT)(transcript)
+    app.action(ACTION_CALL_AGAIN)(call_again)
+    app.action(ACTION_OPEN_MODAL)(open_modal)

@@ -1,0 +1,119 @@
+"""The call modal: opened by `/call` with no text and by App Home; submitted like `/call`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.calls import SlackRoute
+from bot.context import AppContext
+from bot.parsing import ModalError, parse_modal_values
+from bot.retell import Agent, CallerNumber, RetellError
+from bot.views import (
+    CALL_MODAL,
+    NUMBER_DEFAULT_AGENT,
+    call_modal,
+    loading_modal,
+    modal_metadata,
+    read_modal_metadata,
+)
+from handlers.placing import Placement, Tell, place_from_slack, tell_by_dm
+
+log = logging.getLogger(__name__)
+
+# How long Retell may take before the modal opens with "Loading…" and is updated later.
+MODAL_WAIT = 0.6
+
+
+async def _choices(ctx: AppContext) -> tuple[list[Agent], list[CallerNumber], str | None]:
+    """Agents and caller numbers; when Retell fails the modal still works, with a notice."""
+    try:
+        agents, numbers = await asyncio.gather(ctx.calls.agents(), ctx.calls.caller_numbers())
+    except RetellError as exc:
+        log.warning("modal choices not loaded: %s", exc)
+        notice = (f":warning: {exc.describe('the list of agents')} "
+                  "You can still call with the caller ID's own agent.")
+        return [], [], notice
+    return agents, numbers, None
+
+
+async def open_call_modal(
+    ctx: AppContext, client: AsyncWebClient, trigger_id: str, channel_id: str | None
+) -> None:
+    metadata = modal_metadata(channel_id)
+
+    def full(agents: list[Agent], numbers: list[CallerNumber], notice: str | None) -> Any:
+        return call_modal(
+            agents, numbers, default_from=ctx.settings.retell_from_number,
+            default_agent_id=ctx.settings.retell_agent_id, channel_id=channel_id,
+            metadata=metadata, notice=notice,
+        )
+
+    try:
+        cached = ctx.calls.cached_choices()
+        if cached is not None:
+            await client.views_open(trigger_id=trigger_id, view=full(*cached, None))
+            return
+        loading = asyncio.ensure_future(_choices(ctx))
+        done, _ = await asyncio.wait({loading}, timeout=MODAL_WAIT)
+        if done:
+            await client.views_open(trigger_id=trigger_id, view=full(*loading.result()))
+            return
+        opened = await client.views_open(trigger_id=trigger_id, view=loading_modal(metadata))
+        view = opened["view"]
+        await client.views_update(view_id=view["id"], hash=view.get("hash"),
+                                  view=full(*await loading))
+    except SlackApiError as exc:
+        # hash_conflict: the person already closed or changed the view; nothing to do.
+        log.warning("call modal not shown: %s", exc.response.get("error"))
+
+
+def register(app: AsyncApp, ctx: AppContext) -> None:
+    async def submit_call_modal(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        user = body["user"]["id"]
+        try:
+            request = parse_modal_values(view["state"]["values"], ctx.settings.default_region,
+                                         no_agent=NUMBER_DEFAULT_AGENT)
+        except ModalError as exc:
+            log.info("call modal refused user=%s fields=%s", user, ",".join(exc.errors))
+            await ack(response_action="errors", errors=exc.errors)
+            return
+        await ack()
+        agent: Agent | None = None
+        if request.agent_id:
+            known = {a.agent_id: a for a in (ctx.calls.cached_choices() or ([], []))[0]}
+            agent = known.get(request.agent_id) or Agent(request.agent_id, None)
+        channel = request.channel_id or read_modal_metadata(view.get("private_metadata")).get(
+            "channel_id")
+        route = SlackRoute(team_id=(body.get("team") or {}).get("id"), channel_id=channel,
+                           user_id=user)
+        placement = Placement(
+            request.command, route, ("modal", str(view.get("id", ""))), agent=agent,
+            use_number_agent=agent is None, from_number=request.from_number,
+            note=request.note, source="modal",
+        )
+        await place_from_slack(ctx, client, placement, _tell_for_modal(body, client, user))
+
+    app.view(CALL_MODAL)(submit_call_modal)
+
+
+def _tell_for_modal(body: dict[str, Any], client: AsyncWebClient, user: str) -> Tell:
+    """Answer in the chosen channel, visible to the person only; else by direct message."""
+    urls = body.get("response_urls") or []
+    url = urls[0].get("response_url") if urls and isinstance(urls[0], dict) else None
+    if not url:
+        return tell_by_dm(client, user)
+    async def tell(text: str) -> None:
+        response = await AsyncWebhookClient(url).send(text=text, response_type="ephemeral")
+        if response.status_code != 200:
+            await tell_by_dm(client, user)(text)
+
+    return tell
