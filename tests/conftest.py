@@ -26,6 +26,43 @@ SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM = "T0TEST"
 CHANNEL = "C0GENERAL"
 USER = "U0ALICE"
+BOT_USER = "U0BOT"
+
+
+def button(
+    action_id: str,
+    value: str,
+    *,
+    user: str = USER,
+    channel: str | None = CHANNEL,
+    message_ts: str = "1.000001",
+    response_url: str | None = None,
+) -> dict[str, Any]:
+    """A block_actions payload for a button on a card in a channel, or in App Home when
+    `channel` is None (Slack then sends a view container and no response_url)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0CALLBOT",
+        "token": "legacy-verification-token",
+        "team": {"id": TEAM, "domain": "acme"},
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "actions": [
+            {"type": "button", "action_id": action_id, "block_id": "call_actions",
+             "value": value, "action_ts": f"{time.time():.6f}"}
+        ],
+    }
+    if channel is None:
+        payload["container"] = {"type": "view", "view_id": "VHOME"}
+        payload["view"] = {"id": "VHOME", "type": "home", "blocks": []}
+    else:
+        payload["container"] = {"type": "message", "message_ts": message_ts,
+                                "channel_id": channel, "is_ephemeral": False}
+        payload["channel"] = {"id": channel, "name": "general"}
+        payload["message"] = {"ts": message_ts, "type": "message"}
+        if response_url:
+            payload["response_url"] = response_url
+    return payload
 
 
 class Server:
@@ -105,6 +142,35 @@ class Server:
         }
         body = urlencode(form).encode()
         return await self.post("/slack/events", body, slack_headers(body, secret, timestamp))
+
+    async def interactive(self, payload: dict[str, Any]) -> tuple[int, Any]:
+        """A block action or view submission: form field `payload` holding JSON, signed."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post("/slack/events", body, slack_headers(body))
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None
+    ) -> tuple[int, Any]:
+        """An Events API callback as Slack sends it (JSON, signed, with retry headers)."""
+        envelope = {
+            "token": "legacy-verification-token",
+            "team_id": TEAM,
+            "api_app_id": "A0CALLBOT",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {"team_id": TEAM, "user_id": BOT_USER, "is_bot": True, "enterprise_id": None}
+            ],
+        }
+        body = json.dumps(envelope).encode()
+        headers = slack_headers(body)
+        headers["Content-Type"] = "application/json"
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return await self.post("/slack/events", body, headers)
 
     async def get(self, path: str) -> tuple[int, Any]:
         assert self.http is not None
