@@ -11,7 +11,9 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import CHANNEL, TEAM, Server, slack_headers
+from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
+from bot.views import ACTION_OPEN_MODAL
+from tests.conftest import CHANNEL, TEAM, Server, button, slack_headers
 from tests.standins.slack import SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,23 +55,43 @@ async def test_every_declared_command_and_event_is_handled(
 
 def test_scopes_cover_what_the_app_calls(manifest: dict[str, Any]) -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "chat:write.public"} <= scopes
-    if "app_mention" in manifest["settings"]["event_subscriptions"]["bot_events"]:
-        assert "app_mentions:read" in scopes
+    # files:write for long transcripts (files_upload_v2).
+    assert {"commands", "chat:write", "chat:write.public", "files:write"} <= scopes
+    needs = {"app_mention": "app_mentions:read", "message.channels": "channels:history",
+             "message.groups": "groups:history", "message.im": "im:history"}
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    for event, scope in needs.items():
+        assert event in events, event
+        assert scope in scopes, scope
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
 
 
-async def post_event(server: Server, event_type: str) -> tuple[int, Any]:
+async def test_every_button_the_app_renders_is_handled(server: Server) -> None:
+    for action in (ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT, ACTION_CALL_AGAIN,
+                   ACTION_OPEN_MODAL):
+        status, _ = await server.interactive(button(action, "call_unknown", channel=None))
+        assert status == 200, action
+    assert (await server.interactive(button("not_ours", "x", channel=None)))[0] == 404
+
+
+async def post_event(server: Server, name: str) -> tuple[int, Any]:
+    """An event as subscribed in the manifest: `message.im` arrives as type `message`."""
+    event_type, _, kind = name.partition(".")
+    channel_type = {"channels": "channel", "groups": "group", "im": "im"}.get(kind)
     payload = {
         "token": "legacy",
         "team_id": TEAM,
         "api_app_id": "A0CALLBOT",
         "type": "event_callback",
-        "event_id": f"Ev{event_type.upper()}",
+        "event_id": f"Ev{name.upper()}",
         "event_time": int(time.time()),
         "event": {"type": event_type, "user": "U0ALICE", "channel": CHANNEL,
                   "text": "<@U0BOT> hello", "ts": "1732400000.000001",
                   "event_ts": "1732400000.000001"},
     }
+    if channel_type:
+        payload["event"]["channel_type"] = channel_type  # type: ignore[index]
     body = json.dumps(payload).encode()
     headers = {**slack_headers(body), "Content-Type": "application/json"}
     return await server.post("/slack/events", body, headers)
