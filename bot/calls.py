@@ -321,7 +321,10 @@ class CallService:
                 raise NotAllowed("Retell no longer knows this call.") from None
             raise CallFailed(exc.describe("to hang up")) from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
-        return await self.refresh(call_id)
+        try:
+            return await self.refresh(call_id)
+        except CallFailed:  # hung up all the same; the call_ended webhook will show it
+            return call
 
     async def refresh(self, call_id: str) -> CallRecord:
         """Read the call from Retell, store what changed and queue a card update."""
