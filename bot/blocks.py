@@ -272,7 +272,7 @@ def analysis_reply(call: CallRecord) -> Message:
     if call.transcript:
         blocks.append(DividerBlock())
         blocks += transcript_blocks(call.transcript, call.public_log_url)
-    text = f"Call summary: {summary}"
+    text = f"Call summary: {escape(summary)}"
     if len(text) > FALLBACK_TEXT_LIMIT:
         text = text[: FALLBACK_TEXT_LIMIT - 1] + "…"
     return Message(text=text, blocks=_render(blocks))
@@ -339,7 +339,8 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Mes
     if sections and len(transcript) <= TRANSCRIPT_MESSAGE_LIMIT:
         blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=f"*{title}*")])]
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in sections]
-        return Message(text=f"{title}\n{transcript[:FALLBACK_TEXT_LIMIT]}", blocks=_render(blocks))
+        fallback = f"{title}\n{escape(transcript[:FALLBACK_TEXT_LIMIT])}"
+        return Message(text=fallback, blocks=_render(blocks))
     content = "\n".join(f"{who}: {said}" if who else said for who, said in turns)
     return TextFile(
         filename=f"transcript-{call.call_id or call.id}.txt",

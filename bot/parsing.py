@@ -132,15 +132,14 @@ def parse_variable_lines(text: str) -> dict[str, str]:
     """`name=value` per line; blank lines are skipped and values keep their spaces."""
     variables: dict[str, str] = {}
     for line in _normalise_lines(text):
-        match = _VARIABLE.match(line)
-        if not match:
-            name = line.split("=", 1)[0].strip()
-            if "=" not in line:
-                raise CommandError(f"`{line[:40]}` is not `name=value`.")
+        if "=" not in line:
+            raise CommandError(f"`{line[:40]}` is not `name=value`.")
+        raw_name, _, raw_value = line.partition("=")
+        name, value = raw_name.strip(), _unquote(raw_value.strip())
+        if not _VARIABLE.match(f"{name}="):
             raise CommandError(
                 f"`{name[:40]}` is not a valid variable name: use letters, digits and `_`."
             )
-        name, value = match.group(1), match.group(2).strip()
         if name in variables:
             raise CommandError(f"`{name}` is given twice.")
         if len(value) > MAX_VALUE_LENGTH:
@@ -149,6 +148,13 @@ def parse_variable_lines(text: str) -> dict[str, str]:
     if len(variables) > MAX_VARIABLES:
         raise CommandError(f"At most {MAX_VARIABLES} variables per call.")
     return variables
+
+
+def _unquote(value: str) -> str:
+    """`note="call after 5"` means what it does in `/call`: the quotes are not the value."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
 
 
 def _normalise_lines(text: str) -> list[str]:

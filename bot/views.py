@@ -117,9 +117,11 @@ def call_modal(
     )
     agent_options = [Option(value=NUMBER_DEFAULT_AGENT, label="The caller ID's own agent")]
     ordered = sorted(agents, key=lambda a: (a.agent_name or a.agent_id).casefold())
+    # The default agent is always offered, however far down the sorted list it is.
+    shown = [a for a in ordered if a.agent_id == default_agent_id]
+    shown += [a for a in ordered if a.agent_id != default_agent_id][: MAX_OPTIONS - 1 - len(shown)]
     agent_options += [
-        Option(value=a.agent_id, label=_label(a.agent_name or a.agent_id))
-        for a in ordered[: MAX_OPTIONS - 1]
+        Option(value=a.agent_id, label=_label(a.agent_name or a.agent_id)) for a in shown
     ]
     initial_agent = next((o for o in agent_options if o.value == default_agent_id),
                          agent_options[0])
@@ -135,8 +137,9 @@ def call_modal(
             hint=hint,
         )
     )
-    if not any(n.phone_number == default_from for n in numbers):
-        numbers = [CallerNumber(default_from), *numbers]
+    default = next((n for n in numbers if n.phone_number == default_from),
+                   CallerNumber(default_from))
+    numbers = [default, *(n for n in numbers if n.phone_number != default_from)]
     number_options = [
         Option(value=n.phone_number,
                label=_label(f"{n.nickname} ({n.phone_number})" if n.nickname else n.phone_number))
@@ -234,7 +237,7 @@ def home_view(
 def home_call_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
     inbound = call.direction == "inbound"
     number = show_phone(call.from_number if inbound else call.to_number, full=show_full_numbers)
-    agent = escape(call.agent_name or call.agent_id or "default agent")
+    agent = escape((call.agent_name or call.agent_id or "default agent")[:200])
     status = STATUS_WORDS.get(call.status, call.status.replace("_", " ")).capitalize()
     emoji = STATUS_EMOJI.get(call.status, ":grey_question:")
     when = f"<!date^{int(call.created_at)}^{{date_short_pretty}} {{time}}|{int(call.created_at)}>"
