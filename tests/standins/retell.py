@@ -17,11 +17,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+from tests.standins.loopback import LoopbackServer
 
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -153,7 +154,7 @@ class _Rule:
     seconds: float = 0.0
 
 
-class RetellStandIn:
+class RetellStandIn(LoopbackServer):
     """A Retell API on 127.0.0.1 with an OS-picked port; see the module docstring."""
 
     def __init__(
@@ -181,8 +182,7 @@ class RetellStandIn:
         self.phone_numbers_page_size: int = 1000
         self._created_bodies: list[dict[str, Any]] = []
         self._rules: list[_Rule] = []
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._url: str | None = None
         self._closing = asyncio.Event()
 
     # ----- lifecycle -------------------------------------------------------------------
@@ -199,37 +199,19 @@ class RetellStandIn:
         app.router.add_get("/get-agent/{agent_id}", self._get_agent)
         app.router.add_get("/v2/list-phone-numbers", self._list_phone_numbers)
         # A short shutdown timeout keeps close() quick while a hang_next() sleep is pending.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        self._url = await self._serve(app, shutdown_timeout=1.0)
 
     async def close(self) -> None:
         """Stop the server, waking any request that is still hanging."""
         self._closing.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> RetellStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._shutdown()
 
     @property
     def url(self) -> str:
         """Base URL without a trailing slash, e.g. ``http://127.0.0.1:43123``."""
-        if self._port is None:
+        if self._url is None:
             raise RuntimeError("RetellStandIn is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return self._url
 
     # ----- failure injection -----------------------------------------------------------
 

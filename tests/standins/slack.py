@@ -19,10 +19,11 @@ import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.standins.loopback import LoopbackServer
 
 __all__ = ["SlackCall", "SlackStandIn"]
 
@@ -88,7 +89,7 @@ def _public(message: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in message.items() if v is not None and k != "channel"}
 
 
-class SlackStandIn:
+class SlackStandIn(LoopbackServer):
     """An aiohttp server on 127.0.0.1 that answers Slack Web API methods and records calls."""
 
     def __init__(
@@ -117,7 +118,6 @@ class SlackStandIn:
         self._home_by_user: dict[str, str] = {}
         self._seq = 0
         self._cond = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
         self._handlers: dict[str, Handler] = {
@@ -147,31 +147,7 @@ class SlackStandIn:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self._url = f"http://{host}:{port}"
-
-    async def close(self) -> None:
-        """Stop the server; safe to call twice."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> SlackStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        self._url = await self._serve(app)
 
     @property
     def url(self) -> str:

@@ -33,11 +33,11 @@ import copy
 import json
 import uuid
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.standins.loopback import LoopbackServer
 from tests.standins.slack import APP_ID, SlackStandIn
 
 __all__ = ["SocketModeStandIn"]
@@ -48,7 +48,7 @@ METHOD = "apps.connections.open"
 _Answer = Callable[[str, dict[str, Any], str | None, Any, str | None], web.Response]
 
 
-class SocketModeStandIn:
+class SocketModeStandIn(LoopbackServer):
     """A WebSocket server speaking Slack's Socket Mode protocol, wired into a SlackStandIn."""
 
     def __init__(self, slack: SlackStandIn, app_token: str = "xapp-1-test") -> None:
@@ -69,7 +69,6 @@ class SocketModeStandIn:
         self._live: list[web.WebSocketResponse] = []
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._cond = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
         self._url: str | None = None
         self._original_answer: _Answer | None = None
         self._answer_was_overridden = False
@@ -85,13 +84,7 @@ class SocketModeStandIn:
             raise RuntimeError("SlackStandIn has no _answer(); the app-token gate needs updating")
         app = web.Application()
         app.router.add_get("/link/", self._handle_ws)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self._url = f"ws://{host}:{port}"
+        self._url = await self._serve(app, scheme="ws")
         self._closing = False
 
         self.slack._handlers[METHOD] = self._apps_connections_open
@@ -110,20 +103,7 @@ class SocketModeStandIn:
             future.cancel()
         self._pending.clear()
         await self.disconnect_clients()
-        await self._runner.cleanup()
-        self._runner = None
-
-    async def __aenter__(self) -> SocketModeStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._shutdown()
 
     def _unhook(self) -> None:
         if self.slack._handlers.get(METHOD) == self._apps_connections_open:
