@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -125,21 +126,9 @@ class Server:
     ) -> tuple[int, Any]:
         """A slash command, form-encoded and signed exactly as Slack sends it."""
         self._commands += 1
-        form = {
-            "token": "legacy-verification-token",
-            "team_id": TEAM,
-            "team_domain": "acme",
-            "channel_id": channel,
-            "channel_name": "general",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": command,
-            "text": text,
-            "api_app_id": "A0CALLBOT",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": trigger_id or f"{self._commands}.{uuid.uuid4().hex}",
-        }
+        form = command_form(command, text, user=user, channel=channel,
+                            response_url=response_url,
+                            trigger_id=trigger_id or f"{self._commands}.{uuid.uuid4().hex}")
         body = urlencode(form).encode()
         return await self.post("/slack/events", body, slack_headers(body, secret, timestamp))
 
@@ -172,10 +161,45 @@ class Server:
             headers["X-Slack-Retry-Reason"] = "http_timeout"
         return await self.post("/slack/events", body, headers)
 
+    def outbox_idle(self) -> bool:
+        """Everything queued for Slack so far has been delivered (or given up on)."""
+        conn = sqlite3.connect(self.settings.database_path)
+        try:
+            return not conn.execute("SELECT 1 FROM outbox WHERE done_at IS NULL").fetchall()
+        finally:
+            conn.close()
+
     async def get(self, path: str) -> tuple[int, Any]:
         assert self.http is not None
         async with self.http.get(self.url + path) as resp:
             return resp.status, await resp.json()
+
+
+def command_form(
+    command: str,
+    text: str,
+    *,
+    response_url: str,
+    user: str = USER,
+    channel: str = CHANNEL,
+    trigger_id: str | None = None,
+) -> dict[str, str]:
+    """A slash command's form fields as Slack sends them (over HTTP or Socket Mode)."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM,
+        "team_domain": "acme",
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": "A0CALLBOT",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id or f"1.{uuid.uuid4().hex}",
+    }
 
 
 def slack_headers(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[

@@ -41,7 +41,7 @@ async def press(
 
 async def idle(server: Server) -> None:
     """The outbox has delivered everything queued so far."""
-    await eventually(lambda: not rows(server, "SELECT 1 FROM outbox WHERE done_at IS NULL"))
+    await eventually(server.outbox_idle)
 
 
 async def test_card_shows_only_buttons_that_fit_the_state(

@@ -64,13 +64,6 @@ def place_button(view: dict[str, Any]) -> dict[str, Any]:
     return element
 
 
-def outbox_idle(server: Server) -> bool:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return not conn.execute("SELECT 1 FROM outbox WHERE done_at IS NULL").fetchall()
-    finally:
-        conn.close()
-
 
 def creates(retell: RetellStandIn) -> list[Any]:
     return [r for r in retell.requests if r.path == "/v2/create-phone-call"]
@@ -101,7 +94,7 @@ async def test_home_tab_publishes_the_home_view_for_that_user(
 ) -> None:
     await fill_inbound(server, retell)
     await place(server, slack, retell, "+14155550177", user=BOB)  # someone else's call
-    await eventually(lambda: outbox_idle(server))
+    await eventually(server.outbox_idle)
 
     status, _ = await server.event(home_opened(CAROL))
     assert status == 200
@@ -125,7 +118,7 @@ async def test_home_shows_the_ten_most_recent_calls_masked(
     for number in numbers:
         await place(server, slack, retell, number)
     await place(server, slack, retell, "+14155550199", user=BOB)
-    await eventually(lambda: outbox_idle(server))
+    await eventually(server.outbox_idle)
 
     already = len(publishes(slack, USER))
     await server.event(home_opened(USER))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from typing import Any, cast
 
 import pytest
@@ -78,13 +77,6 @@ def ephemerals(slack: SlackStandIn, channel: str) -> list[dict[str, Any]]:
     return [m for m in slack.ephemerals if m["channel"] == channel]
 
 
-def outbox_idle(server: Server) -> bool:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return not conn.execute("SELECT 1 FROM outbox WHERE done_at IS NULL").fetchall()
-    finally:
-        conn.close()
-
 
 async def card_in_thread(slack: SlackStandIn, channel: str, thread_ts: str) -> dict[str, Any]:
     """Wait for the call card posted under `thread_ts` to be updated to 'Dialing'."""
@@ -99,7 +91,7 @@ async def marker(server: Server, slack: SlackStandIn, ts: str = "1732409999.0001
     status, _ = await server.event(message(f"call {MARKER_NUMBER}", ts, channel=MARKER))
     assert status == 200
     await card_in_thread(slack, MARKER, ts)
-    await eventually(lambda: outbox_idle(server))
+    await eventually(server.outbox_idle)
 
 
 # -- placing ----------------------------------------------------------------------------------
@@ -228,7 +220,7 @@ async def test_summary_lands_in_the_thread_of_the_users_message(
     assert status == 200
 
     await slack.wait_for(lambda: len(slack.thread(CHANNEL, ts)) == 2)
-    await eventually(lambda: outbox_idle(server))
+    await eventually(server.outbox_idle)
     first, summary = slack.thread(CHANNEL, ts)
     assert first["ts"] == card["ts"]
     assert summary["thread_ts"] == ts

@@ -43,7 +43,7 @@ async def test_outcome_arrives_once_by_polling_and_late_webhooks_change_nothing(
 
     retell.event_body(call_id, "call_analyzed", duration_ms=95_000)
     await slack.wait_for(lambda: len(summaries(slack)) == 1, timeout=10)
-    await eventually(lambda: not rows(polling, "SELECT 1 FROM outbox WHERE done_at IS NULL"))
+    await eventually(polling.outbox_idle)
     blocks = str(card(slack)["blocks"])
     assert ":white_check_mark: Successful" in blocks and "1m 35s" in blocks
     assert rows(polling, "SELECT next_poll_at FROM calls WHERE call_id = ?", call_id) == [
@@ -51,7 +51,7 @@ async def test_outcome_arrives_once_by_polling_and_late_webhooks_change_nothing(
 
     for event in ("call_started", "call_ended", "call_analyzed"):
         assert await send(polling, retell, call_id, event) == (200, {"status": "duplicate"})
-    await eventually(lambda: not rows(polling, "SELECT 1 FROM outbox WHERE done_at IS NULL"))
+    await eventually(polling.outbox_idle)
     assert len(summaries(slack)) == 1
     assert len(slack.messages("C0GENERAL")) == 1
 

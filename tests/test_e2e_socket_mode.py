@@ -8,8 +8,6 @@ stand-ins close, or slack_sdk would keep reconnecting to a server that is gone.
 from __future__ import annotations
 
 import json
-import sqlite3
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from tests.conftest import (
     USER,
     Server,
     button,
+    command_form,
     make_settings,
     slack_headers,
 )
@@ -59,33 +58,12 @@ async def socket_server(
 
 
 def slash_form(slack: SlackStandIn, text: str, key: str = "r") -> dict[str, str]:
-    return {
-        "token": "legacy-verification-token",
-        "team_id": TEAM,
-        "team_domain": "acme",
-        "channel_id": CHANNEL,
-        "channel_name": "general",
-        "user_id": USER,
-        "user_name": USER.lower(),
-        "command": "/call",
-        "text": text,
-        "api_app_id": "A0CALLBOT",
-        "is_enterprise_install": "false",
-        "response_url": slack.response_url(key),
-        "trigger_id": f"1.{uuid.uuid4().hex}",
-    }
+    return command_form("/call", text, response_url=slack.response_url(key))
 
 
 def creates(retell: RetellStandIn) -> list[Any]:
     return [r for r in retell.requests if r.path == "/v2/create-phone-call"]
 
-
-def outbox_idle(server: Server) -> bool:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return not conn.execute("SELECT 1 FROM outbox WHERE done_at IS NULL").fetchall()
-    finally:
-        conn.close()
 
 
 async def test_connects_with_the_app_token(
@@ -188,7 +166,7 @@ async def test_message_event_over_the_socket_and_its_retry_place_one_call(
     marker = "1732402000.000900"
     await sm.send_event(callback("call +14155550188", marker, channel="C0MARKER"))
     await slack.wait_for(lambda: "Dialing" in str(slack.thread("C0MARKER", marker)))
-    await eventually(lambda: outbox_idle(socket_server))
+    await eventually(socket_server.outbox_idle)
     assert [r.json["to_number"] for r in creates(retell)] == ["+14155550123", "+14155550188"]
     assert len(slack.thread(CHANNEL, ts)) == 1
 

@@ -86,7 +86,7 @@ async def test_out_of_order_and_repeated_events(
         status, _ = await send(server, retell, call_id, event, disconnection_reason="dial_busy")
         assert status == 200
     await slack.wait_for(lambda: len(summaries(slack)) == 1)
-    await eventually(lambda: not rows(server, "SELECT 1 FROM outbox WHERE done_at IS NULL"))
+    await eventually(server.outbox_idle)
     assert len(summaries(slack)) == 1
     blocks = str(card(slack)["blocks"])
     assert "Not connected" in blocks and "Line busy" in blocks
@@ -118,7 +118,7 @@ async def test_restart_between_placing_and_webhooks(
     for event in EVENTS:
         assert (await send(server, retell, call_id, event))[0] == 200
     await slack.wait_for(lambda: len(summaries(slack)) == 1)
-    await eventually(lambda: not rows(server, "SELECT 1 FROM outbox WHERE done_at IS NULL"))
+    await eventually(server.outbox_idle)
     assert len(summaries(slack)) == 1
     assert summaries(slack)[0]["thread_ts"] == card(slack)["ts"]
 
@@ -135,7 +135,7 @@ async def test_pending_deliveries_survive_a_slack_outage_and_restart(
     # the server restarts meanwhile: the new process delivers it.
     await server.restart()
     await slack.wait_for(lambda: len(summaries(slack)) == 1)
-    await eventually(lambda: not rows(server, "SELECT 1 FROM outbox WHERE done_at IS NULL"))
+    await eventually(server.outbox_idle)
     [(attempts, error)] = rows(server, "SELECT attempts, last_error FROM outbox WHERE kind = "
                                        "'summary'")
     assert attempts == 2 and error is None
