@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import TextFile, analysis_reply, call_card, transcript_post
+from bot.tasks import finish_or_cancel
 from storage.base import Store
 from storage.models import CallRecord, OutboxItem
 
@@ -83,12 +84,7 @@ class OutboxWorker:
             return
         self._stopping = True
         self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await finish_or_cancel(self._task, grace)
         self._task = None
 
     async def _run(self) -> None:

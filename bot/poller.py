@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from bot.calls import CallService
+from bot.tasks import finish_or_cancel
 
 log = logging.getLogger(__name__)
 BATCH = 20
@@ -36,12 +37,7 @@ class Poller:
         if self._task is None:
             return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await finish_or_cancel(self._task, grace)
         self._task = None
 
     async def _run(self) -> None:
