@@ -194,27 +194,24 @@ class CallService:
 
     def cached_choices(self) -> tuple[list[Agent], list[CallerNumber]] | None:
         """Agents and numbers if both are fresh in the cache (so a modal can open at once)."""
-        now = self._clock()
-        if (
-            self._agents is None
-            or self._numbers is None
-            or now - self._agents[0] > self._agents_ttl
-            or now - self._numbers[0] > self._agents_ttl
-        ):
+        if self._agents is None or self._numbers is None:
+            return None
+        if not (self._fresh(self._agents) and self._fresh(self._numbers)):
             return None
         return self._agents[1], self._numbers[1]
 
+    def _fresh(self, entry: tuple[float, Any] | None) -> bool:
+        return entry is not None and self._clock() - entry[0] <= self._agents_ttl
+
     async def agents(self) -> list[Agent]:
         """Retell's agents, cached briefly: every `/call` with a name would list them."""
-        now = self._clock()
-        if self._agents is None or now - self._agents[0] > self._agents_ttl:
-            self._agents = (now, await self.retell.list_agents())
+        if self._agents is None or not self._fresh(self._agents):
+            self._agents = (self._clock(), await self.retell.list_agents())
         return self._agents[1]
 
     async def caller_numbers(self) -> list[CallerNumber]:
-        now = self._clock()
-        if self._numbers is None or now - self._numbers[0] > self._agents_ttl:
-            self._numbers = (now, await self.retell.list_phone_numbers())
+        if self._numbers is None or not self._fresh(self._numbers):
+            self._numbers = (self._clock(), await self.retell.list_phone_numbers())
         return self._numbers[1]
 
     async def resolve_agent(self, wanted: str | None) -> Agent | None:
@@ -403,8 +400,7 @@ class CallService:
     # -- history -----------------------------------------------------------------------------
 
     async def stats(self, period: StatsPeriod) -> CallStats:
-        since = period.since.timestamp() if period.since else None
-        return await self.store.stats(since)
+        return await self.stats_since(period.since.timestamp() if period.since else None)
 
     async def stats_since(self, since: float | None) -> CallStats:
         return await self.store.stats(since)
