@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -18,9 +19,11 @@ from bot.calls import CallService
 from bot.config import Settings
 from bot.context import AppContext
 from bot.home import HomePublisher
-from bot.outbox import OutboxWorker
+from bot.metrics import Metrics
+from bot.outbox import OutboxWorker, RetryPolicy
 from bot.poller import Poller
 from bot.retell import RetellClient
+from bot.tasks import InFlight
 from handlers import actions, commands, events, health, views, webhook
 from storage.sqlite import SQLiteStore
 
@@ -30,49 +33,72 @@ CONTEXT = web.AppKey("context", AppContext)
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
-@web.middleware
-async def access_log(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        log.info("%s %s %d %.1f ms", request.method, request.path, status,
-                 (time.perf_counter() - started) * 1000)
+def access_log(metrics: Metrics) -> Middleware:
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            # The route's pattern, not the path: unknown paths must not grow the metrics.
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "other"
+            metrics.requests.labels(route, str(status)).inc()
+            metrics.request_seconds.labels(route).observe(elapsed)
+            log.info("%s %s %d %.1f ms", request.method, request.path, status, elapsed * 1000)
+
+    return middleware
 
 
 def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, RetellClient]:
+    metrics = Metrics()
     store = SQLiteStore(settings.database_path)
     retell = RetellClient(
         settings.retell_api_key,
         base_url=settings.retell_base_url,
         timeout=settings.retell_timeout_seconds,
+        retries=settings.retell_retries,
+        observe=metrics.observe_retell,
     )
-    slack = AsyncWebClient(
-        token=settings.slack_bot_token,
-        base_url=settings.slack_api_url,
-        logger=logging.getLogger("slack_sdk"),
-    )
-    # A 429 means Slack did nothing, so retrying it is always safe; other failures are
-    # left to the outbox, which knows whether a retry could post twice.
+    slack = _slack_client(settings)
+    # For answers to people: a 429 means Slack did nothing, so retrying it is safe.
     slack.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
     calls = CallService(
         store, retell, from_number=settings.retell_from_number,
         default_agent_id=settings.retell_agent_id, poll_after=settings.poll_after_seconds,
     )
     home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers)
+    # The outbox has a client of its own without retry handlers: it keeps its own
+    # schedule (Retry-After, backoff), and knows when a retry could post twice.
     outbox = OutboxWorker(
-        store, slack, notify_channel=settings.notify_channel,
+        store, _slack_client(settings), notify_channel=settings.notify_channel,
         show_full_numbers=settings.show_full_numbers, on_card=home.refresh,
+        policy=RetryPolicy(
+            base=settings.outbox_retry_base, cap=settings.outbox_retry_max,
+            max_attempts=settings.outbox_max_attempts,
+            channel_rate=settings.slack_channel_rate,
+        ),
+        metrics=metrics,
     )
-    return AppContext(settings, store, calls, outbox, home), slack, retell
+    ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight())
+    return ctx, slack, retell
+
+
+def _slack_client(settings: Settings) -> AsyncWebClient:
+    return AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_url,
+        logger=logging.getLogger("slack_sdk"),
+    )
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -114,24 +140,37 @@ def create_app(settings: Settings) -> web.Application:
         log.info("ready: database %s, Retell at %s, Slack over %s", settings.database_path,
                  settings.retell_base_url, "Socket Mode" if socket_mode else "HTTP")
 
-    async def on_cleanup(app: web.Application) -> None:
+    async def on_shutdown(app: web.Application) -> None:
+        """No new requests now: stop taking Slack events over Socket Mode too."""
+        log.info("stopping: finishing requests in flight")
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
             for task in socket_tasks:
                 task.cancel()
             await asyncio.gather(*socket_tasks, return_exceptions=True)
-        await poller.stop()
-        await ctx.outbox.stop()
-        await ctx.home.stop()
-        await retell.aclose()
-        await ctx.store.close()
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[access_log])
+    async def on_cleanup(app: web.Application) -> None:
+        grace = settings.shutdown_timeout
+        try:
+            if not await ctx.inflight.wait_idle(grace):
+                log.warning("stopping: %d Slack listener(s) still running after %g s",
+                            ctx.inflight.count, grace)
+            await poller.stop()
+            await ctx.outbox.stop(grace)
+            await ctx.home.stop()
+        finally:
+            await retell.aclose()
+            await ctx.store.close()
+            log.info("stopped: database closed")
+
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[access_log(ctx.metrics)])
     app[CONTEXT] = ctx
     if settings.slack_signing_secret:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/retell/webhook", webhook.make_handler(ctx))
     app.router.add_get("/healthz", health.make_handler(ctx))
+    app.router.add_get("/metrics", health.make_metrics_handler(ctx))
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

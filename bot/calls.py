@@ -36,6 +36,7 @@ EVENT_EFFECTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "call_ended": (STAGE_ENDED, ("card",)),
     "call_analyzed": (STAGE_ANALYZED, ("card", "summary")),
 }
+UNCERTAIN_KINDS = frozenset({"timeout", "unreachable", "server_error"})
 POLL_BASE_SECONDS = 15.0
 POLL_MAX_SECONDS = 300.0
 POLL_GIVE_UP_SECONDS = 6 * 3600
@@ -101,6 +102,14 @@ class SlackRoute:
 def idempotency_key(*parts: str) -> str:
     """Same Slack request, same key: Retell then never places a second call for it."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:40]
+
+
+def retry_key(attempt: CallRecord) -> str | None:
+    """The key a retry of a failed attempt must reuse: when Retell timed out or failed
+    mid-way it may have placed the call, and the same key makes it answer with that call."""
+    if attempt.call_id is None and attempt.error_kind in UNCERTAIN_KINDS:
+        return attempt.request_key
+    return None
 
 
 def match_agent(agents: list[Agent], wanted: str) -> Agent:
@@ -272,7 +281,9 @@ class CallService:
                 idempotency_key=request_key,
             )
         except RetellError as exc:
-            row_id = await self.store.record_failed_attempt(attempt, exc.describe())
+            row_id = await self.store.record_failed_attempt(
+                attempt, exc.describe(), error_kind=exc.kind, request_key=request_key
+            )
             log.warning(
                 "call refused to=%s kind=%s status=%s reason=%s",
                 mask_phone(command.phone.e164), exc.kind, exc.status, exc.reason,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
+import time
 
 from aiohttp import web
 
-from bot.config import SettingsError, load_settings
+from bot.config import Settings, SettingsError, load_settings
 from bot.logs import setup_logging
 
 
@@ -31,15 +34,46 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callbot: {exc}", file=sys.stderr)
         return 2
 
+    setup_logging(settings.log_level)
+    return asyncio.run(run_server(settings))
+
+
+async def run_server(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT, then stop in order: stop accepting, finish requests
+    and listeners in flight, stop the outbox worker, close the database.
+
+    Our own signal handling rather than `web.run_app`'s: a second signal during the stop
+    must not cut it short and leave the database threads running.
+    """
     from bot.app import create_app
 
-    setup_logging(settings.log_level)
-    logging.getLogger("bot").info("listening on http://%s:%d", settings.host, settings.port)
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port,
-        access_log=None, print=None, shutdown_timeout=10,
-    )
+    log = logging.getLogger("bot")
+    runner = web.AppRunner(create_app(settings), access_log=None, handle_signals=False,
+                           shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, stop, sig)
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("listening on http://%s:%d", settings.host, settings.port)
+        await stop.wait()
+    finally:
+        started = time.monotonic()
+        await runner.cleanup()
+        log.info("stopped cleanly in %.1f s", time.monotonic() - started)
     return 0
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log = logging.getLogger("bot")
+    if stop.is_set():
+        log.info("%s: already stopping", sig.name)
+    else:
+        log.info("%s: stopping", sig.name)
+    stop.set()
 
 
 if __name__ == "__main__":

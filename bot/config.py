@@ -57,6 +57,19 @@ class Settings(BaseSettings):
                                       alias="CALLBOT_POLL_AFTER_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # Reliability: how hard to retry, how fast to post, how long to wait when stopping.
+    retell_retries: int = Field(default=2, ge=0, le=10, alias="CALLBOT_RETELL_RETRIES")
+    slack_channel_rate: float = Field(default=1.0, gt=0, le=1000,
+                                      alias="CALLBOT_SLACK_CHANNEL_RATE")
+    outbox_retry_base: float = Field(default=1.0, gt=0, le=3600,
+                                     alias="CALLBOT_OUTBOX_RETRY_BASE")
+    outbox_retry_max: float = Field(default=300.0, gt=0, le=86400,
+                                    alias="CALLBOT_OUTBOX_RETRY_MAX")
+    outbox_max_attempts: int = Field(default=50, ge=1, le=1000,
+                                     alias="CALLBOT_OUTBOX_MAX_ATTEMPTS")
+    shutdown_timeout: float = Field(default=10.0, gt=0, le=300,
+                                    alias="CALLBOT_SHUTDOWN_TIMEOUT")
+
     @field_validator(
         "retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel",
         "slack_signing_secret",

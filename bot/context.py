@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from bot.calls import CallService
 from bot.config import Settings
 from bot.home import HomePublisher
+from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
+from bot.tasks import InFlight
 from storage.base import Store
 
 
@@ -18,3 +20,5 @@ class AppContext:
     calls: CallService
     outbox: OutboxWorker
     home: HomePublisher
+    metrics: Metrics
+    inflight: InFlight

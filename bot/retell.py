@@ -6,8 +6,11 @@ handlers never have to interpret HTTP themselves.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+import random
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,11 +23,25 @@ log = logging.getLogger(__name__)
 class RetellError(Exception):
     """Retell did not do what we asked. `reason` is Retell's own words when it gave any."""
 
-    def __init__(self, kind: str, reason: str, status: int | None = None) -> None:
+    def __init__(
+        self, kind: str, reason: str, status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{kind}: {reason}" + (f" (HTTP {status})" if status else ""))
         self.kind = kind  # refused | rate_limited | server_error | timeout | unreachable
         self.reason = reason
         self.status = status
+        self.retry_after = retry_after  # seconds, when Retell said how long to wait
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again; a refusal will be refused again."""
+        return self.kind != "refused" or self.status in (408, 409)
+
+    @property
+    def uncertain(self) -> bool:
+        """Retell may have done it anyway (no answer, or a server error mid-way)."""
+        return self.kind in ("timeout", "unreachable", "server_error")
 
     def describe(self, action: str = "the call") -> str:
         if self.kind == "refused":
@@ -110,9 +127,13 @@ class RetellClient:
         *,
         base_url: str = "https://api.retellai.com",
         timeout: float = 15.0,
+        retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[str, float, str | None], None] | None = None,
     ) -> None:
         self._timeout = timeout
+        self._retries = retries
+        self._observe = observe  # (operation, seconds, error kind or None), for metrics
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "retell-slack-callbot"},
@@ -142,7 +163,9 @@ class RetellClient:
             body["metadata"] = metadata
         if idempotency_key:
             body["idempotency_key"] = idempotency_key
-        data = await self._request("POST", "/v2/create-phone-call", json=body)
+        # Only a key makes a retry safe: Retell then answers a repeat with the same call.
+        data = await self._request("POST", "/v2/create-phone-call", json=body,
+                                   retry=idempotency_key is not None)
         return RetellCall.model_validate(data)
 
     async def get_call(self, call_id: str) -> RetellCall:
@@ -151,7 +174,7 @@ class RetellClient:
 
     async def stop_call(self, call_id: str) -> None:
         """Hang up a live call; Retell then ends it with `manual_stopped`."""
-        await self._request("POST", f"/v2/stop-call/{call_id}")
+        await self._request("POST", f"/v2/stop-call/{call_id}", retry=False)
 
     async def list_phone_numbers(self) -> list[CallerNumber]:
         numbers: list[CallerNumber] = []
@@ -197,7 +220,33 @@ class RetellClient:
                 return
             params = {"limit": 1000, "pagination_key": data["pagination_key"]}
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> Any:
+        """One request, tried again on 429, 5xx, timeouts and lost connections (honouring
+        `retry-after`) when `retry` allows; then one RetellError for the caller."""
+        operation = path.strip("/").split("/")[1 if path.startswith("/v") else 0]
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                data = await self._once(method, path, **kwargs)
+            except RetellError as exc:
+                if self._observe is not None:
+                    self._observe(operation, time.perf_counter() - started, exc.kind)
+                delay = exc.retry_after
+                if delay is None:
+                    delay = min(8.0, 0.5 * 2**attempt) * random.uniform(0.75, 1.0)
+                if not (retry and exc.transient and attempt < self._retries and delay <= 30):
+                    raise
+                attempt += 1
+                log.info("retell %s failed (%s); try %d of %d in %.1f s", operation, exc.kind,
+                         attempt + 1, self._retries + 1, delay)
+                await asyncio.sleep(delay)
+                continue
+            if self._observe is not None:
+                self._observe(operation, time.perf_counter() - started, None)
+            return data
+
+    async def _once(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
@@ -235,8 +284,18 @@ def _error_from(response: httpx.Response) -> RetellError:
     except ValueError:
         reason = response.text.strip()[:200]
     reason = reason or response.reason_phrase or f"HTTP {status}"
+    retry_after = _retry_after(response.headers.get("retry-after"))
     if status == 429:
-        return RetellError("rate_limited", reason, status)
+        return RetellError("rate_limited", reason, status, retry_after)
     if status >= 500:
-        return RetellError("server_error", reason, status)
-    return RetellError("refused", reason, status)
+        return RetellError("server_error", reason, status, retry_after)
+    return RetellError("refused", reason, status, retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a `retry-after` header (a number; HTTP dates are rare enough to skip)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None

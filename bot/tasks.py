@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec
+
+P = ParamSpec("P")
 
 
 async def finish_or_cancel(task: asyncio.Task[None], grace: float) -> None:
@@ -14,3 +19,39 @@ async def finish_or_cancel(task: asyncio.Task[None], grace: float) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+class InFlight:
+    """Listener work still running after Slack got its ack (Bolt runs it in a task of its
+    own); shutdown waits for it, so a call placed at Retell is always recorded here."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def track(self, fn: Callable[P, Awaitable[None]]) -> Callable[P, Awaitable[None]]:
+        @functools.wraps(fn)  # Bolt reads the wrapped function's argument names
+        async def tracked(*args: P.args, **kwargs: P.kwargs) -> None:
+            self._count += 1
+            self._idle.clear()
+            try:
+                await fn(*args, **kwargs)
+            finally:
+                self._count -= 1
+                if self._count == 0:
+                    self._idle.set()
+
+        return tracked
+
+    async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109
+        """True when nothing is left running within `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
-from bot.calls import CallFailed, NotAllowed, SlackRoute
+from bot.calls import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
 from bot.parsing import CallCommand
 from bot.phones import PhoneNumberError, parse_phone
@@ -115,6 +115,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             from_number=source.to_number if inbound else source.from_number,
             note=source.note,
             source="call again",
+            request_key=retry_key(source),
         )
         await place_from_slack(ctx, client, placement, tell)
 
@@ -122,8 +123,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         await ack()
         await open_call_modal(ctx, client, str(body.get("trigger_id", "")), None)
 
-    app.action(ACTION_HANG_UP)(hang_up)
-    app.action(ACTION_REFRESH)(refresh)
-    app.action(ACTION_TRANSCRIPT)(transcript)
-    app.action(ACTION_CALL_AGAIN)(call_again)
-    app.action(ACTION_OPEN_MODAL)(open_modal)
+    app.action(ACTION_HANG_UP)(ctx.inflight.track(hang_up))
+    app.action(ACTION_REFRESH)(ctx.inflight.track(refresh))
+    app.action(ACTION_TRANSCRIPT)(ctx.inflight.track(transcript))
+    app.action(ACTION_CALL_AGAIN)(ctx.inflight.track(call_again))
+    app.action(ACTION_OPEN_MODAL)(ctx.inflight.track(open_modal))

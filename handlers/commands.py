@@ -76,5 +76,5 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         else:
             await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
 
-    app.command("/call")(call_command)
-    app.command("/callstats")(callstats_command)
+    app.command("/call")(ctx.inflight.track(call_command))
+    app.command("/callstats")(ctx.inflight.track(callstats_command))

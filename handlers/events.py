@@ -89,9 +89,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         if event.get("tab") == "home" and event.get("user"):
             await ctx.home.publish(str(event["user"]))
 
-    app.event("message")(message)
-    app.event("app_mention")(app_mention)
-    app.event("app_home_opened")(app_home_opened)
+    app.event("message")(ctx.inflight.track(message))
+    app.event("app_mention")(ctx.inflight.track(app_mention))
+    app.event("app_home_opened")(ctx.inflight.track(app_home_opened))
 
 
 def _mentions_bot(event: dict[str, Any], context: AsyncBoltContext) -> bool:

@@ -38,6 +38,7 @@ class Placement:
     from_number: str | None = None
     note: str | None = None
     source: str = "command"
+    request_key: str | None = None  # reuse this idempotency key (retrying an unknown outcome)
 
 
 async def place_from_slack(
@@ -76,7 +77,8 @@ async def place_from_slack(
         await tell(not_in_channel_text(channel, error))
         return None
     route = replace(route, message_ts=str(posted["ts"]))
-    key = idempotency_key(route.team_id or "", *placement.request_parts)
+    key = placement.request_key or idempotency_key(route.team_id or "",
+                                                   *placement.request_parts)
     try:
         record = await ctx.calls.place_call(
             placement.command, agent, route, key,

@@ -102,7 +102,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         )
         await place_from_slack(ctx, client, placement, _tell_for_modal(body, client, user))
 
-    app.view(CALL_MODAL)(submit_call_modal)
+    app.view(CALL_MODAL)(ctx.inflight.track(submit_call_modal))
 
 
 def _tell_for_modal(body: dict[str, Any], client: AsyncWebClient, user: str) -> Tell:

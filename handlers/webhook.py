@@ -32,6 +32,7 @@ def _validation_message(exc: ValidationError) -> str:
 
 def make_handler(ctx: AppContext) -> Handler:
     key = ctx.settings.webhook_key
+    counted = ctx.metrics.webhook_events
 
     async def retell_webhook(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
@@ -39,23 +40,29 @@ def make_handler(ctx: AppContext) -> Handler:
         refused = check_retell_signature(raw, key, request.headers.get("x-retell-signature"))
         if refused:
             log.warning("webhook refused: %s (from %s)", refused, request.remote)
+            counted.labels("unknown", "unsigned").inc()
             return _error(401, f"invalid signature: {refused}")
         try:
             text = raw.decode("utf-8")
             data = json.loads(text)
         except (UnicodeDecodeError, ValueError):
+            counted.labels("unknown", "invalid").inc()
             return _error(400, "body is not UTF-8 JSON")
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+            counted.labels("unknown", "invalid").inc()
             return _error(400, "body must be a JSON object with an `event` string")
         event = data["event"]
         if event not in EVENT_EFFECTS:
             log.info("webhook event=%s ignored", event[:64])
+            counted.labels("other", "ignored").inc()
             return web.json_response({"status": "ignored"})
         try:
             body = WebhookBody.model_validate(data)
         except ValidationError as exc:
+            counted.labels(event, "invalid").inc()
             return _error(400, _validation_message(exc))
         outcome = await ctx.calls.record_webhook(body, text)
+        counted.labels(event, outcome).inc()
         if outcome == "stored":
             ctx.outbox.wake()
         log.info("webhook event=%s call_id=%s %s in %.1f ms", event, body.call.call_id,

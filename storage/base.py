@@ -16,7 +16,15 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise when the database does not answer."""
 
-    async def record_failed_attempt(self, attempt: Attempt, error: str) -> int: ...
+    @property
+    def commits(self) -> tuple[int, int]:
+        """(write transactions, writes) since open: how well writes are being batched."""
+
+    async def record_failed_attempt(
+        self, attempt: Attempt, error: str, *, error_kind: str | None = None,
+        request_key: str | None = None,
+    ) -> int:
+        """Keep an attempt Retell did not accept, with the key a retry of it must reuse."""
 
     async def save_placed_call(
         self,
@@ -62,13 +70,21 @@ class Store(Protocol):
 
     async def enqueue_once(self, call_id: str, kind: str) -> bool: ...
 
-    async def due_outbox(self, now: float, limit: int) -> list[OutboxItem]: ...
+    async def outbox_heads(self, limit: int) -> list[OutboxItem]:
+        """The oldest pending item of each call, soonest due first."""
 
-    async def next_outbox_due(self) -> float | None: ...
+    async def pending_card_items(self, call_id: str) -> list[int]: ...
 
-    async def complete_outbox(self, item_id: int, now: float) -> None: ...
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        """(pending items, when the oldest was queued)."""
 
-    async def retry_outbox(self, item_id: int, next_attempt_at: float, error: str) -> None: ...
+    async def mark_posting(self, item_id: int, now: float) -> None: ...
+
+    async def complete_outbox(self, item_ids: Sequence[int], now: float) -> None: ...
+
+    async def retry_outbox(
+        self, item_id: int, next_attempt_at: float, error: str, *, uncertain: bool = True
+    ) -> None: ...
 
     async def fail_outbox(self, item_id: int, now: float, error: str) -> None: ...
 

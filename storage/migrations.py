@@ -86,4 +86,12 @@ MIGRATIONS: list[str] = [
         claimed_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 3: reliable delivery: per-call order, posts whose answer was lost, and retries of
+    # creates that may have happened.
+    """
+    ALTER TABLE outbox ADD COLUMN posting_since REAL;   -- a post went out, answer unknown
+    CREATE INDEX outbox_call_pending ON outbox (call_id, id) WHERE done_at IS NULL;
+    ALTER TABLE calls ADD COLUMN error_kind TEXT;       -- timeout | server_error | refused ...
+    ALTER TABLE calls ADD COLUMN request_key TEXT;      -- the idempotency key Retell was sent
+    """,
 ]

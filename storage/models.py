@@ -46,6 +46,8 @@ class CallRecord:
     note: str | None = None
     analyzed_at: float | None = None
     poll_attempts: int = 0
+    error_kind: str | None = None  # why Retell did not place it: timeout, refused, ...
+    request_key: str | None = None  # the idempotency key sent with the failed create
 
     @property
     def analyzed(self) -> bool:
@@ -101,6 +103,9 @@ class OutboxItem:
     call_id: str
     kind: str
     attempts: int
+    next_attempt_at: float = 0.0
+    posting_since: float | None = None  # a post was sent and its answer may have been lost
+    channel_id: str | None = None
 
 
 @dataclass(frozen=True)

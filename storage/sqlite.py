@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import fields as dc_fields
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,9 @@ from storage.models import (
     CallStats,
     OutboxItem,
 )
+from storage.writer import GroupWriter
 
+_PRAGMAS = ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"]
 SENTIMENTS = ("Positive", "Neutral", "Negative", "Unknown")
 
 # Columns a newer, non-empty value overwrites; routing and status follow their own rules.
@@ -81,54 +81,50 @@ _LIGHT_COLUMNS = ", ".join(
 class SQLiteStore:
     """The embedded default store.
 
-    Writes share one connection, so a lock keeps each transaction whole; reads use a
-    second connection so `/callstats` never waits behind webhook writes (WAL allows it).
+    Writes go through one connection in its own thread with group commit (see
+    storage/writer.py), so concurrent webhooks share an fsync; reads use a second
+    connection so `/callstats` never waits behind writes (WAL allows it).
     """
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL") -> None:
         self.path = Path(path)
-        self._synchronous = synchronous
-        self._writer: aiosqlite.Connection | None = None
+        self._writer = GroupWriter(self.path, [*_PRAGMAS, f"PRAGMA synchronous = {synchronous}"])
         self._reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._open = False
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._writer = await self._connect()
-            await self._writer.execute(f"PRAGMA synchronous = {self._synchronous}")
-            await self._migrate(self._writer)
-            self._reader = await self._connect()
+            await self._writer.open()
+            await self._migrate()
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            self._reader.row_factory = sqlite3.Row
+            for pragma in _PRAGMAS:
+                await self._reader.execute(pragma)
+            self._open = True
         except BaseException:
             await self.close()
             raise
 
-    async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA busy_timeout = 5000")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        return conn
-
-    async def _migrate(self, conn: aiosqlite.Connection) -> None:
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = int(row[0]) if row else 0
+    async def _migrate(self) -> None:
+        version = await self._writer.write(
+            lambda conn: int(conn.execute("PRAGMA user_version").fetchone()[0])
+        )
         if version > len(MIGRATIONS):
             raise RuntimeError(
                 f"database schema v{version} is newer than this build (v{len(MIGRATIONS)})"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await conn.executescript(
+            await self._writer.run_script(
                 f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
             )
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
-            if conn is not None:
-                await conn.close()
-        self._reader = self._writer = None
+        self._open = False
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
+        await self._writer.close()
 
     async def __aenter__(self) -> SQLiteStore:
         await self.open()
@@ -138,28 +134,15 @@ class SQLiteStore:
         await self.close()
 
     @property
-    def _w(self) -> aiosqlite.Connection:
-        if self._writer is None:
-            raise RuntimeError("store is not open")
-        return self._writer
+    def commits(self) -> tuple[int, int]:
+        """(transactions, writes) so far: how well group commit is batching."""
+        return self._writer.batches, self._writer.writes
 
     @property
     def _r(self) -> aiosqlite.Connection:
         if self._reader is None:
             raise RuntimeError("store is not open")
         return self._reader
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            conn = self._w
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
 
     async def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
         """One query, run and fetched in a single step on the reader connection.
@@ -174,32 +157,29 @@ class SQLiteStore:
 
     # -- calls ---------------------------------------------------------------------------
 
-    async def record_failed_attempt(self, attempt: Attempt, error: str) -> int:
+    async def record_failed_attempt(
+        self, attempt: Attempt, error: str, *, error_kind: str | None = None,
+        request_key: str | None = None,
+    ) -> int:
         now = time.time()
-        async with self._transaction() as conn:
-            cur = await conn.execute(
-                """INSERT INTO calls (status, stage, created_at, updated_at, error, team_id,
-                       channel_id, user_id, message_ts, thread_ts, from_number, to_number,
-                       agent_id, agent_name, variables, note)
-                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    now,
-                    now,
-                    error,
-                    attempt.team_id,
-                    attempt.channel_id,
-                    attempt.user_id,
-                    attempt.message_ts,
-                    attempt.thread_ts,
-                    attempt.from_number,
-                    attempt.to_number,
-                    attempt.agent_id,
-                    attempt.agent_name,
-                    json.dumps(attempt.variables),
-                    attempt.note,
-                ),
+        params = (
+            now, now, error, error_kind, request_key, attempt.team_id, attempt.channel_id,
+            attempt.user_id, attempt.message_ts, attempt.thread_ts, attempt.from_number,
+            attempt.to_number, attempt.agent_id, attempt.agent_name,
+            json.dumps(attempt.variables), attempt.note,
+        )
+
+        def insert(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                """INSERT INTO calls (status, stage, created_at, updated_at, error, error_kind,
+                       request_key, team_id, channel_id, user_id, message_ts, thread_ts,
+                       from_number, to_number, agent_id, agent_name, variables, note)
+                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                params,
             )
             return int(cur.lastrowid or 0)
+
+        return await self._writer.write(insert)
 
     async def save_placed_call(
         self,
@@ -227,11 +207,15 @@ class SQLiteStore:
             raw_payload=raw_payload,
         )
         now = time.time()
-        async with self._transaction() as conn:
-            await conn.execute(_UPSERT_CALL, _upsert_params(fields, now, poll_at))
+        params = _upsert_params(fields, now, poll_at)
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(_UPSERT_CALL, params)
             # The card is then updated by the outbox worker alone, so it never shows an
             # older state than a webhook that raced ahead of this answer.
-            await _enqueue(conn, call_id, ("card",), now)
+            _enqueue(conn, call_id, ("card",), now)
+
+        await self._writer.write(save)
 
     async def record_events(
         self,
@@ -243,12 +227,14 @@ class SQLiteStore:
         always: Sequence[str] = (),
     ) -> list[str]:
         now = time.time()
-        new: list[str] = []
-        kinds: list[str] = []
-        merge = False
-        async with self._transaction() as conn:
+        params = _upsert_params(fields, now, poll_at)
+
+        def record(conn: sqlite3.Connection) -> list[str]:
+            new: list[str] = []
+            kinds: list[str] = []
+            merge = False
             for event, event_kinds in events:
-                cur = await conn.execute(
+                cur = conn.execute(
                     "INSERT OR IGNORE INTO webhook_events (call_id, event, received_at, source) "
                     "VALUES (?, ?, ?, ?)",
                     (fields.call_id, event, now, source),
@@ -258,18 +244,20 @@ class SQLiteStore:
                     kinds += [k for k in event_kinds if k not in kinds]
                 elif source == "webhook":
                     # The real webhook after a poll saw the call: keep its fuller data.
-                    cur = await conn.execute(
+                    cur = conn.execute(
                         "UPDATE webhook_events SET source = 'webhook' "
                         "WHERE call_id = ? AND event = ? AND source = 'poll'",
                         (fields.call_id, event),
                     )
                     merge = merge or bool(cur.rowcount)
             if new or merge or always:
-                await conn.execute(_UPSERT_CALL, _upsert_params(fields, now, poll_at))
+                conn.execute(_UPSERT_CALL, params)
             kinds += [k for k in always if k not in kinds]
             if kinds:
-                await _enqueue(conn, fields.call_id, kinds, now)
-        return new
+                _enqueue(conn, fields.call_id, kinds, now)
+            return new
+
+        return await self._writer.write(record)
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         rows = await self._read("SELECT * FROM calls WHERE call_id = ?", (call_id,))
@@ -288,12 +276,16 @@ class SQLiteStore:
         return [_to_record(r) for r in rows]
 
     async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE calls SET channel_id = ?, message_ts = ?, updated_at = ? "
-                "WHERE call_id = ?",
-                (channel_id, message_ts, time.time(), call_id),
-            )
+        await self._execute(
+            "UPDATE calls SET channel_id = ?, message_ts = ?, updated_at = ? WHERE call_id = ?",
+            (channel_id, message_ts, time.time(), call_id),
+        )
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, params)
+
+        await self._writer.write(run)
 
     # -- polling and claims ----------------------------------------------------------------
 
@@ -307,78 +299,105 @@ class SQLiteStore:
 
     async def schedule_poll(self, call_id: str, next_poll_at: float | None) -> None:
         """After a poll: when to look again (None: never), counting the attempt."""
-        async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE calls SET next_poll_at = CASE WHEN stage >= ? THEN NULL ELSE ? END, "
-                "poll_attempts = poll_attempts + 1 WHERE call_id = ?",
-                (STAGE_ANALYZED, next_poll_at, call_id),
-            )
+        await self._execute(
+            "UPDATE calls SET next_poll_at = CASE WHEN stage >= ? THEN NULL ELSE ? END, "
+            "poll_attempts = poll_attempts + 1 WHERE call_id = ?",
+            (STAGE_ANALYZED, next_poll_at, call_id),
+        )
 
     async def claim(self, key: str, now: float, window: float | None = None) -> bool:
         """True for the first claim of `key` (or the first since `window` seconds passed)."""
-        async with self._transaction() as conn:
-            rows = list(
-                await conn.execute_fetchall("SELECT claimed_at FROM claims WHERE key = ?", (key,))
-            )
-            if rows and (window is None or now - float(rows[0][0]) < window):
+
+        def claim(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT claimed_at FROM claims WHERE key = ?", (key,)).fetchone()
+            if row and (window is None or now - float(row[0]) < window):
                 return False
-            await conn.execute(
-                "INSERT OR REPLACE INTO claims (key, claimed_at) VALUES (?, ?)", (key, now)
-            )
+            conn.execute("INSERT OR REPLACE INTO claims (key, claimed_at) VALUES (?, ?)",
+                         (key, now))
             return True
+
+        return await self._writer.write(claim)
 
     async def enqueue_once(self, call_id: str, kind: str) -> bool:
         """Queue Slack work that must happen at most once per call (a transcript post)."""
-        async with self._transaction() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT 1 FROM outbox WHERE call_id = ? AND kind = ? LIMIT 1", (call_id, kind)
-                )
-            )
-            if rows:
+
+        def enqueue(conn: sqlite3.Connection) -> bool:
+            if conn.execute(
+                "SELECT 1 FROM outbox WHERE call_id = ? AND kind = ? LIMIT 1", (call_id, kind)
+            ).fetchone():
                 return False
-            await _enqueue(conn, call_id, (kind,), time.time())
+            _enqueue(conn, call_id, (kind,), time.time())
             return True
+
+        return await self._writer.write(enqueue)
 
     # -- outbox --------------------------------------------------------------------------
 
-    async def due_outbox(self, now: float, limit: int) -> list[OutboxItem]:
+    async def outbox_heads(self, limit: int) -> list[OutboxItem]:
+        """The oldest pending item of each call (items of one call go out in order),
+        soonest due first, with the channel it goes to."""
         rows = await self._read(
-            "SELECT id, call_id, kind, attempts FROM outbox "
-            "WHERE done_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at, id "
-            "LIMIT ?",
-            (now, limit),
+            """SELECT o.id, o.call_id, o.kind, o.attempts, o.next_attempt_at, o.posting_since,
+                      c.channel_id
+               FROM outbox o INDEXED BY outbox_pending LEFT JOIN calls c USING (call_id)
+               WHERE o.done_at IS NULL AND o.id = (
+                   SELECT min(p.id) FROM outbox p INDEXED BY outbox_call_pending
+                   WHERE p.call_id = o.call_id AND p.done_at IS NULL)
+               ORDER BY o.next_attempt_at, o.id LIMIT ?""",
+            (limit,),
         )
-        return [OutboxItem(r["id"], r["call_id"], r["kind"], r["attempts"]) for r in rows]
+        return [OutboxItem(*r) for r in rows]
 
-    async def next_outbox_due(self) -> float | None:
-        [row] = await self._read("SELECT min(next_attempt_at) FROM outbox WHERE done_at IS NULL")
-        return float(row[0]) if row[0] is not None else None
+    async def pending_card_items(self, call_id: str) -> list[int]:
+        """Card updates still queued for a call: one update shows them all."""
+        rows = await self._read(
+            "SELECT id FROM outbox INDEXED BY outbox_call_pending "
+            "WHERE call_id = ? AND done_at IS NULL AND kind = 'card'",
+            (call_id,),
+        )
+        return [int(r[0]) for r in rows]
 
-    async def complete_outbox(self, item_id: int, now: float) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
+    async def outbox_backlog(self) -> tuple[int, float | None]:
+        """How many items wait for Slack, and when the oldest of them was queued."""
+        [row] = await self._read(
+            "SELECT count(*), min(created_at) FROM outbox INDEXED BY outbox_pending "
+            "WHERE done_at IS NULL"
+        )
+        return int(row[0]), float(row[1]) if row[1] is not None else None
+
+    async def mark_posting(self, item_id: int, now: float) -> None:
+        """Before a post whose answer could be lost: a retry must look before posting."""
+        await self._execute(
+            "UPDATE outbox SET posting_since = coalesce(posting_since, ?) WHERE id = ?",
+            (now, item_id),
+        )
+
+    async def complete_outbox(self, item_ids: Sequence[int], now: float) -> None:
+        def complete(conn: sqlite3.Connection) -> None:
+            conn.executemany(
                 "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = NULL "
-                "WHERE id = ?",
-                (now, item_id),
+                "WHERE id = ? AND done_at IS NULL",
+                [(now, item_id) for item_id in item_ids],
             )
 
-    async def retry_outbox(self, item_id: int, next_attempt_at: float, error: str) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? "
-                "WHERE id = ?",
-                (next_attempt_at, error, item_id),
-            )
+        await self._writer.write(complete)
+
+    async def retry_outbox(
+        self, item_id: int, next_attempt_at: float, error: str, *, uncertain: bool = True
+    ) -> None:
+        """Try again later; `uncertain` False when Slack's answer proves nothing was posted."""
+        await self._execute(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+            "posting_since = CASE WHEN ? THEN posting_since END WHERE id = ?",
+            (next_attempt_at, error, uncertain, item_id),
+        )
 
     async def fail_outbox(self, item_id: int, now: float, error: str) -> None:
         """Give up on an item (a permanent Slack error); kept with its reason for operators."""
-        async with self._transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = ? "
-                "WHERE id = ?",
-                (now, "gave up: " + error, item_id),
-            )
+        await self._execute(
+            "UPDATE outbox SET done_at = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+            (now, "gave up: " + error, item_id),
+        )
 
     # -- stats ---------------------------------------------------------------------------
 
@@ -449,11 +468,9 @@ class SQLiteStore:
         return sum(float(r[0]) for r in rows) / len(rows)
 
 
-async def _enqueue(
-    conn: aiosqlite.Connection, call_id: str, kinds: Sequence[str], now: float
-) -> None:
+def _enqueue(conn: sqlite3.Connection, call_id: str, kinds: Sequence[str], now: float) -> None:
     """Queue Slack work inside the caller's transaction, due at once."""
-    await conn.executemany(
+    conn.executemany(
         "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
         [(call_id, kind, now, now) for kind in kinds],
     )

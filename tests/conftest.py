@@ -28,6 +28,8 @@ TEAM = "T0TEST"
 CHANNEL = "C0GENERAL"
 USER = "U0ALICE"
 BOT_USER = "U0BOT"
+# /healthz with nothing waiting for Slack.
+HEALTHY_IDLE = (200, {"status": "ok", "outbox": {"backlog": 0, "oldest_age_seconds": 0.0}})
 
 
 def button(
@@ -243,6 +245,12 @@ def make_settings(
         "RETELL_BASE_URL": retell.url,
         "DATABASE_URL": f"sqlite:///{db_path}",
         "CALLBOT_RETELL_TIMEOUT": 2.0,
+        # Suites that inject one Retell failure expect to see it; retries have their own.
+        "CALLBOT_RETELL_RETRIES": 0,
+        # Slack's real pace (1 a second per channel) and backoff would make suites slow;
+        # the reliability suites set them back to test them.
+        "CALLBOT_SLACK_CHANNEL_RATE": 500,
+        "CALLBOT_OUTBOX_RETRY_BASE": 0.05,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

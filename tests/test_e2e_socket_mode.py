@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import (
     BOT_USER,
     CHANNEL,
+    HEALTHY_IDLE,
     TEAM,
     USER,
     Server,
@@ -121,7 +122,7 @@ async def test_http_route_for_slack_is_not_mounted_but_health_and_webhook_work(
                                          {"Content-Type": "application/json"})
     assert status == 404
 
-    assert await socket_server.get("/healthz") == (200, {"status": "ok"})
+    assert await socket_server.get("/healthz") == HEALTHY_IDLE
 
     assert await sm.send_slash_command(slash_form(slack, "+14155550123")) is None
     await slack.wait_for(lambda: "Dialing" in str(slack.messages(CHANNEL)))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL, Server, make_settings
+from tests.conftest import CHANNEL, HEALTHY_IDLE, Server, make_settings
 from tests.standins.retell import RetellStandIn, sign
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
@@ -105,7 +105,7 @@ async def test_repeat_after_restart_has_no_second_effect(
     await server.restart()
     assert await send(server, retell, call_id, "call_analyzed") == (200, {"status": "duplicate"})
     await server.restart()  # a further start finds nothing pending either
-    assert await server.get("/healthz") == (200, {"status": "ok"})
+    assert await server.get("/healthz") == HEALTHY_IDLE
     assert len(summaries(slack)) == 1
     assert rows(server, "SELECT count(*) FROM outbox WHERE done_at IS NULL") == [(0,)]
 
@@ -256,7 +256,7 @@ async def test_signed_but_malformed_or_unknown_bodies(
 
 
 async def test_healthz_reports_the_database(server: Server) -> None:
-    assert await server.get("/healthz") == (200, {"status": "ok"})
+    assert await server.get("/healthz") == HEALTHY_IDLE
     await server.ctx.store.close()
     status, body = await server.get("/healthz")
     assert status == 503 and body["status"] == "unavailable"
