@@ -238,6 +238,19 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
     return Message(text=text, blocks=_render(blocks))
 
 
+def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
+    """A retry that Retell answered with the call it had already placed: point at the
+    card that follows that call, rather than keep a second card that never moves."""
+    number = show_phone(call.to_number, full=show_full_numbers)
+    text = (f":information_source: Retell had already placed this call to {number}; "
+            "it was not placed twice. Its card above follows it.")
+    context = f"`{escape(call.call_id)}`" if call.call_id else ""
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
+    if context:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
+    return Message(text=f"Call to {number}: already placed", blocks=_render(blocks))
+
+
 # -- the analysis reply in the card's thread ---------------------------------------------------
 
 

@@ -281,14 +281,18 @@ class CallService:
                 idempotency_key=request_key,
             )
         except RetellError as exc:
+            message = exc.describe()
+            if exc.uncertain:
+                message += (" Retell may still place it: if it does, this card will show it,"
+                            " and *Try again* will not call twice.")
             row_id = await self.store.record_failed_attempt(
-                attempt, exc.describe(), error_kind=exc.kind, request_key=request_key
+                attempt, message, error_kind=exc.kind, request_key=request_key
             )
             log.warning(
                 "call refused to=%s kind=%s status=%s reason=%s",
                 mask_phone(command.phone.e164), exc.kind, exc.status, exc.reason,
             )
-            raise CallFailed(exc.describe(), row_id) from None
+            raise CallFailed(message, row_id) from None
         log.info(
             "call placed call_id=%s to=%s agent=%s in %.0f ms",
             call.call_id, mask_phone(command.phone.e164), call.agent_id,

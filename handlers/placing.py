@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import call_card, not_in_channel_text
+from bot.blocks import already_placed_card, call_card, not_in_channel_text
 from bot.calls import AgentLookupError, CallFailed, SlackRoute, idempotency_key
 from bot.context import AppContext
 from bot.parsing import CallCommand
@@ -94,6 +94,10 @@ async def place_from_slack(
     finally:
         if route.user_id:
             ctx.home.refresh(route.user_id)
+    if record.message_ts and record.message_ts != route.message_ts:
+        card = already_placed_card(record, show_full_numbers=show)
+        await client.chat_update(channel=channel, ts=route.message_ts or "", text=card.text,
+                                 blocks=card.blocks)
     ctx.outbox.wake()
     return record
 

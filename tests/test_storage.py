@@ -186,3 +186,49 @@ async def test_reads_always_see_committed_writes_under_concurrent_reads(
     finally:
         stop = True
         await asyncio.gather(*readers)
+
+
+async def test_concurrent_writes_share_one_commit_and_each_is_durable(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    before, _ = store.commits
+    results = await asyncio.gather(
+        *(record_one(store, "call_ended", ended(f"call_{i}"), ["card"]) for i in range(50))
+    )
+    assert results == [True] * 50
+    transactions, writes = store.commits
+    # All fifty were queued before the first commit began, so they went in one.
+    assert transactions - before == 1 and writes >= 50
+    conn = sqlite3.connect(tmp_path / "calls.db")  # another connection sees every one
+    assert conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0] == 50
+    conn.close()
+
+
+async def test_a_failing_write_in_a_batch_fails_alone(store: SQLiteStore) -> None:
+    """One write breaking a constraint is rolled back to its savepoint; the rest commit."""
+    bad = ended("call_bad")
+    outcomes = await asyncio.gather(
+        record_one(store, "call_ended", ended("call_a"), ["card"]),
+        store.record_events([("call_ended", ["card"])], replace(bad, status=None)),  # type: ignore[arg-type]
+        record_one(store, "call_ended", ended("call_b"), ["card"]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is True and outcomes[2] is True
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert await store.get_call("call_a") is not None and await store.get_call("call_b")
+    assert await store.get_call("call_bad") is None
+    assert (await store.outbox_backlog())[0] == 2  # the bad write queued nothing either
+
+
+async def test_outbox_heads_keep_each_calls_items_in_order(store: SQLiteStore) -> None:
+    await store.record_events([("call_ended", ["card", "summary"])], ended("call_a"))
+    await store.record_events([("call_ended", ["card"])], ended("call_b"))
+    heads = await store.outbox_heads(10)
+    assert [(h.call_id, h.kind) for h in heads] == [("call_a", "card"), ("call_b", "card")]
+    # call_a's card waits for a retry: its summary must wait too; call_b goes on.
+    await store.retry_outbox(heads[0].id, time.time() + 60, "HTTP 500")
+    await store.complete_outbox([heads[1].id], time.time())
+    [head] = await store.outbox_heads(10)
+    assert (head.call_id, head.kind) == ("call_a", "card") and head.next_attempt_at > time.time()
+    count, oldest = await store.outbox_backlog()
+    assert count == 2 and oldest is not None and oldest <= time.time()
