@@ -12,6 +12,7 @@ from aiohttp.typedefs import Middleware
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -69,9 +70,8 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         retries=settings.retell_retries,
         observe=metrics.observe_retell,
     )
-    slack = _slack_client(settings)
     # For answers to people: a 429 means Slack did nothing, so retrying it is safe.
-    slack.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
+    slack = _slack_client(settings, [AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
     calls = CallService(
         store, retell, from_number=settings.retell_from_number,
         default_agent_id=settings.retell_agent_id, poll_after=settings.poll_after_seconds,
@@ -80,7 +80,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     # The outbox has a client of its own without retry handlers: it keeps its own
     # schedule (Retry-After, backoff), and knows when a retry could post twice.
     outbox = OutboxWorker(
-        store, _slack_client(settings), notify_channel=settings.notify_channel,
+        store, _slack_client(settings, []), notify_channel=settings.notify_channel,
         show_full_numbers=settings.show_full_numbers, on_card=home.refresh,
         policy=RetryPolicy(
             base=settings.outbox_retry_base, cap=settings.outbox_retry_max,
@@ -93,11 +93,14 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     return ctx, slack, retell
 
 
-def _slack_client(settings: Settings) -> AsyncWebClient:
+def _slack_client(settings: Settings, retry: list[AsyncRetryHandler]) -> AsyncWebClient:
+    """Only the retries we choose: slack_sdk's default one after a lost connection could
+    post a message twice (Slack may have posted it before the connection dropped)."""
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         logger=logging.getLogger("slack_sdk"),
+        retry_handlers=retry,
     )
 
 

@@ -10,14 +10,24 @@ Usage::
         client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
         await client.chat_postMessage(channel="C1", text="hi")
         assert slack.messages("C1")[0]["text"] == "hi"
+
+Fault injection, from the most targeted to the most statistical: ``fail()`` (``ok: false``),
+``http_error()`` (the next N calls get an HTTP status), ``faults()`` (a seeded share of calls
+is rate limited, fails with 500, or is performed and then cut off), ``channel_rate_limit()``
+(Slack's ~1 post/s per channel) and ``delay()`` (latency, to stop the app mid-request).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import contextlib
 import copy
 import json
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +41,16 @@ BOT_ID = "B0BOT"
 APP_ID = "A0APP"
 # Fields that slack_sdk (or a form-encoded caller) sends as JSON strings.
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files")
-_TS_BASE_MICROS = 1_732_400_000 * 1_000_000
+# The methods through which the app changes what people see in Slack.
+WRITE_METHODS = (
+    "chat.postMessage",
+    "chat.update",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+)
+# Key set on a response that must not be sent: the connection is cut after the work.
+_DROP = "slack_standin_drop"
+FAULT_KINDS = ("rate_limited", "server_error", "drop_after", "channel_rate_limited")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -65,6 +84,48 @@ class _HttpFailure:
     remaining: int
 
 
+@dataclass(frozen=True)
+class _Faults:
+    """The shares of ``faults()``; one seeded draw per matching call picks at most one."""
+
+    methods: frozenset[str]
+    rate_limited: float
+    server_error: float
+    drop_after: float
+    retry_after: int
+
+
+@dataclass
+class _Bucket:
+    """A token bucket for one channel's chat.postMessage calls."""
+
+    tokens: float
+    stamp: float
+
+
+def _error_response(status: int, retry_after: int | None) -> web.Response:
+    """An HTTP-level error as Slack sends it: 429 always carries Retry-After."""
+    if retry_after is None and status == 429:
+        retry_after = 1
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    error = "ratelimited" if status == 429 else f"http_{status}"
+    return web.json_response({"ok": False, "error": error}, status=status, headers=headers)
+
+
+def _cursor(ts: str) -> str:
+    """An opaque cursor in Slack's own style: base64 of ``next_ts:<ts>``."""
+    return base64.b64encode(f"next_ts:{ts}".encode()).decode()
+
+
+def _cursor_ts(cursor: str) -> tuple[int, int] | None:
+    """The ts key a cursor points at, or None if it is not one of ours."""
+    try:
+        prefix, _, ts = base64.b64decode(cursor, validate=True).decode().partition(":")
+        return _ts_key(ts) if prefix == "next_ts" and ts else None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
 def _ts_key(ts: str) -> tuple[int, int]:
     """Sort key for Slack ts strings; floats lose precision at microseconds."""
     seconds, _, frac = str(ts).partition(".")
@@ -87,6 +148,19 @@ def _channel_of(args: dict[str, Any]) -> str | None:
 def _public(message: dict[str, Any]) -> dict[str, Any]:
     """A stored message as Slack returns it: no internal keys, no empty fields."""
     return {k: copy.deepcopy(v) for k, v in message.items() if v is not None and k != "channel"}
+
+
+def _metadata_error(metadata: Any) -> str | None:
+    """Slack refuses metadata that is not ``{"event_type": str, "event_payload": {...}}``."""
+    if metadata in (None, "", {}):
+        return None
+    if (
+        isinstance(metadata, dict)
+        and isinstance(metadata.get("event_type"), str)
+        and isinstance(metadata.get("event_payload"), dict)
+    ):
+        return None
+    return "invalid_metadata_format"
 
 
 class SlackStandIn(LoopbackServer):
@@ -117,8 +191,21 @@ class SlackStandIn(LoopbackServer):
         self._http_failures: list[_HttpFailure] = []
         self._home_by_user: dict[str, str] = {}
         self._seq = 0
+        self._last_micros = 0
         self._cond = asyncio.Condition()
         self._url: str | None = None
+        self._closing = asyncio.Event()
+
+        # How many faults of each kind were injected (never reset), so a test can assert
+        # that its faults really happened.
+        self.fault_counts: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
+        # The clock of channel_rate_limit(); a test may replace it to move time by hand.
+        self.clock: Callable[[], float] = time.monotonic
+        self._faults: _Faults | None = None
+        self._rng = random.Random(0)
+        self._delay: tuple[float, frozenset[str] | None] = (0.0, None)
+        self._channel_limit: tuple[float, int] | None = None
+        self._buckets: dict[str, _Bucket] = {}
 
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
@@ -143,11 +230,17 @@ class SlackStandIn(LoopbackServer):
         """Bind an ephemeral port so parallel test runs never collide."""
         if self._runner is not None:
             return
+        self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)
         self._url = await self._serve(app)
+
+    async def close(self) -> None:
+        """Stop the server, cutting short any ``delay()`` still in progress."""
+        self._closing.set()
+        await self._shutdown()
 
     @property
     def url(self) -> str:
@@ -216,6 +309,98 @@ class SlackStandIn(LoopbackServer):
     ) -> None:
         """Answer the next ``times`` calls with an HTTP error; 429 always has Retry-After."""
         self._http_failures.append(_HttpFailure(method, status, retry_after, times))
+
+    def faults(
+        self,
+        *,
+        methods: Iterable[str] = WRITE_METHODS,
+        rate_limited: float = 0.0,
+        server_error: float = 0.0,
+        drop_after: float = 0.0,
+        retry_after: int = 1,
+        seed: int = 0,
+    ) -> None:
+        """Make a seeded share of calls to ``methods`` fail the ways real Slack fails.
+
+        Each share is a probability per call (their sum at most 1):
+        ``rate_limited``: HTTP 429, ``Retry-After: retry_after``, ``ratelimited``; nothing done.
+        ``server_error``: HTTP 500; nothing done.
+        ``drop_after``: the call is performed (the message IS stored or updated), then the
+        connection is cut without an answer, so the client cannot know the outcome.
+        The same seed and the same sequence of calls give the same faults; all shares at
+        zero turn this off. ``fault_counts`` counts what was injected.
+        """
+        shares = (rate_limited, server_error, drop_after)
+        if min(shares) < 0 or sum(shares) > 1:
+            raise ValueError(f"shares must be >= 0 and add up to at most 1, got {shares}")
+        self._rng = random.Random(seed)
+        self._faults = (
+            _Faults(frozenset(methods), rate_limited, server_error, drop_after, retry_after)
+            if sum(shares) > 0
+            else None
+        )
+
+    def channel_rate_limit(self, per_second: float, burst: int = 1) -> None:
+        """Answer chat.postMessage with 429 (Retry-After: 1) when a channel gets posts faster
+        than ``per_second`` after a burst of ``burst``, like Slack's ~1 message/s per channel.
+
+        Nothing is posted on a 429; each one counts in ``fault_counts["channel_rate_limited"]``.
+        Time comes from ``self.clock``.
+        """
+        if per_second <= 0 or burst < 1:
+            raise ValueError("per_second must be > 0 and burst >= 1")
+        self._channel_limit = (per_second, burst)
+        self._buckets.clear()
+
+    def delay(self, seconds: float, methods: Iterable[str] | None = None) -> None:
+        """Answer Web API calls (all, or only ``methods``) ``seconds`` late; 0 turns it off.
+
+        The call is recorded and performed first, then the answer waits: a test can wait for
+        the call and stop the app while it is in flight, and Slack has already done the work.
+        """
+        self._delay = (max(seconds, 0.0), frozenset(methods) if methods is not None else None)
+
+    def clear_faults(self) -> None:
+        """Slack is healthy again: drop every fail/http_error rule, share, limit and delay.
+
+        ``fault_counts`` is kept, so a test can still assert what happened before.
+        """
+        self._failures.clear()
+        self._http_failures.clear()
+        self._faults = None
+        self._channel_limit = None
+        self._buckets.clear()
+        self._delay = (0.0, None)
+
+    def _draw_fault(self, method: str) -> str | None:
+        """One draw per matching call, so a seed replays the same faults."""
+        faults = self._faults
+        if faults is None or method not in faults.methods:
+            return None
+        draw = self._rng.random()
+        for kind, share in (
+            ("rate_limited", faults.rate_limited),
+            ("server_error", faults.server_error),
+            ("drop_after", faults.drop_after),
+        ):
+            if draw < share:
+                return kind
+            draw -= share
+        return None
+
+    def _channel_allows(self, channel: str) -> bool:
+        """Take a token from the channel's bucket; False when it is empty."""
+        if self._channel_limit is None:
+            return True
+        per_second, burst = self._channel_limit
+        now = self.clock()
+        bucket = self._buckets.setdefault(channel, _Bucket(float(burst), now))
+        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.stamp) * per_second)
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
 
     def _take_http_failure(self, method: str) -> _HttpFailure | None:
         for rule in self._http_failures:
@@ -289,11 +474,22 @@ class SlackStandIn(LoopbackServer):
         }
         self.calls.append(SlackCall(method=method, args=args, headers=headers))
         try:
-            return self._answer(
+            response = self._answer(
                 method, args, request.headers.get("Authorization"), body_token, parse_error
             )
         finally:
             await self._notify()
+        seconds, methods = self._delay
+        if seconds > 0 and (methods is None or method in methods):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), seconds)
+        if response.get(_DROP):
+            # The work is done and recorded; now vanish without a word, like a connection
+            # lost on the way back. Nothing can be written any more, so stop aiohttp trying.
+            if request.transport is not None:
+                request.transport.abort()
+            raise asyncio.CancelledError
+        return response
 
     def _answer(
         self,
@@ -303,6 +499,10 @@ class SlackStandIn(LoopbackServer):
         body_token: Any,
         parse_error: str | None,
     ) -> web.Response:
+        """The answer to one call; ``answer[_DROP]`` asks to cut the connection instead.
+
+        The signature is fixed: SocketModeStandIn wraps ``_answer`` on the instance.
+        """
         if parse_error is not None:
             return web.json_response({"ok": False, "error": parse_error})
         expected = f"Bearer {self.token}"
@@ -310,24 +510,28 @@ class SlackStandIn(LoopbackServer):
             return web.json_response({"ok": False, "error": "invalid_auth"})
         http_failure = self._take_http_failure(method)
         if http_failure is not None:
-            status = http_failure.status
-            error = "ratelimited" if status == 429 else f"http_{status}"
-            resp_headers: dict[str, str] = {}
-            retry_after = http_failure.retry_after
-            if retry_after is None and status == 429:
-                retry_after = 1
-            if retry_after is not None:
-                resp_headers["Retry-After"] = str(retry_after)
-            return web.json_response(
-                {"ok": False, "error": error}, status=status, headers=resp_headers
-            )
+            return _error_response(http_failure.status, http_failure.retry_after)
+        fault = self._draw_fault(method)
+        if fault == "rate_limited" and self._faults is not None:
+            self.fault_counts[fault] += 1
+            return _error_response(429, self._faults.retry_after)
+        if fault == "server_error":
+            self.fault_counts[fault] += 1
+            return _error_response(500, None)
+        if method == "chat.postMessage" and not self._channel_allows(str(_channel_of(args))):
+            self.fault_counts["channel_rate_limited"] += 1
+            return _error_response(429, 1)
         failure = self._take_failure(method, args)
         if failure is not None:
             return web.json_response({"ok": False, "error": failure.error})
         handler = self._handlers.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(args))
+        answer = web.json_response(handler(args))
+        if fault == "drop_after":
+            self.fault_counts[fault] += 1
+            answer[_DROP] = True
+        return answer
 
     async def _parse_args(self, request: web.Request) -> dict[str, Any]:
         """Merge query string and body (JSON, urlencoded or multipart) like Slack does."""
@@ -387,9 +591,11 @@ class SlackStandIn(LoopbackServer):
     # ------------------------------------------------------------------ helpers
 
     def _next_ts(self) -> str:
-        """Unique, increasing ts strings such as ``1732400000.000100``."""
+        """Unique, increasing ts strings from the wall clock, as Slack's are: apps may use
+        them as times (e.g. `oldest=` when looking back for a message of their own)."""
         self._seq += 1
-        micros = _TS_BASE_MICROS + self._seq * 100
+        self._last_micros = max(int(time.time() * 1_000_000), self._last_micros + 100)
+        micros = self._last_micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _next_id(self, prefix: str) -> str:
@@ -409,9 +615,11 @@ class SlackStandIn(LoopbackServer):
             if m["channel"] == channel and m["thread_ts"] == ts and m["ts"] != ts
         ]
 
-    def _with_thread_info(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _with_thread_info(
+        self, message: dict[str, Any], *, metadata: bool = True
+    ) -> dict[str, Any]:
         """Add the reply_count / latest_reply fields Slack puts on thread parents."""
-        out = _public(message)
+        out = self._listed(message, metadata=metadata)
         replies = self._replies(message["channel"], message["ts"])
         if replies:
             out["thread_ts"] = message["ts"]
@@ -419,6 +627,44 @@ class SlackStandIn(LoopbackServer):
             out["reply_users"] = sorted({r["user"] for r in replies})
             out["latest_reply"] = replies[-1]["ts"]
         return out
+
+    @staticmethod
+    def _listed(message: dict[str, Any], *, metadata: bool) -> dict[str, Any]:
+        """A message as history/replies list it: metadata only when include_all_metadata."""
+        out = _public(message)
+        if not metadata:
+            out.pop("metadata", None)
+        return out
+
+    @staticmethod
+    def _page(
+        items: list[dict[str, Any]], args: dict[str, Any], default_limit: int, newest_first: bool
+    ) -> tuple[list[dict[str, Any]], str] | str:
+        """One page of ``items`` (already in answer order) and the next cursor, or an error.
+
+        Why cursors hold a ts rather than an offset: messages posted between two pages must
+        not shift the next page, as they do not in Slack.
+        """
+        try:
+            limit = int(args.get("limit") or default_limit)
+        except (TypeError, ValueError):
+            return "invalid_limit"
+        limit = min(limit, 1000) if limit > 0 else default_limit
+        start = 0
+        if args.get("cursor"):
+            edge = _cursor_ts(str(args["cursor"]))
+            if edge is None:
+                return "invalid_cursor"
+            start = next(
+                (
+                    i
+                    for i, m in enumerate(items)
+                    if (_ts_key(m["ts"]) <= edge if newest_first else _ts_key(m["ts"]) >= edge)
+                ),
+                len(items),
+            )
+        page, rest = items[start : start + limit], items[start + limit :]
+        return page, _cursor(rest[0]["ts"]) if rest else ""
 
     @staticmethod
     def _window(messages: list[dict[str, Any]], args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -472,6 +718,8 @@ class SlackStandIn(LoopbackServer):
             return {"ok": False, "error": "channel_not_found"}
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             return {"ok": False, "error": "no_text"}
+        if error := _metadata_error(args.get("metadata")):
+            return {"ok": False, "error": error}
         message = self._new_message(args)
         self._messages.append(message)
         return {
@@ -487,6 +735,8 @@ class SlackStandIn(LoopbackServer):
             return {"ok": False, "error": "message_not_found"}
         if not (args.get("text") or args.get("blocks") or args.get("attachments")):
             return {"ok": False, "error": "no_text"}
+        if error := _metadata_error(args.get("metadata")):
+            return {"ok": False, "error": error}
         for key in ("text", "blocks", "attachments", "metadata"):
             if key in args:
                 message[key] = args[key] or ("" if key == "text" else None)
@@ -512,37 +762,49 @@ class SlackStandIn(LoopbackServer):
         return {"ok": True, "message_ts": message["ts"]}
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages newest first, windowed by oldest/latest, cursor-paginated."""
         channel = args.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
-        # Metadata is always returned: the app only reads back what it posted itself,
-        # which Slack returns with or without include_all_metadata.
         top = self._window(self.messages(str(channel)), args)
         top.reverse()
-        limit = int(args.get("limit") or 100)
+        paged = self._page(top, args, 100, newest_first=True)
+        if isinstance(paged, str):
+            return {"ok": False, "error": paged}
+        page, next_cursor = paged
+        metadata = _truthy(args.get("include_all_metadata", False))
         return {
             "ok": True,
-            "messages": [self._with_thread_info(m) for m in top[:limit]],
-            "has_more": len(top) > limit,
+            "messages": [self._with_thread_info(m, metadata=metadata) for m in page],
+            "has_more": bool(next_cursor),
             "pin_count": 0,
-            "response_metadata": {"next_cursor": ""},
+            "response_metadata": {"next_cursor": next_cursor},
         }
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Parent then replies oldest first; the parent only opens the first page, as in Slack."""
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
         parent = self._find(channel, ts)
         if parent is None:
             return {"ok": False, "error": "thread_not_found"}
-        replies = self._window(self._replies(channel, ts), args)
-        limit = int(args.get("limit") or 1000)
+        thread = [parent, *self._window(self._replies(channel, ts), args)]
+        paged = self._page(thread, args, 1000, newest_first=False)
+        if isinstance(paged, str):
+            return {"ok": False, "error": paged}
+        page, next_cursor = paged
+        metadata = _truthy(args.get("include_all_metadata", False))
         return {
             "ok": True,
-            "messages": [self._with_thread_info(parent)]
-            + [_public(m) for m in replies[: max(limit - 1, 0)]],
-            "has_more": len(replies) + 1 > limit,
-            "response_metadata": {"next_cursor": ""},
+            "messages": [
+                self._with_thread_info(m, metadata=metadata)
+                if m is parent
+                else self._listed(m, metadata=metadata)
+                for m in page
+            ],
+            "has_more": bool(next_cursor),
+            "response_metadata": {"next_cursor": next_cursor},
         }
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -686,21 +948,30 @@ class SlackStandIn(LoopbackServer):
         return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
 
     def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Complete uploads and, given a channel, share them in one message as Slack does.
+
+        Why the message: in Slack an uploaded file shared to a channel (or thread) is a
+        message there, with ``files`` and the ``initial_comment`` as text, so
+        conversations.replies shows it. Slack shares asynchronously; this does it at once.
+        """
         items = args.get("files")
         if not isinstance(items, list) or not items:
             return {"ok": False, "error": "invalid_arguments"}
-        channel = args.get("channel_id") or (str(args.get("channels") or "").split(",")[0] or None)
-        answered = []
+        if args.get("channel_id"):
+            channels = [str(args["channel_id"])]
+        else:
+            channels = [c for c in str(args.get("channels") or "").split(",") if c]
         for item in items:
             entry = self.files.get(str(item.get("id"))) if isinstance(item, dict) else None
             if entry is None or not entry["uploaded"]:
                 return {"ok": False, "error": "file_not_found"}
+        answered = []
         for item in items:
             file_id = str(item["id"])
             entry = self.files[file_id]
             entry.update(
                 title=item.get("title") or entry["filename"],
-                channel=channel,
+                channel=channels[0] if channels else None,
                 thread_ts=args.get("thread_ts") or None,
                 initial_comment=args.get("initial_comment") or None,
                 completed=True,
@@ -713,6 +984,16 @@ class SlackStandIn(LoopbackServer):
                     "size": len(entry["content"]),
                     "user": self.bot_user_id,
                     "permalink": f"{self.url}/files/{file_id}",
+                    "url_private": f"{self.url}/files-pri/{file_id}",
                 }
             )
+        for channel in channels:
+            share = {
+                "channel": channel,
+                "thread_ts": args.get("thread_ts"),
+                "text": args.get("initial_comment"),
+            }
+            message = self._new_message(share)
+            message.update(files=copy.deepcopy(answered), upload=True, display_as_bot=False)
+            self._messages.append(message)
         return {"ok": True, "files": answered}
