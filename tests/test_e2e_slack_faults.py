@@ -7,6 +7,7 @@ work, or refuses a channel for good; the outbox must neither lose nor repeat a p
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -184,7 +185,7 @@ async def test_each_channel_is_paced_and_a_busy_channel_does_not_hold_up_another
     await slack.wait_for(watch, timeout=15)
 
     busy_times = [t for t, channel in seen if channel == CHANNEL]
-    gaps = [b - a for a, b in zip(busy_times, busy_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(busy_times)]
     assert len(busy_times) == 2 * len(busy) and min(gaps) >= 0.15  # 5 a second, less jitter
     other_times = [t for t, channel in seen if channel == OTHER]
     assert len(other_times) == 2 and max(other_times) < busy_times[-1]
