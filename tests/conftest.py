@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -264,6 +264,18 @@ async def server(
     await srv.start()
     yield srv
     await srv.stop()
+
+
+@pytest.fixture
+def sound_database(db_path: Path) -> Iterator[None]:
+    """For fault tests: whatever failed, the database file must pass integrity_check."""
+    yield
+    if db_path.exists():
+        conn = sqlite3.connect(db_path)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            conn.close()
 
 
 @pytest.fixture(autouse=True)

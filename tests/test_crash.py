@@ -24,6 +24,8 @@ from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
+pytestmark = pytest.mark.usefixtures("sound_database")
+
 CALLS = 100
 CHANNELS = ("C0SALES", "C0SUPPORT", "C0SURVEYS", "C0REMIND")
 KILL_AFTER = 70  # 2xx answers before the kill: mid-burst, with deliveries in flight

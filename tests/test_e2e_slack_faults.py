@@ -21,6 +21,8 @@ from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
+pytestmark = pytest.mark.usefixtures("sound_database")
+
 OTHER = "C0OTHER"
 GONE = "C0GONE"
 MakeServer = Callable[..., Any]

@@ -25,6 +25,8 @@ from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
+pytestmark = pytest.mark.usefixtures("sound_database")
+
 CREATE = "/v2/create-phone-call"
 NUMBER = "+14155550123"
 
