@@ -6,12 +6,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_internals import build_async_context
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -93,6 +97,16 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     return ctx, slack, retell
 
 
+def _reparse_form(request: AsyncBoltRequest) -> None:
+    """slack_bolt (1.30) reads any form body containing "payload" as an interaction; a slash
+    command typed with that word, or sent from a channel whose name has it, then parses as
+    nothing and is answered 404. Read such a form as the plain form it is."""
+    form = dict(parse_qsl(request.raw_body, keep_blank_values=True))
+    if form and "payload" not in form:
+        request.body = form
+        request.context = build_async_context(AsyncBoltContext(), form)
+
+
 def _slack_client(settings: Settings, retry: list[AsyncRetryHandler]) -> AsyncWebClient:
     """Only the retries we choose: slack_sdk's default one after a lost connection could
     post a message twice (Slack may have posted it before the connection dropped)."""
@@ -124,7 +138,10 @@ def create_app(settings: Settings) -> web.Application:
     socket_tasks: list[asyncio.Task[None]] = []
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
+        bolt_request = await to_bolt_request(request)
+        if not bolt_request.body:
+            _reparse_form(bolt_request)
+        bolt_response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def on_startup(app: web.Application) -> None:

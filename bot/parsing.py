@@ -171,8 +171,8 @@ def parse_modal_values(
     """Read a submitted call modal's `view.state.values`; all field errors at once."""
 
     def field(block: str) -> dict[str, object]:
-        inner = values.get(block) or {}
-        first = next(iter(inner.values()), None)
+        inner = values.get(block) if isinstance(values, dict) else None
+        first = next(iter(inner.values()), None) if isinstance(inner, dict) else None
         return first if isinstance(first, dict) else {}
 
     def text(block: str) -> str:

@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
+MAX_EPOCH_MS = 10**14  # the year 5138: far past any real timestamp, far below 2**63
 
 
 class RetellError(Exception):
@@ -99,9 +100,10 @@ class RetellCall(_Lenient):
     to_number: str | None = None
     agent_id: str | None = None
     agent_name: str | None = None
-    start_timestamp: int | None = None
-    end_timestamp: int | None = None
-    duration_ms: int | None = None
+    # Bounded so that nothing a sender makes up overflows a SQLite integer.
+    start_timestamp: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
+    end_timestamp: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
+    duration_ms: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
     transcript: str | None = None
     recording_url: str | None = None
     public_log_url: str | None = None

@@ -45,9 +45,11 @@ def make_handler(ctx: AppContext) -> Handler:
         try:
             text = raw.decode("utf-8")
             data = json.loads(text)
-        except (UnicodeDecodeError, ValueError):
+            if "\\ud" in text.lower():  # \u escapes could hide a lone surrogate
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except (UnicodeError, ValueError, RecursionError):
             counted.labels("unknown", "invalid").inc()
-            return _error(400, "body is not UTF-8 JSON")
+            return _error(400, "body is not valid UTF-8 JSON")
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
             counted.labels("unknown", "invalid").inc()
             return _error(400, "body must be a JSON object with an `event` string")
