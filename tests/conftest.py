@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sqlite3
@@ -65,6 +66,38 @@ def button(
         payload["message"] = {"ts": message_ts, "type": "message"}
         if response_url:
             payload["response_url"] = response_url
+    return payload
+
+
+def view_submission(
+    view: dict[str, Any],
+    values: dict[str, Any],
+    *,
+    response_url: str | None = None,
+    channel: str = CHANNEL,
+    metadata: Any = None,
+) -> dict[str, Any]:
+    """A view_submission payload shaped like Slack's, for the modal `view` with `values`
+    (the response URL is the one Slack gives the channel select, for `channel`)."""
+    submitted = copy.deepcopy(view)
+    submitted["state"] = {"values": values}
+    if metadata is not None:
+        submitted["private_metadata"] = metadata
+    payload: dict[str, Any] = {
+        "type": "view_submission",
+        "team": {"id": TEAM, "domain": "acme"},
+        "user": {"id": USER, "username": USER.lower(), "name": USER.lower(), "team_id": TEAM},
+        "api_app_id": "A0CALLBOT",
+        "token": "legacy-verification-token",
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "view": submitted,
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    if response_url is not None:
+        payload["response_urls"] = [{"block_id": "channel", "action_id": "value",
+                                     "channel_id": channel, "response_url": response_url}]
     return payload
 
 

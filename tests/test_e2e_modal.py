@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL, TEAM, USER, Server
+from tests.conftest import CHANNEL, USER, Server, view_submission
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
@@ -103,26 +103,8 @@ def state_values(
 def submission(
     view: dict[str, Any], values: dict[str, Any], response_url: str | None = None
 ) -> dict[str, Any]:
-    """A view_submission payload shaped like Slack's."""
-    submitted = copy.deepcopy(view)
-    submitted["state"] = {"values": values}
     channel = values["channel"]["value"]["selected_conversation"]
-    payload: dict[str, Any] = {
-        "type": "view_submission",
-        "team": {"id": TEAM, "domain": "acme"},
-        "user": {"id": USER, "username": USER.lower(), "name": USER.lower(), "team_id": TEAM},
-        "api_app_id": "A0CALLBOT",
-        "token": "legacy-verification-token",
-        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
-        "view": submitted,
-        "response_urls": [],
-        "is_enterprise_install": False,
-        "enterprise": None,
-    }
-    if response_url is not None:
-        payload["response_urls"] = [{"block_id": "channel", "action_id": "value",
-                                     "channel_id": channel, "response_url": response_url}]
-    return payload
+    return view_submission(view, values, response_url=response_url, channel=channel)
 
 
 def assert_full_modal(view: dict[str, Any], retell: RetellStandIn, channel: str) -> None:

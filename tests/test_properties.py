@@ -52,7 +52,7 @@ from bot.views import (
     CALL_MODAL,
     NUMBER_DEFAULT_AGENT,
 )
-from tests.conftest import CHANNEL, TEAM, USER, Server, make_settings
+from tests.conftest import CHANNEL, TEAM, USER, Server, make_settings, view_submission
 from tests.standins.retell import RetellStandIn, sign
 from tests.standins.slack import SlackStandIn
 
@@ -482,28 +482,6 @@ def modal_states(draw: st.DrawFn) -> dict[str, Any]:
     return values
 
 
-def _submission(view: dict[str, Any], values: dict[str, Any], response_url: str | None,
-                metadata: Any) -> dict[str, Any]:
-    submitted = copy.deepcopy(view)
-    submitted["state"] = {"values": values}
-    if metadata is not None:
-        submitted["private_metadata"] = metadata
-    payload: dict[str, Any] = {
-        "type": "view_submission",
-        "team": {"id": TEAM, "domain": "acme"},
-        "user": {"id": USER, "username": USER.lower(), "name": USER.lower(), "team_id": TEAM},
-        "api_app_id": "A0CALLBOT",
-        "token": "legacy-verification-token",
-        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
-        "view": submitted,
-        "response_urls": [],
-        "is_enterprise_install": False,
-        "enterprise": None,
-    }
-    if response_url is not None:
-        payload["response_urls"] = [{"block_id": BLOCK_CHANNEL, "action_id": "value",
-                                     "channel_id": CHANNEL, "response_url": response_url}]
-    return payload
 
 
 @settings(PROPERTY_SETTINGS, max_examples=200)
@@ -527,7 +505,8 @@ def _check_modal(
     harness.errors.take()
 
     async def go() -> tuple[int, Any]:
-        answer = await harness.server.interactive(_submission(view, values, url, metadata))
+        answer = await harness.server.interactive(
+            view_submission(view, values, response_url=url, metadata=metadata))
         await harness.settle()
         return answer
 
