@@ -24,6 +24,7 @@ from bot.calls import CallService
 from bot.config import Settings
 from bot.context import AppContext
 from bot.home import HomePublisher
+from bot.logs import LOGGED
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, RetryPolicy
 from bot.poller import Poller
@@ -59,7 +60,9 @@ def access_log(metrics: Metrics) -> Middleware:
             route = resource.canonical if resource is not None else "other"
             metrics.requests.labels(route, str(status)).inc()
             metrics.request_seconds.labels(route).observe(elapsed)
-            log.info("%s %s %d %.1f ms", request.method, request.path, status, elapsed * 1000)
+            if not request.get(LOGGED):
+                log.info("%s %s %d %.1f ms", request.method, request.path, status,
+                         elapsed * 1000)
 
     return middleware
 

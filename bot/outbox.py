@@ -59,6 +59,7 @@ MARKER_TYPE = "callbot_delivery"
 _PACED = frozenset({"chat_postMessage", "chat_update", "files_upload_v2"})
 _LOOKUP_PAGES = 5  # how far back to look for a lost post (pages of 200 messages)
 _HEADS_PER_PASS = 500
+_PASS_INTERVAL = 0.05  # seconds between two reads of the outbox, at the most
 
 
 class Permanent(Exception):
@@ -106,6 +107,7 @@ class OutboxWorker:
         self._queues: dict[str, deque[OutboxItem]] = {}
         self._busy_calls: set[str] = set()  # calls with an item in a lane
         self._next_slot: dict[str, float] = {}  # per channel: when the next write may go
+        self._finished_during_read: set[int] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -142,13 +144,22 @@ class OutboxWorker:
             timeout = None if next_due is None else max(0.0, next_due - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            # A burst of webhooks wakes the worker once per event; one pass per moment is
+            # enough, and leaves the CPU to answering the webhooks.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), _PASS_INTERVAL)
 
     async def _dispatch(self) -> float | None:
         """Hand each due call's next item to its channel's lane; returns when to look again."""
         now = time.time()
         next_due: float | None = None
-        for item in await self.store.outbox_heads(_HEADS_PER_PASS):
-            if item.call_id in self._busy_calls:
+        # An item a lane finishes while the heads are being read may still be among them
+        # (the read began before its commit): it must not be handed out a second time.
+        self._finished_during_read = set()
+        heads = await self.store.outbox_heads(_HEADS_PER_PASS, skip=self._busy_calls)
+        finished, self._finished_during_read = self._finished_during_read, None
+        for item in heads:
+            if item.call_id in self._busy_calls or item.id in finished:
                 continue
             if item.next_attempt_at > now:
                 next_due = min(next_due or item.next_attempt_at, item.next_attempt_at)
@@ -172,6 +183,8 @@ class OutboxWorker:
                 except Exception:
                     log.exception("outbox item %d failed unexpectedly", item.id)
                 finally:
+                    if self._finished_during_read is not None:
+                        self._finished_during_read.add(item.id)
                     self._busy_calls.discard(item.call_id)
                     self._wake.set()  # the call's next item may now go
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from storage.models import Attempt, CallFields, CallRecord, CallStats, OutboxItem
@@ -70,8 +70,8 @@ class Store(Protocol):
 
     async def enqueue_once(self, call_id: str, kind: str) -> bool: ...
 
-    async def outbox_heads(self, limit: int) -> list[OutboxItem]:
-        """The oldest pending item of each call, soonest due first."""
+    async def outbox_heads(self, limit: int, skip: Collection[str] = ()) -> list[OutboxItem]:
+        """The oldest pending item of each call not in `skip`, soonest due first."""
 
     async def pending_card_items(self, call_id: str) -> list[int]: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import fields as dc_fields
 from pathlib import Path
 from typing import Any
@@ -333,18 +333,21 @@ class SQLiteStore:
 
     # -- outbox --------------------------------------------------------------------------
 
-    async def outbox_heads(self, limit: int) -> list[OutboxItem]:
+    async def outbox_heads(self, limit: int, skip: Collection[str] = ()) -> list[OutboxItem]:
         """The oldest pending item of each call (items of one call go out in order),
-        soonest due first, with the channel it goes to."""
+        soonest due first, with the channel it goes to; calls in `skip` (already in hand)
+        are left out, so they never crowd out the others."""
         rows = await self._read(
             """SELECT o.id, o.call_id, o.kind, o.attempts, o.next_attempt_at, o.posting_since,
                       c.channel_id
                FROM outbox o INDEXED BY outbox_pending LEFT JOIN calls c USING (call_id)
-               WHERE o.done_at IS NULL AND o.id = (
+               WHERE o.done_at IS NULL
+                 AND o.call_id NOT IN (SELECT value FROM json_each(:skip))
+                 AND o.id = (
                    SELECT min(p.id) FROM outbox p INDEXED BY outbox_call_pending
                    WHERE p.call_id = o.call_id AND p.done_at IS NULL)
-               ORDER BY o.next_attempt_at, o.id LIMIT ?""",
-            (limit,),
+               ORDER BY o.next_attempt_at, o.id LIMIT :limit""",
+            {"limit": limit, "skip": json.dumps(list(skip))},
         )
         return [OutboxItem(*r) for r in rows]
 

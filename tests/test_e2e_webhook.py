@@ -233,7 +233,7 @@ async def test_separate_webhook_key(
 @pytest.mark.parametrize(
     ("body", "status", "fragment"),
     [
-        ("{not json", 400, "not UTF-8 JSON"),
+        ("{not json", 400, "not valid UTF-8 JSON"),
         ('["call_ended"]', 400, "JSON object"),
         ('{"call": {"call_id": "x"}}', 400, "`event` string"),
         ('{"event": "call_ended"}', 400, "call is missing"),

@@ -42,7 +42,9 @@ async def test_a_whole_call_logs_no_secret_and_no_full_number(
     own = [r for r in caplog.records if r.name.startswith(("bot", "handlers"))]
     for event in ("call_started", "call_ended", "call_analyzed"):
         assert any(event in r.getMessage() and call_id in r.getMessage() for r in own), event
-    assert any("POST /retell/webhook 200" in r.getMessage() for r in own)
+    # One line per webhook (its own, with the outcome and time), not a second access line.
+    assert any(f"call_id={call_id} stored in" in r.getMessage() for r in own)
+    assert not any("POST /retell/webhook" in r.getMessage() for r in own)
     assert any("POST /slack/events 200" in r.getMessage() for r in own)
     assert "+1 415 ••• 0123" in text
     for secret in ("+14155550123", "+14155550199", "5550123", retell.api_key, slack.token,
