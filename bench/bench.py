@@ -1,12 +1,31 @@
-"""Benchmark the real server in its own process: `/call` acks, webhook answers, `/callstats`.
+"""Benchmark the real server, in its own process, against the targets of the issue.
 
 Run from the repository root::
 
-    /work/venv/bin/python -m bench.bench [--quick]
+    /work/venv/bin/python -m bench.bench [--quick] [--webhooks N]
 
-The server is `python -m bot serve` in a subprocess, configured only through its environment.
-The Slack and Retell stand-ins from tests/standins run in this process, on loopback, next to
-the load generator. The database is filled with synthetic calls before the server starts.
+Targets, on a 2-core machine with load generator and server in separate processes:
+
+1. Webhook ingest. `POST /retell/webhook` with a signed ~15 KB call_ended body (transcript
+   included), a new call per request, from 32 concurrent senders: throughput at least half
+   that of a bare aiohttp app answering 204 (bench/bare.py), p99 at most 20 ms. Rounds of N
+   requests alternate bare, app, bare, app, ... so machine noise hits both; the figures are
+   medians over the rounds. The senders are bench/loadgen.py, a process of its own per round;
+   some rounds are repeated with the senders inside this process, to show whether it matters.
+2. `/call` ack. A burst of 50 slash commands while Retell takes 500 ms per create-phone-call:
+   p99 of the HTTP answers at most 100 ms (median over a few bursts).
+3. Peak RSS. A fresh server takes 10,000 calls (call_started, call_ended and call_analyzed
+   each, over several channels, plus some /call commands) and delivers its outbox to Slack;
+   then its VmHWM must be at most 100 MB.
+4. Start-up. From exec to a healthy `/healthz` within 1 s (median of a few starts).
+
+`--quick` takes fewer and smaller rounds and 2,000 calls for peak RSS (shown, not judged).
+
+The server is `python -m bot serve`, configured only through its environment. The Slack and
+Retell stand-ins from tests/standins run in this process, on loopback. The database is filled
+with synthetic history before the first start. Figures without a target (sequential /call,
+/callstats) are printed for reference. Posts the outbox marks with a key are counted per
+key, so a post that goes out twice is reported.
 """
 
 from __future__ import annotations
@@ -15,27 +34,32 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import dataclasses
 import json
 import os
 import random
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
 
 import aiohttp
-import httpx
+from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
+from bench import loadgen
+from bench.loadgen import Job, Result, process_cpu
 from storage.sqlite import SQLiteStore
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
@@ -43,10 +67,24 @@ from tests.standins.slack import SlackStandIn
 REPO = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"
 TEAM, CHANNEL, USER = "T0BENCH", "C0BENCH", "U0BENCH"
+CHANNELS = tuple(f"C0BENCH{i:02d}" for i in range(16))  # webhook calls are spread over these
 CALL_TEXT = "+1 415 555 0123"
-CREATE_DELAY = 0.5  # seconds Retell takes per create-phone-call
-WEBHOOK_BYTES = 15_000  # target size of a call_ended body
+CREATE_DELAY = 0.5  # seconds Retell takes per create-phone-call in the /call burst
+WEBHOOK_BYTES = 15_000  # size of a call_ended body
+SENDERS = 32  # concurrent webhook senders
+BURST = 50  # /call commands sent at once
+RSS_SLASH = 100  # /call commands among the calls of the peak-RSS run
+RSS_CHUNK = 1_000  # calls per started/ended/analyzed wave in the peak-RSS run
+EVENTS = ("call_started", "call_ended", "call_analyzed")
+# Goals from the issue.
+RATIO_GOAL = 0.5  # app webhook throughput / bare throughput, at least
+P99_GOAL_MS = 20.0  # app webhook p99 at 32 senders, at most
+ACK_GOAL_MS = 100.0  # /call ack p99 in a burst, at most
+RSS_GOAL_MB = 100.0  # peak RSS after 10,000 calls, at most (MB = 10**6 bytes)
+START_GOAL_S = 1.0  # exec to a healthy /healthz, at most
+CORES = os.cpu_count() or 1
 SETTLE_TIMEOUT = 120.0
+DRAIN_TIMEOUT = 300.0
 HEALTHY_TIMEOUT = 60.0
 POLL = 0.05
 DAY = 86_400.0
@@ -72,7 +110,7 @@ LINES = (
     ("user", "Perfect, thanks. Please copy my colleague on the email as well."),
 )
 
-try:  # Linux: have the kernel SIGTERM the server should this process die without cleaning up.
+try:  # Linux: have the kernel SIGTERM a child should this process die without cleaning up.
     _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
 except OSError:
     _LIBC = None
@@ -80,16 +118,22 @@ except OSError:
 
 @dataclass(frozen=True)
 class Sizes:
-    calls: int  # /call commands per run
-    burst: int  # concurrent /call commands per wave in the burst run
-    webhooks: int  # distinct calls per webhook run
-    senders: int  # concurrent webhook senders
     rows: int  # synthetic calls stored before the server starts
-    stats_runs: int  # /callstats commands per period
+    starts: int  # timed starts to a healthy /healthz
+    calls: int  # sequential /call commands (reference figure)
+    bursts: int  # bursts of BURST /call commands
+    webhooks: int  # requests per ingest round (N), each a new call
+    rounds: int  # ingest rounds per target, bare and app alternating
+    inline_rounds: int  # of those, how many are followed by a pair with the senders inline
+    single: int  # requests in the one-sender round per target
+    rss_calls: int  # distinct calls driven through a fresh server before reading its peak RSS
+    stats_runs: int  # /callstats commands per period (reference figure)
 
 
-FULL = Sizes(calls=200, burst=50, webhooks=500, senders=32, rows=100_000, stats_runs=20)
-QUICK = Sizes(calls=50, burst=25, webhooks=100, senders=32, rows=10_000, stats_runs=5)
+FULL = Sizes(rows=100_000, starts=5, calls=50, bursts=5, webhooks=5_000, rounds=3,
+             inline_rounds=3, single=500, rss_calls=10_000, stats_runs=20)
+QUICK = Sizes(rows=10_000, starts=3, calls=20, bursts=3, webhooks=2_000, rounds=3,
+              inline_rounds=1, single=200, rss_calls=2_000, stats_runs=5)
 
 
 @dataclass
@@ -106,14 +150,6 @@ class Usage:
     wall: float
     server_cpu: float
     bench_cpu: float
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc/<pid>/stat (0.0 if unreadable)."""
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
 
 
 class Meter:
@@ -142,8 +178,46 @@ class Row:
 
 
 @dataclass
+class Round:
+    """One run of the load generator against the app or the bare yardstick."""
+
+    kind: str  # "own" (process of its own, 32 senders), "inline" (in this process), "single"
+    number: int
+    target: str  # "bare" or "app"
+    senders: int
+    result: Result  # watched: "server" (the target) and "bench" (this process, the stand-ins)
+
+    @property
+    def label(self) -> str:
+        return {"own": f"{self.number}", "inline": f"inline {self.number}",
+                "single": "1 sender"}[self.kind]
+
+    @property
+    def rate(self) -> float:
+        return self.result.rate
+
+    def p(self, q: float) -> float:
+        return percentile(self.result.latencies_ms, q)
+
+    @property
+    def others(self) -> float:
+        """Cores busy with neither load generator, target nor bench: other work on the box."""
+        ours = sum(self.result.share(name) for name in ("loadgen", "server", "bench"))
+        return max(0.0, self.result.busy * CORES - ours)
+
+
+@dataclass
+class Goal:
+    key: str  # in GOALS
+    figure: str
+    met: bool | None  # None: measured, but not as the target says (e.g. --quick)
+
+
+@dataclass
 class Report:
     rows: list[Row] = field(default_factory=list)
+    rounds: list[Round] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -152,6 +226,11 @@ class Report:
     ) -> None:
         self.rows.append(Row(label, samples, note, cpu))
         say(f"  {label}: {summary(samples)}{'; ' + note if note else ''}")
+
+    def goal(self, key: str, figure: str, met: bool | None) -> None:
+        self.goals.append(Goal(key, figure, met))
+        what, target = GOALS[key]
+        say(f"  {what}: {figure} (target {target}: {verdict(met)})")
 
     def fact(self, text: str) -> None:
         self.facts.append(text)
@@ -164,6 +243,10 @@ class Report:
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "met", False: "NOT MET", None: "not judged"}[met]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -188,6 +271,10 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex}"  # as long as Retell's
 
 
 # -- synthetic history -----------------------------------------------------------------------
@@ -267,17 +354,59 @@ async def prepare_database(path: Path, rows: int, seed: int = 20240601) -> None:
     await asyncio.to_thread(_insert_rows, path, rows, seed)
 
 
+def read_db(path: Path) -> sqlite3.Connection:
+    """The server's database, read-only (WAL lets us read beside the server)."""
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
 def db_scalar(path: Path, sql: str, params: Sequence[Any] = ()) -> Any:
-    """One value from the server's database, read-only (WAL lets us read beside it)."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    with contextlib.closing(read_db(path)) as conn:
         row = conn.execute(sql, params).fetchone()
         return row[0] if row else None
-    finally:
-        conn.close()
 
 
-# -- the server process ----------------------------------------------------------------------
+def stored_count(path: Path, call_ids: Sequence[str]) -> int:
+    """How many of `call_ids` have a row in `calls`."""
+    found = 0
+    with contextlib.closing(read_db(path)) as conn:
+        for start in range(0, len(call_ids), 500):
+            chunk = call_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT count(*) FROM calls WHERE call_id IN ({marks})"
+            found += conn.execute(sql, chunk).fetchone()[0]
+    return found
+
+
+@dataclass(frozen=True)
+class Drain:
+    seconds: float | None  # until nothing was pending; None if it never got there
+    pending: int
+    errors: int  # items carrying a delivery error (given up, or waiting for a retry)
+
+
+async def drain_outbox(db: Path, within: float = SETTLE_TIMEOUT) -> Drain:
+    """Wait (up to `within` seconds) until the outbox table has no undelivered item."""
+    with contextlib.closing(read_db(db)) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+    if not columns:
+        raise RuntimeError("the database has no outbox table: cannot tell when Slack is served")
+    # Delivered items keep a done_at; should a rewrite delete them instead, every row counts.
+    pending_sql = "SELECT count(*) FROM outbox" + (
+        " WHERE done_at IS NULL" if "done_at" in columns else "")
+    errors_sql = ("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL"
+                  if "last_error" in columns else "SELECT 0")
+    started = time.perf_counter()
+    pending = db_scalar(db, pending_sql)
+    for _ in range(int(within / POLL)):
+        if not pending:
+            break
+        await asyncio.sleep(POLL)
+        pending = db_scalar(db, pending_sql)
+    seconds = None if pending else time.perf_counter() - started
+    return Drain(seconds, pending, db_scalar(db, errors_sql))
+
+
+# -- processes -------------------------------------------------------------------------------
 
 
 def _die_with_parent() -> None:
@@ -285,21 +414,38 @@ def _die_with_parent() -> None:
         _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-class ServerProcess:
-    """`python -m bot serve` in a subprocess, logging to a file in the temp dir."""
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment minus the app's settings, plus `extra`, with the repo importable."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SLACK_", "RETELL_", "CALLBOT_"))}
+    env.update(extra or {})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
-    def __init__(self, env: dict[str, str], workdir: Path, url: str) -> None:
+
+class ServerProcess:
+    """An HTTP server in a subprocess (the app, or the bare yardstick), logging to a file."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, port: int,
+                 name: str) -> None:
+        self.argv = argv
         self.env = env
         self.workdir = workdir
-        self.url = url
-        self.log_path = workdir / "server.log"
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def start(self) -> None:
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
+            self.argv,
             cwd=self.workdir,  # no stray .env is picked up
             env=self.env,
             stdin=subprocess.DEVNULL,
@@ -311,22 +457,24 @@ class ServerProcess:
             preexec_fn=_die_with_parent,
         )
 
-    async def wait_healthy(self, session: aiohttp.ClientSession) -> None:
-        """Poll GET /healthz every 10 ms until it answers 200."""
+    async def wait_healthy(self, session: aiohttp.ClientSession) -> float:
+        """Poll GET /healthz every 10 ms until it answers 200; seconds since start()."""
         assert self.proc is not None
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(HEALTHY_TIMEOUT):
                 while self.proc.poll() is None:
                     with contextlib.suppress(aiohttp.ClientError):
                         async with session.get(self.url + "/healthz") as resp:
                             if resp.status == 200:
-                                return
+                                return time.perf_counter() - started
                     await asyncio.sleep(0.01)
         except TimeoutError:
             raise RuntimeError(
-                f"server not healthy after {HEALTHY_TIMEOUT:.0f} s:\n{self.log()}"
+                f"{self.log_path.stem} not healthy after {HEALTHY_TIMEOUT:.0f} s:\n{self.tail()}"
             ) from None
-        raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+        raise RuntimeError(f"{self.log_path.stem} exited with {self.proc.returncode}:\n"
+                           f"{self.tail()}")
 
     def status_kib(self, key: str) -> int | None:
         """A `kB` figure from /proc/<pid>/status, e.g. VmHWM (peak RSS)."""
@@ -342,6 +490,9 @@ class ServerProcess:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")
         return ""
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
 
     async def stop(self) -> int | None:
         """SIGTERM (aiohttp shuts down gracefully), SIGKILL after 15 s; returns the exit code."""
@@ -363,7 +514,59 @@ class ServerProcess:
                 self._log = None
 
 
-# -- talking to the server -------------------------------------------------------------------
+async def loadgen_process(job: Job, workdir: Path) -> Result:
+    """Run `job` in a fresh `python -m bench.loadgen` process."""
+    path = workdir / "loadgen-job.json"
+    path.write_text(json.dumps(dataclasses.asdict(job)))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.loadgen", str(path),
+        cwd=REPO, env=child_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+    )
+    try:
+        out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator exited with {proc.returncode}:\n"
+                           f"{err.decode(errors='replace')[-3000:]}")
+    return Result(**json.loads(out))
+
+
+# -- Slack and Retell ------------------------------------------------------------------------
+
+
+class BenchSlack(SlackStandIn):
+    """The Slack stand-in, fit for tens of thousands of messages: it counts calls per method,
+    and finds a message by (channel, ts) in a dict, where the stand-in scans every message
+    on each chat.update (quadratic over a 10,000-call run). It also counts posts by the key
+    the outbox marks them with (metadata event_payload.key), to catch a repeated post."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.counts: Counter[str] = Counter()
+        self.marked: Counter[str] = Counter()
+        self._by_ts: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        self.counts[request.match_info["method"]] += 1
+        return await super()._handle_api(request)
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        answer = super()._chat_post_message(args)
+        if answer.get("ok"):
+            message = self._messages[-1]
+            self._by_ts[(message["channel"], message["ts"])] = message
+            meta = args.get("metadata")
+            payload = meta.get("event_payload") if isinstance(meta, dict) else None
+            if isinstance(payload, dict) and isinstance(payload.get("key"), str):
+                self.marked[payload["key"]] += 1
+        return answer
+
+    def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return self._by_ts.get((channel, ts))
 
 
 def slack_headers(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
@@ -378,20 +581,38 @@ def slack_headers(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
     }
 
 
+async def webhook_templates(retell: RetellStandIn, session: aiohttp.ClientSession
+                            ) -> dict[str, str]:
+    """Bodies of one call's three events as Retell sends them, with the call id and channel
+    left as the load generator's placeholders; call_ended grown to about WEBHOOK_BYTES."""
+    metadata = {"source": "slack-callbot", "slack_team_id": TEAM,
+                "slack_channel_id": loadgen.CHANNEL, "slack_user_id": USER}
+    async with session.post(
+        retell.url + "/v2/create-phone-call",
+        json={"from_number": retell.phone_numbers[0]["phone_number"],
+              "to_number": "+14155550123", "metadata": metadata},
+        headers={"Authorization": f"Bearer {retell.api_key}"},
+    ) as resp:
+        resp.raise_for_status()
+        call_id = (await resp.json())["call_id"]
+    bodies = {"call_started": retell.event_body(call_id, "call_started")}
+    for turns in range(4, 1000):
+        transcript, objects = conversation(turns)
+        bodies["call_ended"] = retell.event_body(call_id, "call_ended", transcript=transcript,
+                                                 transcript_object=objects)
+        if len(bodies["call_ended"].encode()) >= WEBHOOK_BYTES:
+            break
+    bodies["call_analyzed"] = retell.event_body(call_id, "call_analyzed")
+    return {event: body.replace(call_id, loadgen.CALL_ID) for event, body in bodies.items()}
+
+
 class Client:
-    def __init__(
-        self,
-        url: str,
-        session: aiohttp.ClientSession,
-        slack: SlackStandIn,
-        retell: RetellStandIn,
-        server_pid: int,
-    ) -> None:
+    """Slash commands to the app, signed and timed, from this process."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, slack: BenchSlack) -> None:
         self.url = url
-        self.server_pid = server_pid
         self.session = session
         self.slack = slack
-        self.retell = retell
 
     async def post(self, path: str, data: bytes, headers: dict[str, str]) -> Answer:
         started = time.perf_counter()
@@ -425,11 +646,6 @@ class Client:
         body = urlencode(form).encode()
         return await self.post("/slack/events", body, slack_headers(body))
 
-    async def webhook(self, body: str) -> Answer:
-        return await self.post(
-            "/retell/webhook", body.encode("utf-8"), self.retell.webhook_headers(body)
-        )
-
 
 async def settle(slack: SlackStandIn, predicate: Callable[[], bool]) -> float | None:
     """Seconds until `predicate` holds (re-checked on every Slack request), None on timeout."""
@@ -441,153 +657,321 @@ async def settle(slack: SlackStandIn, predicate: Callable[[], bool]) -> float | 
     return time.perf_counter() - started
 
 
-async def run_senders(
-    items: Iterable[str], senders: int, send: Callable[[str], Awaitable[Answer]]
-) -> tuple[list[Answer], float]:
-    """`senders` workers share one iterator of items; returns answers and wall seconds."""
-    queue = iter(items)
-    answers: list[Answer] = []
-
-    async def worker() -> None:
-        for item in queue:
-            answers.append(await send(item))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(senders)))
-    return answers, time.perf_counter() - started
+def placed_after(slack: BenchSlack, n: int) -> Callable[[], bool]:
+    """True once `n` more /call commands are done from now: the card of a placed call is
+    updated once the call is saved; a failed one is answered through response_url."""
+    updates, responses = slack.counts["chat.update"], len(slack.responses)
+    return lambda: (slack.counts["chat.update"] - updates
+                    + len(slack.responses) - responses) >= n
 
 
-# -- the three benchmarks --------------------------------------------------------------------
-
-
-def _call_note(answers: list[Answer], report: Report, label: str, settled: float | None) -> str:
+def bad_acks(answers: list[Answer], report: Report, label: str) -> int:
     bad = [a for a in answers if a.status != 200 or a.body]
     for a in bad[:3]:
         report.problem(f"{label}: HTTP {a.status} {str(a.body)[:160]}")
-    after = f"all placed {settled:.2f} s after last ack" if settled is not None else "NOT settled"
-    return f"{len(bad)} bad acks; {after}"
+    return len(bad)
 
 
-async def bench_call(client: Client, sizes: Sizes, report: Report) -> None:
-    say(f"/call ack latency: {sizes.calls} commands per run, Retell create takes "
-        f"{CREATE_DELAY * 1000:.0f} ms")
-    slack, retell = client.slack, client.retell
-    retell.create_delay = CREATE_DELAY
+
+# -- the scenarios ---------------------------------------------------------------------------
+
+
+@dataclass
+class Bench:
+    """What every scenario needs: the stand-ins, a client session, the files, the report."""
+
+    workdir: Path
+    db: Path
+    slack: BenchSlack
+    retell: RetellStandIn
+    session: aiohttp.ClientSession
+    templates: dict[str, str]  # webhook bodies by event, see webhook_templates()
+    report: Report
+
+    def server(self, name: str, *, channel_rate: str | None = "1000",
+               db: Path | None = None) -> ServerProcess:
+        """`python -m bot serve` on a free port, against the stand-ins and the database.
+
+        `channel_rate` None keeps Slack's real pace (one message a second per channel)."""
+        port = free_port()
+        env = child_env({
+            "SLACK_BOT_TOKEN": self.slack.token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": self.slack.api_url,
+            "RETELL_API_KEY": self.retell.api_key,
+            "RETELL_FROM_NUMBER": self.retell.phone_numbers[0]["phone_number"],
+            "RETELL_BASE_URL": self.retell.url,
+            "DATABASE_URL": f"sqlite:///{db or self.db}",
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "LOG_LEVEL": "WARNING",
+            # The calls the webhooks tell of are unknown to the Retell stand-in: no polling.
+            "CALLBOT_POLL_AFTER_SECONDS": "86400",
+        })
+        if channel_rate is not None:  # Slack's pace would stretch runs that wait for Slack
+            env["CALLBOT_SLACK_CHANNEL_RATE"] = channel_rate
+        return ServerProcess([sys.executable, "-m", "bot", "serve"], env, self.workdir, port,
+                             name)
+
+    def webhooks(self, server: ServerProcess, senders: int,
+                 requests: list[tuple[str, str, str]], batch: int = 0) -> Job:
+        """A load generator job against `server` that also measures its CPU and ours."""
+        return Job(url=server.url + "/retell/webhook", health_url=server.url + "/healthz",
+                   key=self.retell.api_key, senders=senders, templates=self.templates,
+                   requests=requests, batch=batch,
+                   watch={"server": server.pid, "bench": os.getpid()})
+
+
+GOALS = {  # key: (what, target)
+    "ratio": (f"webhook ingest throughput, {SENDERS} senders", f"app >= {RATIO_GOAL:g} x bare"),
+    "p99": (f"webhook ingest p99, {SENDERS} senders", f"<= {P99_GOAL_MS:g} ms"),
+    "ack": (f"/call ack p99, burst of {BURST}", f"<= {ACK_GOAL_MS:g} ms"),
+    "rss": ("peak RSS after 10,000 calls", f"<= {RSS_GOAL_MB:g} MB"),
+    "start": ("start-up to healthy /healthz", f"<= {START_GOAL_S:g} s"),
+}
+
+
+async def bench_startup(bench: Bench, sizes: Sizes) -> ServerProcess:
+    """Start the server `sizes.starts` times; the last one stays up for the next scenarios."""
+    say(f"start-up: {sizes.starts} starts to a healthy /healthz")
+    seconds: list[float] = []
+    for i in range(1, sizes.starts + 1):
+        server = bench.server(f"server-start{i}" if i < sizes.starts else "server")
+        server.start()
+        try:
+            seconds.append(await server.wait_healthy(bench.session))
+        except BaseException:
+            await server.stop()
+            raise
+        if i < sizes.starts:
+            review_log(server, await server.stop(), bench.report, quiet=True)
+    median = statistics.median(seconds)
+    bench.report.goal("start", f"{median:.2f} s (median of {len(seconds)} starts; "
+                      f"{min(seconds):.2f} to {max(seconds):.2f} s)", median <= START_GOAL_S)
+    return server
+
+
+async def bench_call(bench: Bench, client: Client, server: ServerProcess, sizes: Sizes) -> None:
+    slack, retell, report = bench.slack, bench.retell, bench.report
+    say(f"/call acks: {sizes.calls} one at a time, then {sizes.bursts} bursts of {BURST}; "
+        f"Retell create takes {CREATE_DELAY * 1000:.0f} ms")
+    created_before = len(retell.created_calls())
     responses_before = len(slack.responses)
+    retell.create_delay = CREATE_DELAY
+    try:
+        meter, placed = Meter(server.pid), placed_after(slack, sizes.calls)
+        sequential = [await client.slash("/call", CALL_TEXT, f"call-seq-{i}")
+                      for i in range(sizes.calls)]
+        waited = await settle(slack, placed)
+        bad = bad_acks(sequential, report, "/call sequential")
+        after = f"all placed {waited:.2f} s after the last ack" if waited else "NOT all placed"
+        report.add("/call ack, sequential", [a.ms for a in sequential],
+                   f"{bad} bad acks; {after}", meter.read())
 
-    def placed(n: int) -> Callable[[], bool]:
-        # The outbox updates each card once the call is saved: the end of a /call's work.
-        return lambda: len(slack.calls_to("chat.update")) + len(slack.responses) - (
-            responses_before) >= n
+        meter = Meter(server.pid)
+        acks: list[Answer] = []
+        p50s: list[float] = []
+        p99s: list[float] = []
+        waits: list[float | None] = []
+        for b in range(sizes.bursts):
+            placed = placed_after(slack, BURST)
+            burst = await asyncio.gather(
+                *(client.slash("/call", CALL_TEXT, f"call-burst{b}-{i}") for i in range(BURST))
+            )
+            waits.append(await settle(slack, placed))
+            acks += burst
+            p50s.append(percentile([a.ms for a in burst], 50))
+            p99s.append(percentile([a.ms for a in burst], 99))
+        bad = bad_acks(acks, report, "/call burst")
+        worst = None if None in waits else max(w for w in waits if w is not None)
+        after = f"worst burst all placed {worst:.2f} s after" if worst else "NOT all placed"
+        report.add(f"/call ack, {sizes.bursts} bursts of {BURST}", [a.ms for a in acks],
+                   f"{bad} bad acks; {after}", meter.read())
+    finally:
+        retell.create_delay = 0.0
+    p99 = statistics.median(p99s)
+    report.goal("ack", f"{p99:.1f} ms (median of {sizes.bursts} bursts; p50 "
+                f"{statistics.median(p50s):.1f} ms; worst burst's p99 {max(p99s):.1f} ms)",
+                p99 <= ACK_GOAL_MS and not bad)
 
-    meter = Meter(client.server_pid)
-    sequential = [await client.slash("/call", CALL_TEXT, f"call-seq-{i}")
-                  for i in range(sizes.calls)]
-    settled = await settle(slack, placed(sizes.calls))
-    report.add("/call ack, sequential", [a.ms for a in sequential],
-               _call_note(sequential, report, "/call sequential", settled), meter.read())
-
-    meter = Meter(client.server_pid)
-    burst: list[Answer] = []
-    waits: list[float | None] = []
-    for start in range(0, sizes.calls, sizes.burst):
-        wave = range(start, min(start + sizes.burst, sizes.calls))
-        burst += await asyncio.gather(
-            *(client.slash("/call", CALL_TEXT, f"call-burst-{i}") for i in wave)
-        )
-        waits.append(await settle(slack, placed(sizes.calls + wave.stop)))
-    worst = None if None in waits else max(w for w in waits if w is not None)
-    report.add(f"/call ack, bursts of {sizes.burst}", [a.ms for a in burst],
-               _call_note(burst, report, "/call burst", worst).replace("all placed", "worst wave"),
-               meter.read())
-
-    created = len(retell.created_calls())
-    if created != 2 * sizes.calls:
-        report.problem(f"Retell saw {created} creates for {2 * sizes.calls} /call commands")
+    created = len(retell.created_calls()) - created_before
+    if created != sizes.calls + sizes.bursts * BURST:
+        report.problem(f"Retell saw {created} creates for "
+                       f"{sizes.calls + sizes.bursts * BURST} /call commands")
     responded = len(slack.responses) - responses_before
     if responded:
         sample = slack.responses[-1][1].get("text", "")
         report.problem(f"{responded} /call commands answered via response_url, e.g. {sample!r}")
-    retell.create_delay = 0.0
 
 
-async def create_calls(retell: RetellStandIn, count: int) -> list[str]:
-    """Calls as the bot would have placed them (metadata routes them to CHANNEL)."""
-    metadata = {"source": "slack-callbot", "slack_team_id": TEAM,
-                "slack_channel_id": CHANNEL, "slack_user_id": USER}
-    ids: list[str] = []
-    async with httpx.AsyncClient(
-        base_url=retell.url, headers={"Authorization": f"Bearer {retell.api_key}"}
-    ) as http:
-        for i in range(count):
-            resp = await http.post("/v2/create-phone-call", json={
-                "from_number": retell.phone_numbers[0]["phone_number"],
-                "to_number": f"+1415555{i % 10_000:04d}",
-                "metadata": metadata,
-            })
-            resp.raise_for_status()
-            ids.append(resp.json()["call_id"])
-    return ids
+def wrong_answers(result: Result, target: str) -> dict[str, int]:
+    """Answers other than the app's `stored` (or the bare app's 204), with their counts."""
+    def right(answer: str) -> bool:
+        return answer == "204 " if target == "bare" else (
+            answer.startswith("200 ") and '"stored"' in answer)
+    return {answer: count for answer, count in result.answers.items() if not right(answer)}
 
 
-def ended_bodies(retell: RetellStandIn, call_ids: list[str]) -> list[str]:
-    """`call_ended` bodies grown to about WEBHOOK_BYTES with a longer conversation."""
-    turns = 4
-    while True:
-        transcript, objects = conversation(turns)
-        first = retell.event_body(call_ids[0], "call_ended", transcript=transcript,
-                                  transcript_object=objects)
-        if len(first.encode()) >= WEBHOOK_BYTES:
-            break
-        turns += 1
-    return [first] + [
-        retell.event_body(cid, "call_ended", transcript=transcript, transcript_object=objects)
-        for cid in call_ids[1:]
-    ]
+async def bench_ingest(bench: Bench, sizes: Sizes) -> None:
+    """Ingest alone: a server of its own that posts to Slack at Slack's real pace (one
+    message a second per channel), as in production, so the outbox mostly waits during a
+    burst instead of competing for the CPU; the backlog is drained after the rounds."""
+    report = bench.report
+    db = bench.workdir / "ingest.db"  # its backlog must not spill into the other runs
+    app = bench.server("ingest", channel_rate=None, db=db)
+    app.start()
+    try:
+        await app.wait_healthy(bench.session)
+        await _ingest_rounds(bench, app, db, sizes)
+    finally:
+        review_log(app, await app.stop(), report)
 
 
-def _webhook_note(answers: list[Answer], report: Report, label: str) -> str:
-    failed = [a for a in answers if a.status != 200]
-    not_stored = [a for a in answers if a.status == 200
-                  and not (isinstance(a.body, dict) and a.body.get("status") == "stored")]
-    for a in (failed + not_stored)[:3]:
-        report.problem(f"{label}: HTTP {a.status} {str(a.body)[:160]}")
-    return f"{len(failed)} non-200, {len(not_stored)} not stored"
+async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Sizes) -> None:
+    report = bench.report
+    body = len(bench.templates["call_ended"].encode()) - len(loadgen.CALL_ID) + len(
+        new_call_id()) - len(loadgen.CHANNEL) + len(CHANNELS[0])
+    say(f"webhook ingest: {sizes.rounds} rounds per target of {sizes.webhooks} call_ended "
+        f"webhooks ({body / 1024:.1f} KiB, each a new call), {SENDERS} senders, "
+        "bare and app alternating")
+    port = free_port()
+    bare = ServerProcess([sys.executable, "-m", "bench.bare", str(port)], child_env(),
+                         bench.workdir, port, "bare")
+    backlogs: list[int] = []  # Slack deliveries waiting after each app round
+
+    async def run_round(kind: str, number: int, server: ServerProcess) -> None:
+        target = "bare" if server is bare else "app"
+        senders, n = (1, sizes.single) if kind == "single" else (SENDERS, sizes.webhooks)
+        ids = [new_call_id() for _ in range(n)]
+        job = bench.webhooks(server, senders, [
+            ("call_ended", call_id, CHANNELS[i % len(CHANNELS)]) for i, call_id in enumerate(ids)
+        ])
+        inline = kind == "inline"
+        result = await (loadgen.blast(job) if inline else loadgen_process(job, bench.workdir))
+        done = Round(kind, number, target, senders, result)
+        report.rounds.append(done)
+        say(f"  {done.label:>8} {target:<4} {done.rate:6.0f} req/s  p50 {done.p(50):5.1f}  "
+            f"p99 {done.p(99):5.1f} ms  CPU: load generator {result.share('loadgen'):.0%}, "
+            f"{target} {result.share('server'):.0%}; others {done.others:.2f} cores")
+        for answer, count in list(wrong_answers(result, target).items())[:3]:
+            report.problem(f"webhook round {done.label} {target}: {count} answers {answer!r}")
+        if target == "app":
+            missing = n - stored_count(db, ids)
+            if missing:
+                report.problem(f"webhook round {done.label}: {missing} of {n} calls not in the "
+                               "database right after their answers")
+            backlogs.append(int(db_scalar(db, "SELECT count(*) FROM outbox "
+                                                    "WHERE done_at IS NULL")))
+
+    bare.start()
+    try:
+        await bare.wait_healthy(bench.session)
+        for number in range(1, sizes.rounds + 1):
+            await run_round("own", number, bare)
+            await run_round("own", number, app)
+            if number <= sizes.inline_rounds:  # the same with the senders in this process
+                await run_round("inline", number, bare)
+                await run_round("inline", number, app)
+        await run_round("single", 1, bare)
+        await run_round("single", 1, app)
+    finally:
+        review_log(bare, await bare.stop(), report, quiet=True)
+
+    def median(target: str, value: Callable[[Round], float], kind: str = "own") -> float:
+        return statistics.median(value(r) for r in report.rounds
+                                 if r.target == target and r.kind == kind)
+
+    bare_rate, app_rate = median("bare", lambda r: r.rate), median("app", lambda r: r.rate)
+    ratio = app_rate / bare_rate
+    app_p50 = median("app", lambda r: r.p(50))
+    app_p99 = median("app", lambda r: r.p(99))
+    clean = not any(wrong_answers(r.result, r.target) for r in report.rounds)
+    report.goal("ratio", f"app {app_rate:.0f} req/s = {ratio:.2f} x bare {bare_rate:.0f} req/s "
+                f"(medians of {sizes.rounds} rounds of {sizes.webhooks})",
+                ratio >= RATIO_GOAL and clean)
+    report.goal("p99", f"{app_p99:.1f} ms (p50 {app_p50:.1f} ms; bare p99 "
+                f"{median('bare', lambda r: r.p(99)):.1f} ms)",
+                app_p99 <= P99_GOAL_MS and clean)
+
+    report.fact("outbox backlog after each app round (Slack's pace, 1 message/s per channel): "
+                + ", ".join(f"{b:,}" for b in backlogs))
+
+    loadgen_busy = median("bare", lambda r: r.result.share("loadgen"))
+    bound = ("bound by the load generator, so bare is a floor and the ratio reads high"
+             if loadgen_busy >= 0.9 else "not bound by the load generator alone")
+    report.fact(f"{SENDERS}-sender bare rounds: load generator {loadgen_busy:.0%} of a core, bare "
+                f"server {median('bare', lambda r: r.result.share('server')):.0%}, machine "
+                f"{median('bare', lambda r: r.result.busy):.0%} of {CORES} cores: {bound}")
+    others = statistics.median(r.others for r in report.rounds if r.kind == "own")
+    if others >= 0.25:
+        report.fact(f"other processes kept {others:.2f} cores busy during the rounds (median): "
+                    "the box was shared, so every figure is pessimistic")
+    inline_bare = median("bare", lambda r: r.rate, "inline")
+    inline_app = median("app", lambda r: r.rate, "inline")
+    report.fact(f"load generator in the bench process instead of its own ({sizes.inline_rounds} "
+                f"rounds): bare {inline_bare:.0f} req/s ({inline_bare / bare_rate - 1:+.0%}), "
+                f"app {inline_app:.0f} req/s ({inline_app / app_rate - 1:+.0%}), "
+                f"ratio {inline_app / inline_bare:.2f}")
 
 
-async def bench_webhooks(client: Client, sizes: Sizes, db: Path, report: Report) -> None:
-    say(f"webhook answers: {sizes.webhooks} distinct calls per run")
-    ids = await create_calls(client.retell, 2 * sizes.webhooks)
-    sequential_bodies = ended_bodies(client.retell, ids[: sizes.webhooks])
-    concurrent_bodies = ended_bodies(client.retell, ids[sizes.webhooks :])
-    size = sum(len(b.encode()) for b in sequential_bodies) / len(sequential_bodies)
-    report.fact(f"call_ended bodies: {size / 1024:.1f} KiB on average")
+async def bench_rss(bench: Bench, sizes: Sizes) -> None:
+    """A fresh server takes RSS_SLASH /call commands and `sizes.rss_calls` calls of three
+    webhooks each, RSS_CHUNK calls per wave, and delivers its outbox; then its peak RSS."""
+    report, slack, n = bench.report, bench.slack, sizes.rss_calls
+    say(f"peak RSS: a fresh server takes {RSS_SLASH} /call and {n:,} calls x "
+        f"{len(EVENTS)} webhooks over {len(CHANNELS)} channels, then drains its outbox")
+    server = bench.server("server-rss")
+    server.start()
+    try:
+        await server.wait_healthy(bench.session)
+        client = Client(server.url, bench.session, slack)
+        before = slack.counts.copy()
+        placed = placed_after(slack, RSS_SLASH)
+        acks: list[Answer] = []
+        for start in range(0, RSS_SLASH, BURST):
+            acks += await asyncio.gather(*(client.slash("/call", CALL_TEXT, f"call-rss-{i}")
+                                           for i in range(start, start + BURST)))
+        bad_acks(acks, report, "/call in the peak-RSS run")
+        if await settle(slack, placed) is None:
+            report.problem("peak-RSS run: not every /call was placed")
 
-    meter = Meter(client.server_pid)
-    sequential = [await client.webhook(b) for b in sequential_bodies]
-    usage = meter.read()
-    report.add("webhook, sequential", [a.ms for a in sequential],
-               f"{len(sequential) / usage.wall:.0f} req/s; "
-               + _webhook_note(sequential, report, "webhook sequential"), usage)
-
-    meter = Meter(client.server_pid)
-    answers, wall = await run_senders(concurrent_bodies, sizes.senders, client.webhook)
-    note = _webhook_note(answers, report, "webhook concurrent")
-    report.add(f"webhook, {sizes.senders} senders", [a.ms for a in answers],
-               f"{len(answers) / wall:.0f} req/s; {note}", meter.read())
-
-    started = time.perf_counter()
-    pending_sql = "SELECT count(*) FROM outbox WHERE done_at IS NULL"
-    for _ in range(int(SETTLE_TIMEOUT / POLL)):
-        pending = db_scalar(db, pending_sql)
-        if not pending:
-            break
-        await asyncio.sleep(POLL)
-    gave_up = db_scalar(db, "SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")
-    report.fact(f"outbox drained {time.perf_counter() - started:.2f} s after the last webhook "
-                f"({pending} pending, {gave_up} with errors)")
-    if pending or gave_up:
-        report.problem(f"outbox: {pending} items pending, {gave_up} with errors")
+        ids = [new_call_id() for _ in range(n)]
+        requests = [(event, ids[i], CHANNELS[i % len(CHANNELS)])
+                    for wave in range(0, n, RSS_CHUNK) for event in EVENTS
+                    for i in range(wave, min(wave + RSS_CHUNK, n))]
+        meter = Meter(server.pid)
+        result = await loadgen_process(bench.webhooks(server, SENDERS, requests,
+                                                      batch=len(EVENTS) * RSS_CHUNK),
+                                       bench.workdir)
+        for answer, count in list(wrong_answers(result, "app").items())[:3]:
+            report.problem(f"peak-RSS run: {count} webhooks answered {answer!r}")
+        drain = await drain_outbox(bench.db, DRAIN_TIMEOUT)
+        usage = meter.read()
+        hwm, now = server.status_kib("VmHWM"), server.status_kib("VmRSS")
+    finally:
+        review_log(server, await server.stop(), report)
+    sent = slack.counts - before
+    drained = f"{drain.seconds:.1f} s" if drain.seconds is not None else "NEVER"
+    report.fact(f"peak-RSS run: {len(requests):,} webhooks in {result.wall:.1f} s "
+                f"({result.rate:.0f} req/s, p99 {percentile(result.latencies_ms, 99):.1f} ms); "
+                f"outbox drained {drained} after the last one ({drain.pending} pending, "
+                f"{drain.errors} with errors); Slack got {sent['chat.postMessage']:,} "
+                f"chat.postMessage and {sent['chat.update']:,} chat.update; server CPU "
+                f"{usage.server_cpu:.1f} s over {usage.wall:.1f} s")
+    if drain.seconds is None or drain.errors:
+        report.problem(f"peak-RSS run: outbox {drain}")
+    if sent["chat.postMessage"] < 2 * n:  # a card and a summary per call at least
+        report.problem(f"peak-RSS run: only {sent['chat.postMessage']:,} chat.postMessage "
+                       f"for {n:,} calls")
+    if hwm is None or now is None:
+        report.problem("peak-RSS run: could not read the server's /proc/<pid>/status")
+        return
+    mb = hwm * 1024 / 1e6
+    met: bool | None = mb <= RSS_GOAL_MB
+    if met and (drain.seconds is None or n < 10_000):
+        met = None  # under the goal, but not after 10,000 delivered calls
+    report.goal("rss", f"{mb:.1f} MB ({hwm / 1024:.1f} MiB; {now * 1024 / 1e6:.1f} MB at the "
+                f"end) after {n:,} calls; outbox drained in {drained}", met)
 
 
 def reported_calls(body: Any) -> int | None:
@@ -597,11 +981,12 @@ def reported_calls(body: Any) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-async def bench_stats(client: Client, sizes: Sizes, db: Path, report: Report) -> None:
+async def bench_stats(bench: Bench, client: Client, server: ServerProcess, sizes: Sizes) -> None:
+    report, db = bench.report, bench.db
     total = db_scalar(db, "SELECT count(*) FROM calls WHERE call_id IS NOT NULL")
     say(f"/callstats: {sizes.stats_runs} runs per period over {total:,} stored calls")
     for period in ("7d", "30d", "all"):
-        meter = Meter(client.server_pid)
+        meter = Meter(server.pid)
         answers = [await client.slash("/callstats", period, f"stats-{period}-{i}")
                    for i in range(sizes.stats_runs)]
         usage = meter.read()
@@ -620,69 +1005,82 @@ async def bench_stats(client: Client, sizes: Sizes, db: Path, report: Report) ->
 # -- orchestration ---------------------------------------------------------------------------
 
 
-def server_env(slack: SlackStandIn, retell: RetellStandIn, db: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SLACK_", "RETELL_", "CALLBOT_"))}
-    env.update(
-        SLACK_BOT_TOKEN=slack.token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        RETELL_API_KEY=retell.api_key,
-        RETELL_FROM_NUMBER=retell.phone_numbers[0]["phone_number"],
-        RETELL_BASE_URL=retell.url,
-        DATABASE_URL=f"sqlite:///{db}",
-        HOST="127.0.0.1",
-        PORT=str(port),
-        LOG_LEVEL="WARNING",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def review_log(text: str, code: int | None, report: Report) -> None:
-    """Count the server's warnings and errors; show the first few and the first traceback."""
-    lines = text.splitlines()
+def review_log(server: ServerProcess, code: int | None, report: Report,
+               quiet: bool = False) -> None:
+    """Count a server's warnings and errors; show the first few and the first traceback."""
+    name = server.log_path.stem
+    lines = server.log().splitlines()
     noisy = [line for line in lines if " WARNING " in line or " ERROR " in line]
-    known = [line for line in noisy if KNOWN_NOISE in line]
-    report.fact(f"server exit code {code}; {len(noisy)} warning/error log lines "
-                f"({len(known)} of them Bolt's harmless `token will be unused`)")
+    unknown = [line for line in noisy if KNOWN_NOISE not in line]
+    if not quiet or unknown or code not in (0, None):
+        report.fact(f"{name}: exit code {code}; {len(noisy)} warning/error log lines "
+                    f"({len(noisy) - len(unknown)} of them Bolt's harmless `token will be "
+                    "unused`)")
     if code not in (0, None):
-        report.problem(f"server exit code {code}; last log lines:\n      "
+        report.problem(f"{name}: exit code {code}; last log lines:\n      "
                        + "\n      ".join(lines[-30:]))
-    for line in [line for line in noisy if KNOWN_NOISE not in line][:5]:
-        report.problem(f"server log: {line[:240]}")
+    for line in unknown[:5]:
+        report.problem(f"{name} log: {line[:240]}")
     if "Traceback (most recent call last):" in lines:
         start = lines.index("Traceback (most recent call last):")
         end = start + 1
         while end < len(lines) and lines[end].startswith(" "):
             end += 1  # frames are indented; the exception line is not
         block = lines[start:end + 1]
-        report.problem("first server traceback:\n      " + "\n      ".join(block[:60]))
+        report.problem(f"first {name} traceback:\n      " + "\n      ".join(block[:60]))
 
 
 def print_table(report: Report, sizes: Sizes, mode: str) -> None:
     say("")
-    say(f"== results ({mode}: {sizes.calls} /call per run, {sizes.webhooks} webhooks per run, "
-        f"{sizes.rows:,} synthetic calls) ==")
-    say(f"{'scenario':<26} {'n':>4} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}  notes (ms)")
+    say(f"== results ({mode}: {sizes.rows:,} synthetic calls stored first) ==")
+    say(f"{'latency':<28} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}  notes (ms)")
     for row in report.rows:
         s = row.samples
-        say(f"{row.label:<26} {len(s):>4} {percentile(s, 50):>8.1f} {percentile(s, 90):>8.1f} "
+        say(f"{row.label:<28} {len(s):>5} {percentile(s, 50):>8.1f} {percentile(s, 90):>8.1f} "
             f"{percentile(s, 99):>8.1f} {max(s, default=float('nan')):>8.1f}  {row.note}")
     say("")
-    say(f"{'CPU use per scenario':<26} {'wall s':>8} {'server s':>9} {'bench s':>8}  "
-        "server CPU / wall")
+    say(f"{'CPU use':<28} {'wall s':>8} {'server s':>9} {'bench s':>8}  server CPU / wall")
     for row in report.rows:
         if row.cpu is not None:
-            say(f"{row.label:<26} {row.cpu.wall:>8.2f} {row.cpu.server_cpu:>9.2f} "
+            say(f"{row.label:<28} {row.cpu.wall:>8.2f} {row.cpu.server_cpu:>9.2f} "
                 f"{row.cpu.bench_cpu:>8.2f}  {row.cpu.server_cpu / row.cpu.wall:.0%}")
+    if report.rounds:
+        say("")
+        say("webhook ingest rounds (load generator in its own process, except 'inline'; CPU "
+            f"in % of a core; machine: busy share of all {CORES} cores; others: cores busy with "
+            "anything else)")
+        say(f"{'round':<9} {'target':<6} {'senders':>7} {'n':>5} {'req/s':>7} {'p50':>7} "
+            f"{'p99':>7} {'max':>7}  {'loadgen':>7} {'server':>6} {'bench':>5} {'machine':>7} "
+            f"{'others':>6}")
+        for r in report.rounds:
+            res = r.result
+            say(f"{r.label:<9} {r.target:<6} {r.senders:>7} {len(res.latencies_ms):>5} "
+                f"{r.rate:>7.0f} {r.p(50):>7.1f} {r.p(99):>7.1f} "
+                f"{max(res.latencies_ms, default=float('nan')):>7.1f}  "
+                f"{res.share('loadgen'):>7.0%} {res.share('server'):>6.0%} "
+                f"{res.share('bench'):>5.0%} {res.busy:>7.0%} {r.others:>6.2f}")
     say("")
     for fact in report.facts:
         say(f"- {fact}")
+    say("")
+    say(f"{'target':<40} {'goal':<18} {'':<12} figure")
+    goals = {g.key: g for g in report.goals}
+    for key, (what, goal) in GOALS.items():
+        found = goals.get(key)
+        judged = verdict(found.met) if found else "not measured"
+        say(f"{what:<40} {goal:<18} {judged:<12} {found.figure if found else ''}")
     say(f"problems: {len(report.problems)}")
     for problem in report.problems:
         say(f"  ! {problem}")
+
+
+async def attempt(report: Report, name: str, work: Awaitable[Any]) -> Any:
+    """Await `work`; should it fail, report that and carry on with the next scenario."""
+    try:
+        return await work
+    except Exception as exc:  # the server may be mid-change: report, do not crash the bench
+        report.problem(f"{name} failed: {type(exc).__name__}: {exc}")
+        return None
 
 
 async def run(sizes: Sizes, mode: str) -> int:
@@ -696,33 +1094,37 @@ async def run(sizes: Sizes, mode: str) -> int:
         report.fact(f"setup: {sizes.rows:,} rows inserted in {time.perf_counter() - started:.1f} s"
                     f", database {db.stat().st_size / 2**20:.0f} MiB")
 
-        server: ServerProcess | None = None
         async with contextlib.AsyncExitStack() as stack:
-            slack = await stack.enter_async_context(SlackStandIn(team_id=TEAM))
+            slack = await stack.enter_async_context(BenchSlack(team_id=TEAM))
             retell = await stack.enter_async_context(RetellStandIn())
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
             )
-            port = free_port()
-            server = ServerProcess(server_env(slack, retell, db, port), workdir,
-                                   f"http://127.0.0.1:{port}")
-            try:
-                started = time.perf_counter()
-                server.start()
-                await server.wait_healthy(session)
-                report.fact(f"server start to healthy: {time.perf_counter() - started:.2f} s")
-                assert server.proc is not None
-                client = Client(server.url, session, slack, retell, server.proc.pid)
-                await bench_call(client, sizes, report)
-                await bench_webhooks(client, sizes, db, report)
-                await bench_stats(client, sizes, db, report)
-                hwm, rss = server.status_kib("VmHWM"), server.status_kib("VmRSS")
-                if hwm is not None and rss is not None:
-                    report.fact(f"server peak RSS (VmHWM) {hwm / 1024:.1f} MiB, "
-                                f"now {rss / 1024:.1f} MiB")
-            finally:
-                code = await server.stop()
-                review_log(server.log(), code, report)
+            bench = Bench(workdir, db, slack, retell, session,
+                          await webhook_templates(retell, session), report)
+            server = await attempt(report, "start-up", bench_startup(bench, sizes))
+            if server is not None:
+                try:
+                    client = Client(server.url, session, slack)
+                    await attempt(report, "/call", bench_call(bench, client, server, sizes))
+                    await attempt(report, "/callstats", bench_stats(bench, client, server, sizes))
+                    hwm = server.status_kib("VmHWM")
+                    if hwm is not None:
+                        report.fact(f"main server peak RSS (VmHWM) {hwm * 1024 / 1e6:.1f} MB")
+                finally:
+                    review_log(server, await server.stop(), report)
+            await attempt(report, "webhook ingest", bench_ingest(bench, sizes))
+            await attempt(report, "peak RSS", bench_rss(bench, sizes))
+            repeated = {key: n for key, n in slack.marked.items() if n > 1}
+            report.fact(f"Slack got {slack.counts['chat.postMessage']:,} posts, "
+                        f"{slack.marked.total():,} with the outbox's key, "
+                        f"{len(slack.marked):,} distinct keys")
+            if repeated:
+                kinds = Counter(key.split(":", 1)[0] for key in repeated)
+                report.problem(f"{len(repeated):,} outbox posts went out more than once "
+                               f"({', '.join(f'{n:,} {kind}' for kind, n in kinds.items())}), "
+                               "e.g. " + ", ".join(f"{k} x{n}" for k, n in
+                                                   list(repeated.items())[:3]))
     print_table(report, sizes, mode)
     return 1 if report.problems else 0
 
@@ -730,13 +1132,18 @@ async def run(sizes: Sizes, mode: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help=f"smaller run: {QUICK.calls} /call, {QUICK.webhooks} webhooks, "
-                             f"{QUICK.rows:,} rows")
+                        help=f"smaller run: {QUICK.webhooks} webhooks per ingest round, "
+                             f"{QUICK.rows:,} stored calls, fewer repeats")
+    parser.add_argument("--webhooks", type=int, metavar="N",
+                        help="requests per webhook ingest round (default "
+                             f"{FULL.webhooks}, {QUICK.webhooks} with --quick)")
     args = parser.parse_args(argv)
     sizes, mode = (QUICK, "quick") if args.quick else (FULL, "full")
+    if args.webhooks:
+        sizes = dataclasses.replace(sizes, webhooks=args.webhooks)
 
     async def guarded() -> int:
-        # SIGTERM cancels the run so the finally blocks stop the server and remove the files.
+        # SIGTERM cancels the run so the finally blocks stop the servers and remove the files.
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
@@ -745,7 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return asyncio.run(guarded())
     except (KeyboardInterrupt, asyncio.CancelledError):
-        say("interrupted; server stopped and temporary files removed")
+        say("interrupted; servers stopped and temporary files removed")
         return 130
 
 
