@@ -7,8 +7,11 @@ Slack's, so every test goes through ``AsyncWebClient`` / ``AsyncWebhookClient``.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -330,3 +333,345 @@ async def test_http_error_defaults(slack: SlackStandIn, client: AsyncWebClient) 
     assert broken.value.response.status_code == 500
     assert "Retry-After" not in broken.value.response.headers
     assert ok["ok"] is True
+
+
+# ---------------------------------------------------------------------- share-based faults
+
+
+async def post_many(client: AsyncWebClient, n: int) -> list[int]:
+    """Post n messages to C1; the HTTP status of each (200 or the error status)."""
+    statuses = []
+    for i in range(n):
+        try:
+            await client.chat_postMessage(channel="C1", text=f"m{i}")
+            statuses.append(200)
+        except SlackApiError as err:
+            assert err.response["error"] == "ratelimited"
+            assert err.response.headers["Retry-After"] == "3"
+            statuses.append(err.response.status_code)
+    return statuses
+
+
+async def test_rate_limited_share_is_seeded_and_posts_nothing(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.faults(rate_limited=0.5, retry_after=3, seed=7)
+    first = await post_many(client, 40)
+    slack.faults(rate_limited=0.5, retry_after=3, seed=7)
+    second = await post_many(client, 40)
+
+    limited = first.count(429)
+    assert 5 < limited < 35
+    assert set(first) == {200, 429}
+    assert second == first  # same seed, same calls: same faults
+    assert slack.fault_counts["rate_limited"] == 2 * limited
+    assert len(slack.messages("C1")) == 2 * (40 - limited)  # a 429 did nothing
+
+
+async def test_rate_limit_retry_handler_gets_every_post_through(slack: SlackStandIn) -> None:
+    retrying = AsyncWebClient(
+        token=slack.token,
+        base_url=slack.api_url,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=50)],
+    )
+    # Seed 1 limits 2 of these calls; each retry costs slack_sdk's 0-1 s jitter.
+    slack.faults(rate_limited=0.3, retry_after=0, seed=1)
+
+    for i in range(6):
+        await retrying.chat_postMessage(channel="C1", text=f"m{i}")
+
+    assert [m["text"] for m in slack.messages("C1")] == [f"m{i}" for i in range(6)]
+    assert slack.fault_counts["rate_limited"] == 2
+    assert len(slack.calls_to("chat.postMessage")) == 6 + 2
+
+
+async def test_server_error_share_only_hits_the_chosen_methods(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.faults(methods=["chat.update"], server_error=1.0)
+
+    posted = await client.chat_postMessage(channel="C1", text="before")
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_update(channel="C1", ts=posted["ts"], text="after")
+
+    assert err.value.response.status_code == 500
+    assert "Retry-After" not in err.value.response.headers
+    assert slack.messages("C1")[0]["text"] == "before"  # a 500 did nothing
+    assert slack.fault_counts == {
+        "rate_limited": 0,
+        "server_error": 1,
+        "drop_after": 0,
+        "channel_rate_limited": 0,
+    }
+
+
+async def test_drop_after_performs_the_call_then_cuts_the_connection(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="card")
+    slack.faults(drop_after=1.0)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_postMessage(channel="C1", thread_ts=posted["ts"], text="summary")
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.chat_update(channel="C1", ts=posted["ts"], text="card, ended")
+
+    assert [m["text"] for m in slack.thread("C1", posted["ts"])] == ["summary"]
+    assert slack.messages("C1")[0]["text"] == "card, ended"
+    assert slack.fault_counts["drop_after"] == 2
+    slack.faults()  # all zero: off
+    assert (await client.chat_postMessage(channel="C1", text="fine"))["ok"] is True
+
+
+async def test_drop_after_on_a_file_share_still_shares_it(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C1", text="call")
+    slack.faults(methods=["files.completeUploadExternal"], drop_after=1.0)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await client.files_upload_v2(
+            content="x" * 5000, filename="t.txt", channel="C1", thread_ts=parent["ts"]
+        )
+
+    [reply] = slack.thread("C1", parent["ts"])
+    assert reply["files"][0]["name"] == "t.txt"
+    assert slack.fault_counts["drop_after"] == 1
+
+
+async def test_default_slack_sdk_client_retries_a_drop_and_posts_twice(
+    slack: SlackStandIn,
+) -> None:
+    """Why this matters: AsyncWebClient's default AsyncConnectionErrorRetryHandler resends
+    a POST whose connection dropped, so a post Slack already stored is stored again."""
+    default = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+    slack.faults(drop_after=1.0)
+
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await default.chat_postMessage(channel="C1", text="once?")
+
+    assert [m["text"] for m in slack.messages("C1")] == ["once?", "once?"]
+    assert slack.fault_counts["drop_after"] == 2
+
+
+async def test_faults_validation_and_clear_faults(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    with pytest.raises(ValueError):
+        slack.faults(rate_limited=0.6, drop_after=0.6)
+    with pytest.raises(ValueError):
+        slack.faults(server_error=-0.1)
+    slack.faults(rate_limited=1.0)
+    slack.fail("chat.postMessage", "not_in_channel")
+    slack.http_error("chat.postMessage", 503)
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="C1", text="x")  # the 503 rule
+    slack.delay(30)
+
+    slack.clear_faults()
+
+    ok = await asyncio.wait_for(client.chat_postMessage(channel="C1", text="ok"), 10)
+    assert ok["ok"] is True
+    assert slack.fault_counts["rate_limited"] == 0  # http_error came first and used the call
+    assert [m["text"] for m in slack.messages("C1")] == ["ok"]
+
+
+# ---------------------------------------------------------------------- latency
+
+
+async def test_delay_answers_late_after_doing_the_work(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    loop = asyncio.get_running_loop()
+    slack.delay(0.2, methods=["auth.test"])
+    started = loop.time()
+    await client.auth_test()
+    assert loop.time() - started >= 0.2
+
+    slack.delay(30, methods=["chat.postMessage"])
+    post = asyncio.create_task(client.chat_postMessage(channel="C1", text="in flight"))
+    await slack.wait_for(lambda: bool(slack.messages("C1")))  # stored before the answer
+
+    assert (await client.auth_test())["ok"] is True  # auth.test no longer delayed
+    assert not post.done()
+    started = loop.time()
+    await slack.close()  # cuts the delay short instead of hanging for 30 s
+    assert (await asyncio.wait_for(post, 10))["ok"] is True
+    assert loop.time() - started < 10
+    assert [m["text"] for m in slack.messages("C1")] == ["in flight"]
+
+
+# ---------------------------------------------------------------------- metadata
+
+
+async def test_metadata_only_listed_with_include_all_metadata(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    meta = {"event_type": "call_card", "event_payload": {"call_id": "c1"}}
+    parent = await client.chat_postMessage(channel="C1", text="card", metadata=meta)  # JSON
+    await client.api_call(  # form-encoded: metadata arrives as a JSON string
+        "chat.postMessage",
+        data={
+            "channel": "C1",
+            "thread_ts": parent["ts"],
+            "text": "s",
+            "metadata": json.dumps(meta),
+        },
+    )
+
+    plain = await client.conversations_history(channel="C1")
+    full = await client.conversations_history(channel="C1", include_all_metadata=True)
+    plain_thread = await client.conversations_replies(channel="C1", ts=parent["ts"])
+    full_thread = await client.api_call(
+        "conversations.replies",
+        http_verb="GET",
+        params={"channel": "C1", "ts": parent["ts"], "include_all_metadata": "1"},
+    )
+
+    assert "metadata" not in plain["messages"][0]
+    assert full["messages"][0]["metadata"] == meta
+    assert [("metadata" in m) for m in plain_thread["messages"]] == [False, False]
+    assert [m.get("metadata") for m in full_thread["messages"]] == [meta, meta]
+    assert slack.message("C1", parent["ts"])["metadata"] == meta  # type: ignore[index]
+
+
+async def test_malformed_metadata_is_refused(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    posted = await client.chat_postMessage(channel="C1", text="x")
+    for bad in ({"event_type": "t"}, {"event_type": 1, "event_payload": {}}, "not json"):
+        with pytest.raises(SlackApiError) as err:
+            await client.api_call(
+                "chat.postMessage", json={"channel": "C1", "text": "y", "metadata": bad}
+            )
+        assert err.value.response["error"] == "invalid_metadata_format"
+        with pytest.raises(SlackApiError):
+            await client.api_call(
+                "chat.update",
+                json={"channel": "C1", "ts": posted["ts"], "text": "y", "metadata": bad},
+            )
+    assert [m["text"] for m in slack.messages("C1")] == ["x"]
+
+
+# ---------------------------------------------------------------------- pagination
+
+
+def texts_of(page: Any) -> list[str]:
+    return [m["text"] for m in page["messages"]]
+
+
+async def test_history_pages_newest_first_with_stable_cursors(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    stamps = [(await client.chat_postMessage(channel="C1", text=f"m{i}"))["ts"] for i in range(5)]
+    await client.chat_postMessage(channel="C1", thread_ts=stamps[0], text="a reply")
+
+    page = await client.conversations_history(channel="C1", limit=2)
+    await client.chat_postMessage(channel="C1", text="newer")  # must not shift later pages
+    pages = [page]
+    while page["response_metadata"]["next_cursor"] and len(pages) < 10:
+        cursor = page["response_metadata"]["next_cursor"]
+        page = await client.conversations_history(channel="C1", limit=2, cursor=cursor)
+        pages.append(page)
+
+    assert [texts_of(p) for p in pages] == [["m4", "m3"], ["m2", "m1"], ["m0"]]
+    assert [p["has_more"] for p in pages] == [True, True, False]
+    assert pages[2]["messages"][0]["reply_count"] == 1
+
+    # slack_sdk's own paginator follows next_cursor (and reuses one response object).
+    window = []
+    async for p in await client.conversations_history(
+        channel="C1", limit=1, oldest=stamps[1], latest=stamps[3], inclusive=True
+    ):
+        window.append(texts_of(p))
+        if len(window) > 5:
+            break  # a cursor that never ends must fail, not hang
+    assert window == [["m3"], ["m2"], ["m1"]]
+
+    with pytest.raises(SlackApiError) as err:
+        await client.conversations_history(channel="C1", cursor="bm9wZQ==")
+    assert err.value.response["error"] == "invalid_cursor"
+
+
+async def test_replies_pages_oldest_first_with_the_parent_first(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C1", text="parent")
+    for i in range(4):
+        await client.chat_postMessage(channel="C1", thread_ts=parent["ts"], text=f"r{i}")
+
+    seen = []
+    async for page in await client.conversations_replies(channel="C1", ts=parent["ts"], limit=2):
+        seen.append((texts_of(page), page["has_more"], page["response_metadata"]["next_cursor"]))
+        if len(seen) > 5:
+            break  # a cursor that never ends must fail, not hang
+
+    assert [(texts, more) for texts, more, _ in seen] == [
+        (["parent", "r0"], True),
+        (["r1", "r2"], True),
+        (["r3"], False),
+    ]
+    assert seen[0][2] and seen[1][2] and seen[2][2] == ""
+    first = await client.conversations_replies(channel="C1", ts=parent["ts"], limit=2)
+    assert first["messages"][0]["reply_count"] == 4
+
+
+# ---------------------------------------------------------------------- file shares
+
+
+async def test_file_shared_into_a_thread_is_a_reply_there(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C1", text="call")
+
+    resp = await client.files_upload_v2(
+        content="Agent: hi\n" * 500,
+        filename="transcript.txt",
+        title="Transcript",
+        channel="C1",
+        thread_ts=parent["ts"],
+        initial_comment="Full transcript",
+    )
+    await client.files_upload_v2(content="private", filename="nowhere.txt")  # no channel
+    await client.files_upload_v2(content="top", filename="top.txt", channel="C1")
+
+    replies = await client.conversations_replies(channel="C1", ts=parent["ts"])
+    shared = replies["messages"][1]
+    assert len(replies["messages"]) == 2
+    assert shared["text"] == "Full transcript"
+    assert shared["thread_ts"] == parent["ts"]
+    assert shared["user"] == "U0BOT"
+    assert [(f["id"], f["name"], f["title"]) for f in shared["files"]] == [
+        (resp["file"]["id"], "transcript.txt", "Transcript")
+    ]
+    history = await client.conversations_history(channel="C1")
+    assert [[f["name"] for f in m.get("files", [])] for m in history["messages"]] == [
+        ["top.txt"],
+        [],
+    ]
+    assert len(slack.files) == 3
+
+
+# ---------------------------------------------------------------------- per-channel rate limit
+
+
+async def test_channel_rate_limit_per_channel_with_burst(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    now = [100.0]
+    slack.clock = lambda: now[0]
+    slack.channel_rate_limit(1.0, burst=2)
+
+    await client.chat_postMessage(channel="C1", text="a")
+    await client.chat_postMessage(channel="C1", text="b")
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="too fast")
+    await client.chat_postMessage(channel="C2", text="other channel")
+    now[0] += 1.0
+    await client.chat_postMessage(channel="C1", text="c")
+
+    assert err.value.response.status_code == 429
+    assert err.value.response.headers["Retry-After"] == "1"
+    assert err.value.response["error"] == "ratelimited"
+    assert [m["text"] for m in slack.messages("C1")] == ["a", "b", "c"]
+    assert slack.fault_counts["channel_rate_limited"] == 1
+    with pytest.raises(ValueError):
+        slack.channel_rate_limit(0)

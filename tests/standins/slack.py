@@ -49,7 +49,7 @@ WRITE_METHODS = (
     "files.completeUploadExternal",
 )
 # Key set on a response that must not be sent: the connection is cut after the work.
-_DROP = "slack_standin_drop"
+_DROP = web.ResponseKey("slack_standin_drop", bool)
 FAULT_KINDS = ("rate_limited", "server_error", "drop_after", "channel_rate_limited")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
