@@ -136,18 +136,22 @@ class OutboxWorker:
         while not self._stop.is_set():
             # Cleared before looking, so a wake() that comes while we look is not lost.
             self._wake.clear()
+            started = time.perf_counter()
             try:
                 next_due = await self._dispatch()
             except Exception:
                 log.exception("outbox pass failed; retrying in 5 s")
                 next_due = time.time() + 5
+            # With a deep backlog a pass costs more: space passes so they take at most a
+            # tenth of the time, leaving the rest to answering webhooks.
+            pause = max(_PASS_INTERVAL, 9 * (time.perf_counter() - started))
             timeout = None if next_due is None else max(0.0, next_due - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             # A burst of webhooks wakes the worker once per event; one pass per moment is
             # enough, and leaves the CPU to answering the webhooks.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), _PASS_INTERVAL)
+                await asyncio.wait_for(self._stop.wait(), pause)
 
     async def _dispatch(self) -> float | None:
         """Hand each due call's next item to its channel's lane; returns when to look again."""
