@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import re
 
+from aiohttp import web
+
 from bot.phones import mask_phone
 
 # Set on a request whose handler logged its own line, so the access log adds none.
-LOGGED = "callbot_logged"
+LOGGED = web.RequestKey("callbot_logged", bool)
 _SECRETS = re.compile(r"\bxox[abposr]-[A-Za-z0-9-]+|\bxapp-[A-Za-z0-9-]+|(Bearer\s+)[^\s'\",}]+")
 _E164 = re.compile(r"(?<![\w+])\+[1-9]\d{7,14}\b")
 
