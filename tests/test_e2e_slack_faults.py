@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from tests.conftest import CHANNEL, Server, make_settings
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
+from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("sound_database")
@@ -45,14 +45,6 @@ async def make_server(
         await srv.stop()
 
 
-def query(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,
                 channel: str) -> tuple[str, str]:
     """A call placed with /call in `channel`; returns (call id, card ts)."""
@@ -61,9 +53,9 @@ async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,
                        response_url=slack.response_url(channel))
     await eventually(lambda: len(set(retell.calls) - before) == 1)
     [call_id] = set(retell.calls) - before
-    await eventually(lambda: bool(query(server, "SELECT 1 FROM calls WHERE call_id = ?",
+    await eventually(lambda: bool(rows(server, "SELECT 1 FROM calls WHERE call_id = ?",
                                          call_id)))
-    [(ts,)] = query(server, "SELECT message_ts FROM calls WHERE call_id = ?", call_id)
+    [(ts,)] = rows(server, "SELECT message_ts FROM calls WHERE call_id = ?", call_id)
     return call_id, ts
 
 
@@ -81,7 +73,7 @@ async def webhook(server: Server, retell: RetellStandIn, call_id: str, event: st
 
 
 def integrity(server: Server) -> str:
-    return str(query(server, "PRAGMA integrity_check")[0][0])
+    return str(rows(server, "PRAGMA integrity_check")[0][0])
 
 
 async def test_every_outcome_lands_exactly_once_through_429s_500s_and_dropped_answers(
@@ -108,7 +100,7 @@ async def test_every_outcome_lands_exactly_once_through_429s_500s_and_dropped_an
         assert "Ended" in str(card["blocks"]) or "ended" in card["text"].lower()
     # Only the cards are top-level: no summary went astray out of its thread.
     assert len(slack.messages(CHANNEL)) + len(slack.messages(OTHER)) == len(calls)
-    assert query(server, "SELECT count(*) FROM outbox WHERE last_error LIKE 'gave up%'") \
+    assert rows(server, "SELECT count(*) FROM outbox WHERE last_error LIKE 'gave up%'") \
         == [(0,)]
     assert integrity(server) == "ok"
     assert server.http is not None
@@ -137,7 +129,7 @@ async def test_a_permanent_error_is_recorded_once_and_holds_up_no_other_call(
             lambda: posts_with_key(slack, CHANNEL, ok_ts, f"summary:{ok_call}") == 1)
         await eventually(server.outbox_idle)
 
-    errors = query(server, "SELECT kind, last_error FROM outbox WHERE call_id = ? "
+    errors = rows(server, "SELECT kind, last_error FROM outbox WHERE call_id = ? "
                            "AND last_error IS NOT NULL ORDER BY id", gone_call)
     assert errors == [("card", "gave up: chat_update: channel_not_found"),
                       ("summary", "gave up: chat_postMessage: channel_not_found")]
