@@ -197,15 +197,6 @@ class OutboxWorker:
             queue.clear()
             del self._lanes[channel]
 
-    async def deliver_all(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-        """Until nothing is due (for tools and tests that run the worker by hand)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                await self._dispatch()
-                if not self._lanes:
-                    return
-                await asyncio.gather(*self._lanes.values())
-
     # -- one item --------------------------------------------------------------------------
 
     async def _attempt(self, item: OutboxItem) -> None:

@@ -13,9 +13,6 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def ping(self) -> None:
-        """Raise when the database does not answer."""
-
     @property
     def commits(self) -> tuple[int, int]:
         """(write transactions, writes) since open: how well writes are being batched."""

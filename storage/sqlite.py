@@ -152,9 +152,6 @@ class SQLiteStore:
         """
         return list(await self._r.execute_fetchall(sql, params))
 
-    async def ping(self) -> None:
-        await self._read("SELECT count(*) FROM sqlite_master")
-
     # -- calls ---------------------------------------------------------------------------
 
     async def record_failed_attempt(
