@@ -14,7 +14,15 @@ from typing import Any
 
 from bot.parsing import CallCommand, StatsPeriod
 from bot.phones import mask_phone
-from bot.retell import Agent, CallerNumber, RetellCall, RetellClient, RetellError, WebhookBody
+from bot.retell import (
+    UNCERTAIN_KINDS,
+    Agent,
+    CallerNumber,
+    RetellCall,
+    RetellClient,
+    RetellError,
+    WebhookBody,
+)
 from storage.base import Store
 from storage.models import (
     STAGE_ANALYZED,
@@ -36,7 +44,6 @@ EVENT_EFFECTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "call_ended": (STAGE_ENDED, ("card",)),
     "call_analyzed": (STAGE_ANALYZED, ("card", "summary")),
 }
-UNCERTAIN_KINDS = frozenset({"timeout", "unreachable", "server_error"})
 POLL_BASE_SECONDS = 15.0
 POLL_MAX_SECONDS = 300.0
 POLL_GIVE_UP_SECONDS = 6 * 3600

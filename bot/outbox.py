@@ -31,6 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import TextFile, analysis_reply, call_card, transcript_post
 from bot.metrics import Metrics
+from bot.tasks import finish_or_cancel
 from storage.base import Store
 from storage.models import CallRecord, OutboxItem
 
@@ -122,11 +123,7 @@ class OutboxWorker:
             return
         self._stop.set()
         self._wake.set()
-        tasks = [self._task, *self._lanes.values()]
-        _, late = await asyncio.wait(tasks, timeout=grace)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await finish_or_cancel([self._task, *self._lanes.values()], grace)
         self._task = None
         self._lanes.clear()
 
@@ -270,9 +267,7 @@ class OutboxWorker:
         thread = _thread(call)
         if isinstance(post, TextFile):
             # A file carries no metadata: its name (one per call) is the marker.
-            if item.posting_since is not None and await self._find_posted(
-                channel, thread, item.posting_since, file_name=post.filename
-            ):
+            if await self._posted_before(item, channel, thread, file_name=post.filename):
                 return
             await self.store.mark_posting(item.id, time.time())
             await self._call(
@@ -296,12 +291,9 @@ class OutboxWorker:
         thread_ts: str | None = None,
     ) -> str:
         """Post once: if an earlier attempt's answer was lost, find that post instead."""
-        if item.posting_since is not None:
-            found = await self._find_posted(channel, thread_ts, item.posting_since, key=key)
-            if found is not None:
-                log.info("outbox found %s already posted (ts=%s); not posting again", key, found)
-                self.metrics.outbox_recovered.inc()
-                return found
+        found = await self._posted_before(item, channel, thread_ts, key=key)
+        if found is not None:
+            return found
         await self.store.mark_posting(item.id, time.time())
         response = await self._call(
             "chat_postMessage", channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
@@ -310,16 +302,30 @@ class OutboxWorker:
         )
         return str(response["ts"])
 
-    async def _find_posted(
+    async def _posted_before(
         self,
+        item: OutboxItem,
         channel: str,
         thread_ts: str | None,
-        since: float,
         *,
         key: str | None = None,
         file_name: str | None = None,
     ) -> str | None:
-        """The ts of our earlier post (by metadata key or file name), if Slack has it."""
+        """The ts of the post an earlier attempt made but never heard back about (found by
+        metadata key or file name), if Slack has it; None when there is nothing to look for."""
+        if item.posting_since is None:
+            return None
+        found = await self._find_posted(channel, thread_ts, item.posting_since, key, file_name)
+        if found is not None:
+            log.info("outbox found %s already posted (ts=%s); not posting again",
+                     key or file_name, found)
+            self.metrics.outbox_recovered.inc()
+        return found
+
+    async def _find_posted(
+        self, channel: str, thread_ts: str | None, since: float, key: str | None,
+        file_name: str | None,
+    ) -> str | None:
         args: dict[str, Any] = {"channel": channel, "limit": 200, "include_all_metadata": True,
                                 "oldest": f"{since - 60:.6f}"}
         method = "conversations_history"

@@ -37,7 +37,7 @@ class Poller:
         if self._task is None:
             return
         self._stopping.set()
-        await finish_or_cancel(self._task, grace)
+        await finish_or_cancel([self._task], grace)
         self._task = None
 
     async def _run(self) -> None:

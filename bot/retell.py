@@ -18,6 +18,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 log = logging.getLogger(__name__)
+# Failures after which Retell may still have done what was asked.
+UNCERTAIN_KINDS = frozenset({"timeout", "unreachable", "server_error"})
 MAX_EPOCH_MS = 10**14  # the year 5138: far past any real timestamp, far below 2**63
 
 
@@ -42,7 +44,7 @@ class RetellError(Exception):
     @property
     def uncertain(self) -> bool:
         """Retell may have done it anyway (no answer, or a server error mid-way)."""
-        return self.kind in ("timeout", "unreachable", "server_error")
+        return self.kind in UNCERTAIN_KINDS
 
     def describe(self, action: str = "the call") -> str:
         if self.kind == "refused":

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import ParamSpec
 
 P = ParamSpec("P")
 
 
-async def finish_or_cancel(task: asyncio.Task[None], grace: float) -> None:
-    """Give a task told to stop `grace` seconds to end on its own, then cancel it."""
-    try:
-        await asyncio.wait_for(asyncio.shield(task), grace)
-    except TimeoutError:
+async def finish_or_cancel(tasks: Collection[asyncio.Task[None]], grace: float) -> None:
+    """Give tasks told to stop `grace` seconds to end on their own, then cancel the rest."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=grace)
+    for task in late:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class InFlight:

@@ -17,9 +17,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from tests.conftest import TEAM
 from tests.process import ServerProcess, connection_refused
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
@@ -31,33 +29,9 @@ CREATE = "/v2/create-phone-call"
 NUMBER = "+14155550123"
 
 
-class SlowSlack(SlackStandIn):
-    """The Slack stand-in, but chat.postMessage can answer `answer_delay` seconds late.
-
-    The post is performed and recorded at once and only the answer waits, like a Slack whose
-    reply is slow to come back: stopping the app then catches a post that Slack already has.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.answer_delay = 0.0
-
-    async def _handle_api(self, request: web.Request) -> web.Response:
-        response = await super()._handle_api(request)
-        if request.match_info["method"] == "chat.postMessage" and self.answer_delay > 0:
-            await asyncio.sleep(self.answer_delay)
-        return response
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[SlowSlack]:
-    async with SlowSlack(team_id=TEAM) as standin:
-        yield standin
-
-
 @pytest.fixture
 async def server(
-    slack: SlowSlack, retell: RetellStandIn, db_path: Path, tmp_path: Path
+    slack: SlackStandIn, retell: RetellStandIn, db_path: Path, tmp_path: Path
 ) -> AsyncIterator[ServerProcess]:
     async with ServerProcess(slack, retell, db_path, tmp_path,
                              extra={"CALLBOT_RETELL_TIMEOUT": "5"}) as srv:
@@ -134,7 +108,7 @@ async def test_idle_server_exits_0_on_sigterm_and_closes_the_database(
 
 
 async def test_sigterm_during_a_call_finishes_placing_it_before_the_store_closes(
-    server: ServerProcess, slack: SlowSlack, retell: RetellStandIn, db_path: Path
+    server: ServerProcess, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
     await call_in_flight(server, slack, retell, hang=1.5, key="inflight")
 
@@ -153,7 +127,7 @@ async def test_sigterm_during_a_call_finishes_placing_it_before_the_store_closes
 
 
 async def test_sigterm_stops_accepting_connections_and_frees_the_port(
-    server: ServerProcess, slack: SlowSlack, retell: RetellStandIn, db_path: Path
+    server: ServerProcess, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
     await call_in_flight(server, slack, retell, hang=2.0, key="socket")
     loop = asyncio.get_running_loop()
@@ -188,7 +162,7 @@ async def test_sigterm_stops_accepting_connections_and_frees_the_port(
 )
 async def test_a_second_signal_does_not_hang_shutdown(
     server: ServerProcess,
-    slack: SlowSlack,
+    slack: SlackStandIn,
     retell: RetellStandIn,
     db_path: Path,
     first: signal.Signals,
@@ -209,7 +183,7 @@ async def test_a_second_signal_does_not_hang_shutdown(
 
 
 async def test_sigterm_while_the_outbox_delivers_never_loses_or_repeats_a_summary(
-    server: ServerProcess, slack: SlowSlack, retell: RetellStandIn, db_path: Path
+    server: ServerProcess, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
     # One call per channel: the app may pace its posts per channel, as Slack limits them.
     channels = ("C0GENERAL", "C0SALES", "C0SUPPORT")
@@ -229,7 +203,7 @@ async def test_sigterm_while_the_outbox_delivers_never_loses_or_repeats_a_summar
     assert all(ts for _, ts in cards.values())
 
     # Slack now answers each post 0.4 s late, so delivering them all takes a while.
-    slack.answer_delay = 0.4
+    slack.delay(0.4, ["chat.postMessage"])
     posted_before = len(slack.calls_to("chat.postMessage"))
     for call_id in cards:
         answer = await server.webhook(retell.event_body(call_id, "call_analyzed"))
@@ -255,7 +229,7 @@ async def test_sigterm_while_the_outbox_delivers_never_loses_or_repeats_a_summar
         f"(summaries at Slack, outbox done) per call after SIGTERM: {state}\n{server.log_tail()}"
     )
 
-    slack.answer_delay = 0.0
+    slack.delay(0)
     await server.restart()
     await eventually(
         lambda: not query(db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL"), timeout=10)
