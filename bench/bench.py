@@ -183,7 +183,7 @@ class Round:
 
     kind: str  # "own" (process of its own, 32 senders), "inline" (in this process), "single"
     number: int
-    target: str  # "bare" or "app"
+    target: str  # "bare", "floor" (bench/floor.py) or "app"
     senders: int
     result: Result  # watched: "server" (the target) and "bench" (this process, the stand-ins)
 
@@ -837,10 +837,14 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
     port = free_port()
     bare = ServerProcess([sys.executable, "-m", "bench.bare", str(port)], child_env(),
                          bench.workdir, port, "bare")
+    port = free_port()
+    floor = ServerProcess([sys.executable, "-m", "bench.floor", str(port),
+                           str(bench.workdir / "floor.db"), bench.retell.api_key],
+                          child_env(), bench.workdir, port, "floor")
     backlogs: list[int] = []  # Slack deliveries waiting after each app round
 
     async def run_round(kind: str, number: int, server: ServerProcess) -> None:
-        target = "bare" if server is bare else "app"
+        target = "bare" if server is bare else "floor" if server is floor else "app"
         senders, n = (1, sizes.single) if kind == "single" else (SENDERS, sizes.webhooks)
         ids = [new_call_id() for _ in range(n)]
         job = bench.webhooks(server, senders, [
@@ -864,10 +868,13 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
                                                     "WHERE done_at IS NULL")))
 
     bare.start()
+    floor.start()
     try:
         await bare.wait_healthy(bench.session)
+        await floor.wait_healthy(bench.session)
         for number in range(1, sizes.rounds + 1):
             await run_round("own", number, bare)
+            await run_round("own", number, floor)
             await run_round("own", number, app)
             if number <= sizes.inline_rounds:  # the same with the senders in this process
                 await run_round("inline", number, bare)
@@ -876,6 +883,7 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
         await run_round("single", 1, app)
     finally:
         review_log(bare, await bare.stop(), report, quiet=True)
+        review_log(floor, await floor.stop(), report, quiet=True)
 
     def median(target: str, value: Callable[[Round], float], kind: str = "own") -> float:
         return statistics.median(value(r) for r in report.rounds
@@ -893,6 +901,12 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
                 f"{median('bare', lambda r: r.p(99)):.1f} ms)",
                 app_p99 <= P99_GOAL_MS and clean)
 
+    floor_rate = median("floor", lambda r: r.rate)
+    report.fact(f"floor (bench/floor.py: signature, JSON, one group-committed insert; nothing "
+                f"else): {floor_rate:.0f} req/s = {floor_rate / bare_rate:.2f} x bare, p50 "
+                f"{median('floor', lambda r: r.p(50)):.1f} ms, p99 "
+                f"{median('floor', lambda r: r.p(99)):.1f} ms; the app reaches "
+                f"{app_rate / floor_rate:.0%} of it")
     report.fact("outbox backlog after each app round (Slack's pace, 1 message/s per channel): "
                 + ", ".join(f"{b:,}" for b in backlogs))
 
