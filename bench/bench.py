@@ -11,8 +11,9 @@ Targets, on a 2-core machine with load generator and server in separate processe
    that of a bare aiohttp app answering 204 (bench/bare.py), p99 at most 20 ms. Rounds of N
    requests alternate bare, floor, app, bare, ... so machine noise hits all; the figures are
    medians over the rounds. The floor (bench/floor.py) only checks, parses and stores the
-   body: what it reaches bounds what any handler that stores before answering can reach. The senders are bench/loadgen.py, a process of its own per round;
-   some rounds are repeated with the senders inside this process, to show whether it matters.
+   body: what it reaches bounds what any handler that stores before answering can reach.
+   The senders are bench/loadgen.py, a process of its own per round; some rounds are
+   repeated with the senders inside this process, to show whether it matters.
 2. `/call` ack. A burst of 50 slash commands while Retell takes 500 ms per create-phone-call:
    p99 of the HTTP answers at most 100 ms (median over a few bursts).
 3. Peak RSS. A fresh server takes 10,000 calls (call_started, call_ended and call_analyzed
