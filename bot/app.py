@@ -23,12 +23,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.calls import CallService
 from bot.config import Settings
 from bot.context import AppContext
+from bot.guard import Guard
 from bot.home import HomePublisher
 from bot.logs import LOGGED
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, RetryPolicy
 from bot.poller import Poller
 from bot.retell import RetellClient
+from bot.retention import Retention
 from bot.tasks import InFlight
 from handlers import actions, commands, events, health, views, webhook
 from storage.sqlite import SQLiteStore
@@ -89,6 +91,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     outbox = OutboxWorker(
         store, _slack_client(settings, []), notify_channel=settings.notify_channel,
         show_full_numbers=settings.show_full_numbers, on_card=home.refresh,
+        post_transcripts=settings.post_transcripts, post_recordings=settings.post_recordings,
         policy=RetryPolicy(
             base=settings.outbox_retry_base, cap=settings.outbox_retry_max,
             max_attempts=settings.outbox_max_attempts,
@@ -96,7 +99,8 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         ),
         metrics=metrics,
     )
-    ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight())
+    ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(),
+                     Guard(settings, store))
     return ctx, slack, retell
 
 
@@ -137,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
     # Polls often enough to notice a late call within a few seconds of its deadline.
     poller = Poller(ctx.calls, ctx.outbox.wake,
                     interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)))
+    retention = Retention(ctx.store, settings.retention_days)
     socket_mode: AsyncSocketModeHandler | None = None
     socket_tasks: list[asyncio.Task[None]] = []
 
@@ -152,6 +157,7 @@ def create_app(settings: Settings) -> web.Application:
         await ctx.store.open()
         ctx.outbox.start()
         poller.start()
+        retention.start()
         if settings.slack_app_token:
             socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token,
                                                  web_client=slack)
@@ -179,6 +185,7 @@ def create_app(settings: Settings) -> web.Application:
                 log.warning("stopping: %d Slack listener(s) still running after %g s",
                             ctx.inflight.count, grace)
             await poller.stop()
+            await retention.stop()
             await ctx.outbox.stop(grace)
             await ctx.home.stop()
         finally:

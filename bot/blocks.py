@@ -26,6 +26,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.phones import show_phone
+from bot.retell import DNC_REASON
 from bot.words import (
     cost_words,
     duration_words,
@@ -33,7 +34,7 @@ from bot.words import (
     reason_words,
     sentiment_words,
 )
-from storage.models import CallRecord, CallStats
+from storage.models import AuditRow, CallRecord, CallStats, DncEntry
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -47,6 +48,9 @@ ACTION_HANG_UP = "call_hang_up"
 ACTION_REFRESH = "call_refresh"
 ACTION_TRANSCRIPT = "call_transcript"
 ACTION_CALL_AGAIN = "call_again"
+# The number of a callee who asked not to be called went on the do-not-call list.
+DNC_NOTE = (":no_entry: The callee asked not to be called again: the number is now on the "
+            "do-not-call list.")
 STATUS_WORDS = {
     "placing": "placing the call",
     "failed": "not placed",
@@ -160,7 +164,7 @@ def timeline_line(call: CallRecord) -> str | None:
     return " → ".join(shown) or None
 
 
-def card_buttons(call: CallRecord) -> list[ButtonElement]:
+def card_buttons(call: CallRecord, *, post_transcripts: bool = True) -> list[ButtonElement]:
     """Only the buttons that make sense in the call's state."""
     buttons: list[ButtonElement] = []
     if call.call_id is None:
@@ -182,7 +186,7 @@ def card_buttons(call: CallRecord) -> list[ButtonElement]:
         )
     if not call.analyzed:
         buttons.append(_button("Refresh", ACTION_REFRESH, call.call_id))
-    if call.transcript:
+    if call.transcript and post_transcripts:
         buttons.append(_button("Transcript", ACTION_TRANSCRIPT, call.call_id))
     if not call.live:
         label = "Call back" if call.direction == "inbound" else "Call again"
@@ -198,7 +202,8 @@ def _button(
                          confirm=confirm)
 
 
-def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
+def call_card(call: CallRecord, *, show_full_numbers: bool = False,
+              post_transcripts: bool = True) -> Message:
     number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
                         full=show_full_numbers)
     agent = escape(call.agent_name or call.agent_id or "the number's default agent")
@@ -220,6 +225,8 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
     outcome = outcome_line(call)
     if outcome:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=outcome)))
+    if call.disconnection_reason == DNC_REASON:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=DNC_NOTE)))
     context = []
     timeline = timeline_line(call)
     if timeline:
@@ -228,7 +235,7 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
         context.append(f"`{escape(call.call_id)}`")
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
-    buttons = card_buttons(call)
+    buttons = card_buttons(call, post_transcripts=post_transcripts)
     if buttons:
         blocks.append(ActionsBlock(block_id="call_actions", elements=buttons))
     plain_status = STATUS_WORDS.get(call.status, call.status.replace("_", " "))
@@ -254,7 +261,8 @@ def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False) ->
 # -- the analysis reply in the card's thread ---------------------------------------------------
 
 
-def analysis_reply(call: CallRecord) -> Message:
+def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
+                   post_recordings: bool = True) -> Message:
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Call summary", emoji=True))]
     summary = call.summary or "Retell sent no summary for this call."
     chunks, cut = chunk_text(escape(summary), SECTION_LIMIT, SUMMARY_SECTIONS)
@@ -276,13 +284,13 @@ def analysis_reply(call: CallRecord) -> Message:
         fields.append("*Voicemail*\nYes")
     blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]))
     links = []
-    if call.recording_url:
+    if call.recording_url and post_recordings:
         links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|Recording>")
     if call.public_log_url:
         links.append(f":page_facing_up: <{_safe_url(call.public_log_url)}|Call log>")
     if links:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="   ".join(links))))
-    if call.transcript:
+    if call.transcript and post_transcripts:
         blocks.append(DividerBlock())
         blocks += transcript_blocks(call.transcript, call.public_log_url)
     text = f"Call summary: {escape(summary)}"
@@ -421,3 +429,61 @@ def not_in_channel_text(channel_id: str, error: str) -> str:
         "Invite me with `/invite @Callbot` (in a private channel, or use the channel's "
         "Integrations tab), then run the command again."
     )
+
+
+# -- guardrail answers (ephemeral, to the person who asked) -----------------------------------
+
+
+def dnc_list_message(entries: list[DncEntry], total: int, *,
+                     show_full_numbers: bool = False) -> Message:
+    if not entries:
+        return Message(text="The do-not-call list is empty.",
+                       blocks=_render([SectionBlock(text=MarkdownTextObject(
+                           text="The do-not-call list is empty."))]))
+    title = f"*Do-not-call list* ({total:,} number{'s' if total != 1 else ''}"
+    title += f", newest {len(entries)} shown)" if total > len(entries) else ")"
+    lines = [dnc_line(e, show_full_numbers=show_full_numbers) for e in entries]
+    return _lines_message(title, lines, f"Do-not-call list: {total} numbers")
+
+
+def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False) -> str:
+    who = f"<@{entry.added_by}>" if entry.added_by else "the callee, on a call"
+    why = f" · {escape(entry.reason)}" if entry.reason else ""
+    return (f"• {show_phone(entry.number, full=show_full_numbers)} · added by {who} "
+            f"{_slack_date(entry.added_at)}{why}")
+
+
+def audit_message(rows: list[AuditRow], what: str) -> Message:
+    if not rows:
+        text = f"No audit entries {what}."
+        return Message(text=text, blocks=_render([SectionBlock(text=MarkdownTextObject(
+            text=text))]))
+    lines = [audit_line(r) for r in rows]
+    return _lines_message(f"*Audit log* ({len(rows)} entries {what}, newest first)", lines,
+                          f"Audit log: {len(rows)} entries")
+
+
+def audit_line(row: AuditRow) -> str:
+    """Numbers here are the masked form the log keeps; it never had the full one."""
+    who = f"<@{row.user_id}>" if row.user_id else "Retell"
+    parts = [_slack_date(row.at), who,
+             escape(row.action.replace("_", " ")), f"*{escape(row.outcome)}*"]
+    if row.reason:
+        parts[-1] += f" ({escape(row.reason)})"
+    for extra in (row.number, row.agent):
+        if extra:
+            parts.append(escape(extra))
+    if row.channel_id:
+        parts.append(f"<#{row.channel_id}>")
+    if row.source:
+        parts.append(f"via {escape(row.source)}")
+    return "• " + " · ".join(parts)
+
+
+def _lines_message(title: str, lines: list[str], fallback: str) -> Message:
+    chunks, cut = chunk_text(title + "\n" + "\n".join(lines), SECTION_LIMIT, MAX_BLOCKS - 1)
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks]
+    if cut:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=f"{cut:,} more characters not shown")]))
+    return Message(text=fallback, blocks=_render(blocks))

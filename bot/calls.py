@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bot.guard import Ticket, callee_asked
 from bot.parsing import CallCommand, StatsPeriod
 from bot.phones import mask_phone
 from bot.retell import (
+    DNC_REASON,
     UNCERTAIN_KINDS,
     Agent,
     CallerNumber,
@@ -30,9 +32,11 @@ from storage.models import (
     STAGE_PLACED,
     STAGE_STARTED,
     Attempt,
+    AuditEntry,
     CallFields,
     CallRecord,
     CallStats,
+    DncEntry,
 )
 
 log = logging.getLogger(__name__)
@@ -179,6 +183,14 @@ def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | 
     )
 
 
+def _callee_dnc(call: RetellCall, now: float) -> tuple[DncEntry, AuditEntry] | None:
+    """The callee asked not to be called again: their number goes on the list."""
+    if call.disconnection_reason != DNC_REASON:
+        return None
+    number = call.from_number if call.direction == "inbound" else call.to_number
+    return callee_asked(call.call_id, number, now) if number else None
+
+
 def _meta(meta: dict[str, Any], key: str) -> str | None:
     value = meta.get(key)
     return value if isinstance(value, str) and 0 < len(value) <= 64 else None
@@ -262,8 +274,12 @@ class CallService:
         *,
         from_number: str | None = None,
         note: str | None = None,
+        ticket: Ticket | None = None,
     ) -> CallRecord:
-        """Ask Retell for the call and record it; on failure record why and raise CallFailed."""
+        """Ask Retell for the call and record it; on failure record why and raise CallFailed.
+
+        `ticket` is what the guard admitted: its hold gives way to the call row, and the
+        outcome is audited, in the same transaction that records it."""
         attempt = Attempt(
             team_id=route.team_id,
             channel_id=route.channel_id,
@@ -293,7 +309,9 @@ class CallService:
                 message += (" Retell may still place it: if it does, this card will show it,"
                             " and *Try again* will not call twice.")
             row_id = await self.store.record_failed_attempt(
-                attempt, message, error_kind=exc.kind, request_key=request_key
+                attempt, message, error_kind=exc.kind, request_key=request_key,
+                hold_id=ticket.hold_id if ticket else None,
+                audit=ticket.entry("failed", exc.kind) if ticket else None,
             )
             log.warning(
                 "call refused to=%s kind=%s status=%s reason=%s",
@@ -313,6 +331,8 @@ class CallService:
         await self.store.save_placed_call(
             placed, call.call_id, call.call_status or "registered", call.model_dump_json(),
             poll_at=time.time() + self.poll_after,
+            hold_id=ticket.hold_id if ticket else None,
+            audit=ticket.entry("placed", call_id=call.call_id) if ticket else None,
         )
         record = await self.store.get_call(call.call_id)
         assert record is not None
@@ -324,13 +344,14 @@ class CallService:
             return await self.store.get_call_by_row(int(ref[1:]))
         return await self.store.get_call(ref)
 
-    async def hang_up(self, call_id: str, user_id: str) -> CallRecord:
-        """Stop a live call the user placed; raises NotAllowed or CallFailed with the reason."""
+    async def hang_up(self, call_id: str, user_id: str, *, admin: bool = False) -> CallRecord:
+        """Stop a live call the user placed (an admin: any call); raises NotAllowed or
+        CallFailed with the reason. Every hang-up is audited."""
         call = await self.store.get_call(call_id)
         if call is None:
             raise NotAllowed("I have no record of this call.")
-        if call.user_id and call.user_id != user_id:
-            raise NotAllowed(f"Only <@{call.user_id}> can hang up this call.")
+        if call.user_id and call.user_id != user_id and not admin:
+            raise NotAllowed(f"Only <@{call.user_id}> or an admin can hang up this call.")
         if not call.live:
             raise NotAllowed("This call has already ended.")
         try:
@@ -340,6 +361,12 @@ class CallService:
                 raise NotAllowed("Retell no longer knows this call.") from None
             raise CallFailed(exc.describe("to hang up")) from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
+        number = call.to_number if call.direction != "inbound" else call.from_number
+        await self.store.audit(AuditEntry(
+            action="hang_up", outcome="done", user_id=user_id, channel_id=call.channel_id,
+            number=number, number_masked=mask_phone(number) if number else None,
+            reason=None if call.user_id in (None, user_id) else f"admin; placed by {call.user_id}",
+            call_id=call_id))
         try:
             return await self.refresh(call_id)
         except CallFailed:  # hung up all the same; the call_ended webhook will show it
@@ -372,8 +399,10 @@ class CallService:
         if fields is None:
             return "ignored"
         _, effects = EVENT_EFFECTS[body.event]
+        now = time.time()
         new = await self.store.record_events(
-            [(body.event, effects)], fields, poll_at=time.time() + self.poll_after
+            [(body.event, effects)], fields, poll_at=now + self.poll_after,
+            dnc=_callee_dnc(body.call, now),
         )
         return "stored" if new else "duplicate"
 
@@ -389,7 +418,8 @@ class CallService:
         if not events:  # still dialing: nothing happened, so the stage stays where it was
             fields = replace(fields, stage=STAGE_PLACED, status=call.call_status or fields.status)
         return await self.store.record_events(
-            [(e, EVENT_EFFECTS[e][1]) for e in events], fields, source=source, always=always
+            [(e, EVENT_EFFECTS[e][1]) for e in events], fields, source=source, always=always,
+            dnc=_callee_dnc(call, time.time()),
         )
 
     async def poll_due(self, limit: int = 20) -> int:

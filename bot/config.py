@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import phonenumbers
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+SLACK_ID = re.compile(r"^[UWCGD][A-Z0-9]{2,}$")
+# A comma-separated list in the environment (NoDecode: not JSON, as pydantic-settings
+# would otherwise read list-typed variables).
+IdList = Annotated[frozenset[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -70,6 +74,23 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(default=10.0, gt=0, le=300,
                                     alias="CALLBOT_SHUTDOWN_TIMEOUT")
 
+    # Guardrails (README: "Running it safely"). Empty lists mean everyone / everywhere / all.
+    allowed_users: IdList = Field(default=frozenset(), alias="CALLBOT_ALLOWED_USERS")
+    allowed_channels: IdList = Field(default=frozenset(), alias="CALLBOT_ALLOWED_CHANNELS")
+    admins: IdList = Field(default=frozenset(), alias="CALLBOT_ADMINS")
+    allowed_countries: IdList = Field(default=frozenset(), alias="CALLBOT_ALLOWED_COUNTRIES")
+    allow_special_numbers: bool = Field(default=False, alias="CALLBOT_ALLOW_SPECIAL_NUMBERS")
+    user_calls_per_hour: int = Field(default=0, ge=0, le=100_000,
+                                     alias="CALLBOT_USER_CALLS_PER_HOUR")  # 0: no limit
+    user_calls_per_day: int = Field(default=0, ge=0, le=1_000_000,
+                                    alias="CALLBOT_USER_CALLS_PER_DAY")
+    max_concurrent_calls: int = Field(default=20, ge=0, le=100_000,
+                                      alias="CALLBOT_MAX_CONCURRENT_CALLS")
+    post_transcripts: bool = Field(default=True, alias="CALLBOT_POST_TRANSCRIPTS")
+    post_recordings: bool = Field(default=True, alias="CALLBOT_POST_RECORDINGS")
+    retention_days: int = Field(default=0, ge=0, le=36_500,
+                                alias="CALLBOT_RETENTION_DAYS")  # 0: keep everything
+
     @field_validator(
         "retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel",
         "slack_signing_secret",
@@ -77,6 +98,24 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @field_validator("allowed_users", "allowed_channels", "admins", mode="before")
+    @classmethod
+    def _slack_ids(cls, value: Any) -> frozenset[str]:
+        ids = _split(value)
+        bad = sorted(i for i in ids if not SLACK_ID.match(i))
+        if bad:
+            raise ValueError(f"must be Slack ids such as U024BE7LH or C024BE91L, not {bad[0]!r}")
+        return ids
+
+    @field_validator("allowed_countries", mode="before")
+    @classmethod
+    def _countries(cls, value: Any) -> frozenset[str]:
+        codes = frozenset(c.upper() for c in _split(value))
+        bad = sorted(codes - phonenumbers.SUPPORTED_REGIONS)
+        if bad:
+            raise ValueError(f"must be ISO country codes such as US,CA,GB, not {bad[0]!r}")
+        return codes
 
     @field_validator("retell_from_number")
     @classmethod
@@ -145,6 +184,12 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+
+def _split(value: Any) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset(part.strip() for part in value.split(",") if part.strip())
+    return frozenset(str(v).strip() for v in value or () if str(v).strip())
 
 
 class SettingsError(Exception):

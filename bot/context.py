@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.calls import CallService
 from bot.config import Settings
+from bot.guard import Guard
 from bot.home import HomePublisher
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
@@ -22,3 +23,4 @@ class AppContext:
     home: HomePublisher
     metrics: Metrics
     inflight: InFlight
+    guard: Guard

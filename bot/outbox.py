@@ -90,6 +90,8 @@ class OutboxWorker:
         *,
         notify_channel: str | None = None,
         show_full_numbers: bool = False,
+        post_transcripts: bool = True,
+        post_recordings: bool = True,
         policy: RetryPolicy | None = None,
         metrics: Metrics | None = None,
         on_card: Callable[[str], None] | None = None,
@@ -98,6 +100,8 @@ class OutboxWorker:
         self.client = client
         self.notify_channel = notify_channel
         self.show_full_numbers = show_full_numbers
+        self.post_transcripts = post_transcripts
+        self.post_recordings = post_recordings
         self.policy = policy or RetryPolicy()
         self.metrics = metrics or Metrics()
         self.on_card = on_card  # told the user id whose call changed (App Home refresh)
@@ -240,7 +244,8 @@ class OutboxWorker:
         if call is None or channel is None:
             log.info("call_id=%s kind=%s has no channel; stored only", item.call_id, item.kind)
             return done
-        card = call_card(call, show_full_numbers=self.show_full_numbers)
+        card = call_card(call, show_full_numbers=self.show_full_numbers,
+                         post_transcripts=self.post_transcripts)
         if call.message_ts is None:
             ts = await self._post(item, f"card:{call.call_id}", channel, card.text, card.blocks,
                                   thread_ts=call.thread_ts)
@@ -252,11 +257,12 @@ class OutboxWorker:
                              text=card.text, blocks=card.blocks)
             log.info("card updated call_id=%s status=%s", item.call_id, call.status)
         if item.kind == "summary":
-            reply = analysis_reply(call)
+            reply = analysis_reply(call, post_transcripts=self.post_transcripts,
+                                   post_recordings=self.post_recordings)
             await self._post(item, f"summary:{call.call_id}", channel, reply.text, reply.blocks,
                              thread_ts=_thread(call))
             log.info("summary posted call_id=%s channel=%s", call.call_id, channel)
-        elif item.kind == "transcript":
+        elif item.kind == "transcript" and self.post_transcripts:
             await self._post_transcript(item, channel, call)
         if call.user_id and self.on_card is not None:
             self.on_card(call.user_id)

@@ -1,4 +1,5 @@
-"""Reading what people type after `/call` and `/callstats`. Pure functions, no I/O."""
+"""Reading what people type after `/call`, `/callstats`, `/calldnc` and `/callaudit`.
+Pure functions, no I/O."""
 
 from __future__ import annotations
 
@@ -14,6 +15,12 @@ CALL_USAGE = (
     'Example: `/call +1 415 555 0123 "Sales Follow-up" customer_name=Ann note="call after 5"`'
 )
 STATS_USAGE = "Usage: `/callstats [today|7d|30d|all]` (default `7d`)"
+DNC_USAGE = ("Usage: `/calldnc check <number>`; admins also `/calldnc add <number> [reason]`, "
+             "`/calldnc remove <number>`, `/calldnc list`")
+AUDIT_USAGE = "Usage: `/callaudit [n | @user | <number> | export]` (admins; default the last 20)"
+MAX_AUDIT_ROWS = 100
+MAX_REASON_LENGTH = 300
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,})$")
 
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
 # Slack may turn a typed number or address into `<tel:+1415...|+1 415 ...>`; keep the label.
@@ -50,9 +57,7 @@ def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
     except ValueError:
         raise CommandError("A quote is not closed; check the `\"` around values.") from None
 
-    number_parts: list[str] = []
-    while tokens and _NUMBER_PIECE.match(tokens[0]):
-        number_parts.append(tokens.pop(0).removeprefix("tel:"))
+    number_parts = _take_number(tokens)
     if not number_parts:
         raise CommandError(f"`{tokens[0]}` is not a phone number; the number comes first.")
 
@@ -78,12 +83,91 @@ def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
     if len(variables) > MAX_VARIABLES:
         raise CommandError(f"At most {MAX_VARIABLES} variables per call.")
 
-    try:
-        phone = parse_phone(" ".join(number_parts), default_region)
-    except PhoneNumberError as exc:
-        raise CommandError(str(exc).capitalize() + ".") from None
+    phone = _phone(number_parts, default_region)
     agent = " ".join(agent_parts) or None
     return CallCommand(phone=phone, agent=agent, variables=variables)
+
+
+def _take_number(tokens: list[str]) -> list[str]:
+    """Pop the leading tokens that are pieces of one number ("+1", "415", "555-0123")."""
+    parts: list[str] = []
+    while tokens and _NUMBER_PIECE.match(tokens[0]):
+        parts.append(tokens.pop(0).removeprefix("tel:"))
+    return parts
+
+
+def _phone(parts: list[str], default_region: str) -> PhoneNumber:
+    try:
+        return parse_phone(" ".join(parts), default_region)
+    except PhoneNumberError as exc:
+        raise CommandError(str(exc).capitalize() + ".") from None
+
+
+@dataclass(frozen=True)
+class DncCommand:
+    action: str  # add | remove | list | check
+    phone: PhoneNumber | None = None
+    reason: str | None = None
+
+
+def parse_dnc_text(text: str, default_region: str = "US") -> DncCommand:
+    """`add <number> [reason]`, `remove <number>`, `list`, `check <number>`."""
+    words = _normalise(text).split()
+    action = words[0].lower() if words else ""
+    if action not in ("add", "remove", "list", "check"):
+        raise CommandError("Say what to do: `add`, `remove`, `list` or `check`.")
+    rest = words[1:]
+    if action == "list":
+        if rest:
+            raise CommandError("`list` takes nothing after it.")
+        return DncCommand("list")
+    parts = _take_number(rest)
+    if not parts:
+        raise CommandError(f"Give the number to {action}.")
+    phone = _phone(parts, default_region)
+    reason = " ".join(rest) or None
+    if reason and action != "add":
+        raise CommandError(f"`{action}` takes only a number.")
+    if reason and len(reason) > MAX_REASON_LENGTH:
+        raise CommandError(f"The reason is longer than {MAX_REASON_LENGTH} characters.")
+    return DncCommand(action, phone, reason)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    limit: int = 20
+    user_id: str | None = None
+    phone: PhoneNumber | None = None
+    export: bool = False
+
+
+def parse_audit_text(text: str, default_region: str = "US") -> AuditQuery:
+    """Nothing (the last 20), a count, a user (a mention or an id), a number, or `export`."""
+    text = _normalise_mentions(text)
+    if not text:
+        return AuditQuery()
+    if text.lower() == "export":
+        return AuditQuery(export=True)
+    if text.isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_AUDIT_ROWS:
+            raise CommandError(f"Ask for 1 to {MAX_AUDIT_ROWS} entries, or `export` for all.")
+        return AuditQuery(limit=count)
+    user = _USER_MENTION.match(text)
+    if user:
+        return AuditQuery(user_id=user.group(1) or user.group(2))
+    parts = _take_number(text.split())
+    if not parts or len(parts) != len(text.split()):
+        raise CommandError(f"`{text[:40]}` is not a count, a user or a phone number.")
+    return AuditQuery(phone=_phone(parts, default_region))
+
+
+def _normalise_mentions(text: str) -> str:
+    """Like _normalise, but keeps `<@U…>` user mentions (they are not links)."""
+    text = text.translate(_SMART_QUOTES).strip()
+    if text.startswith("<@"):
+        return text
+    return _normalise(text)
 
 
 @dataclass(frozen=True)

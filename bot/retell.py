@@ -23,6 +23,9 @@ UNCERTAIN_KINDS = frozenset({"timeout", "unreachable", "server_error"})
 MAX_EPOCH_MS = 10**14  # the year 5138: far past any real timestamp, far below 2**63
 
 
+# The disconnection_reason of a call whose callee asked not to be called again.
+DNC_REASON = "user_requested_dnc"
+
 class RetellError(Exception):
     """Retell did not do what we asked. `reason` is Retell's own words when it gave any."""
 
@@ -158,7 +161,9 @@ class RetellClient:
         metadata: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
     ) -> RetellCall:
-        body: dict[str, Any] = {"from_number": from_number, "to_number": to_number}
+        # honor_internal_dnc: Retell refuses numbers on the workspace's own DNC list too.
+        body: dict[str, Any] = {"from_number": from_number, "to_number": to_number,
+                                "honor_internal_dnc": True}
         if agent_id:
             body["override_agent_id"] = agent_id
         if variables:

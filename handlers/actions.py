@@ -47,7 +47,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         await ack()
         user = body["user"]["id"]
         try:
-            await ctx.calls.hang_up(_value(body), user)
+            await ctx.calls.hang_up(_value(body), user, admin=ctx.guard.is_admin(user))
         except (NotAllowed, CallFailed) as exc:
             await _tell(body, client, respond)(f":warning: {exc}")
             return
@@ -68,6 +68,10 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         await ack()
+        if not ctx.settings.post_transcripts:  # a card from before the setting changed
+            await _tell(body, client, respond)(
+                "Transcripts are not posted in channels here (`CALLBOT_POST_TRANSCRIPTS`).")
+            return
         call = await ctx.calls.find(_value(body))
         if call is None or call.call_id is None or not call.transcript:
             await _tell(body, client, respond)("This call has no transcript yet.")

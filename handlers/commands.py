@@ -1,4 +1,5 @@
-"""Slash commands: `/call` (text, or a modal when empty) and `/callstats`."""
+"""Slash commands: `/call` (text, or a modal when empty), `/callstats`, and the guardrail
+commands `/calldnc` and `/callaudit` (admins; anyone may `/calldnc check`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,25 @@ import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import stats_message
+from bot.blocks import audit_message, dnc_line, dnc_list_message, stats_message
 from bot.calls import SlackRoute
 from bot.context import AppContext
-from bot.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text, parse_stats_period
+from bot.guard import Refused
+from bot.parsing import (
+    AUDIT_USAGE,
+    CALL_USAGE,
+    DNC_USAGE,
+    STATS_USAGE,
+    CommandError,
+    parse_audit_text,
+    parse_call_text,
+    parse_dnc_text,
+    parse_stats_period,
+)
+from bot.phones import show_phone
 from handlers.placing import Placement, place_from_slack
 from handlers.views import open_call_modal
 
@@ -76,5 +90,86 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         else:
             await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
 
+    async def calldnc_command(ack: AsyncAck, command: dict[str, Any]) -> None:
+        user = str(command.get("user_id") or "")
+        try:
+            request = parse_dnc_text(command.get("text", ""), ctx.settings.default_region)
+            if request.action == "list":
+                entries, total = await ctx.guard.dnc_list(user)
+                listed = dnc_list_message(entries, total,
+                                          show_full_numbers=ctx.settings.show_full_numbers)
+                await ack(text=listed.text, blocks=listed.blocks)
+                return
+            assert request.phone is not None
+            await ack(text=await _dnc(request.action, request.phone.e164, request.reason, user))
+        except CommandError as exc:
+            await ack(text=f":warning: {exc}\n{DNC_USAGE}")
+        except Refused as exc:
+            await ack(text=f":no_entry: {exc}")
+
+    async def _dnc(action: str, number: str, reason: str | None, user: str) -> str:
+        guard, full = ctx.guard, ctx.settings.show_full_numbers
+        shown = show_phone(number, full=full)
+        if action == "add":
+            added = await guard.dnc_add(number, reason, user)
+            return (f":no_entry: {shown} is now on the do-not-call list." if added
+                    else f"{shown} was already on the do-not-call list.")
+        if action == "remove":
+            removed = await guard.dnc_remove(number, user)
+            return (f":white_check_mark: {shown} is off the do-not-call list." if removed
+                    else f"{shown} was not on the do-not-call list.")
+        entry = await guard.dnc_check(number)
+        if entry is None:
+            return f"{shown} is not on the do-not-call list."
+        return "On the do-not-call list:\n" + dnc_line(entry, show_full_numbers=full)
+
+    async def callaudit_command(
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        user = str(command.get("user_id") or "")
+        try:
+            query = parse_audit_text(command.get("text", ""), ctx.settings.default_region)
+            if query.export:
+                content, count = await ctx.guard.audit_csv(user)
+                await ack(text=f":inbox_tray: Exporting {count:,} audit entries; the CSV "
+                               "comes to you in a direct message.")
+                error = await _send_csv(client, user, content, count)
+                if error:
+                    await respond(text=f":x: I could not send you the CSV (`{error}`).",
+                                  response_type="ephemeral")
+                return
+            number = query.phone.e164 if query.phone else None
+            rows = await ctx.guard.audit_rows(user, limit=query.limit, of_user=query.user_id,
+                                              number=number)
+        except CommandError as exc:
+            await ack(text=f":warning: {exc}\n{AUDIT_USAGE}")
+            return
+        except Refused as exc:
+            await ack(text=f":no_entry: {exc}")
+            return
+        what = (f"for <@{query.user_id}>" if query.user_id else
+                f"for {show_phone(number, full=False)}" if number else "in all")
+        message = audit_message(rows, what)
+        await ack(text=message.text, blocks=message.blocks)
+
+    async def _send_csv(client: AsyncWebClient, user: str, content: str,
+                        count: int) -> str | None:
+        """A file in the admin's DM with the app; returns Slack's error, if any."""
+        try:
+            opened = await client.conversations_open(users=user)
+            await client.files_upload_v2(
+                channel=opened["channel"]["id"], content=content,
+                filename=f"callbot-audit-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.csv",
+                title="Callbot audit log", initial_comment=f"The audit log: {count:,} entries.",
+            )
+            log.info("/callaudit export user=%s rows=%d", user, count)
+            return None
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "unknown_error")
+            log.warning("/callaudit export failed user=%s: %s", user, error)
+            return error
+
     app.command("/call")(ctx.inflight.track(call_command))
     app.command("/callstats")(ctx.inflight.track(callstats_command))
+    app.command("/calldnc")(ctx.inflight.track(calldnc_command))
+    app.command("/callaudit")(ctx.inflight.track(callaudit_command))

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import already_placed_card, call_card, not_in_channel_text
 from bot.calls import AgentLookupError, CallFailed, SlackRoute, idempotency_key
 from bot.context import AppContext
+from bot.guard import Refused
 from bot.parsing import CallCommand
 from bot.phones import mask_phone
 from bot.retell import Agent
@@ -55,6 +56,16 @@ async def place_from_slack(
         except AgentLookupError as exc:
             await tell(f":warning: {exc}")
             return None
+    try:  # every rule, before the card and before Retell
+        ticket = await ctx.guard.admit(
+            user_id=route.user_id, channel_id=route.channel_id,
+            number=placement.command.phone.e164,
+            agent=(agent.agent_name or agent.agent_id) if agent else None,
+            source=placement.source,
+        )
+    except Refused as exc:
+        await tell(f":no_entry: {exc}")
+        return None
     now = time.time()
     pending = CallRecord(
         id=0, call_id=None, direction="outbound", status="placing", stage=0,
@@ -65,7 +76,8 @@ async def place_from_slack(
         note=placement.note,
     )
     show = ctx.settings.show_full_numbers
-    card = call_card(pending, show_full_numbers=show)
+    card = call_card(pending, show_full_numbers=show,
+                     post_transcripts=ctx.settings.post_transcripts)
     channel = route.channel_id or ""
     try:
         posted = await client.chat_postMessage(
@@ -74,6 +86,7 @@ async def place_from_slack(
     except SlackApiError as exc:
         error = str(exc.response.get("error", "unknown_error"))
         log.warning("%s card not posted channel=%s error=%s", placement.source, channel, error)
+        await ctx.guard.abandon(ticket, f"card not posted: {error}")
         await tell(not_in_channel_text(channel, error))
         return None
     route = replace(route, message_ts=str(posted["ts"]))
@@ -82,7 +95,7 @@ async def place_from_slack(
     try:
         record = await ctx.calls.place_call(
             placement.command, agent, route, key,
-            from_number=placement.from_number, note=placement.note,
+            from_number=placement.from_number, note=placement.note, ticket=ticket,
         )
     except CallFailed as exc:
         failed = replace(pending, id=exc.row_id, status="failed", error=str(exc))

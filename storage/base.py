@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
-from storage.models import Attempt, CallFields, CallRecord, CallStats, OutboxItem
+from storage.models import (
+    Admission,
+    Attempt,
+    AuditEntry,
+    AuditRow,
+    CallFields,
+    CallRecord,
+    CallStats,
+    DncEntry,
+    Limits,
+    OutboxItem,
+)
 
 
 class Store(Protocol):
@@ -19,9 +30,11 @@ class Store(Protocol):
 
     async def record_failed_attempt(
         self, attempt: Attempt, error: str, *, error_kind: str | None = None,
-        request_key: str | None = None,
+        request_key: str | None = None, hold_id: int | None = None,
+        audit: AuditEntry | None = None,
     ) -> int:
-        """Keep an attempt Retell did not accept, with the key a retry of it must reuse."""
+        """Keep an attempt Retell did not accept, with the key a retry of it must reuse;
+        its hold is released and its audit row written in the same transaction."""
 
     async def save_placed_call(
         self,
@@ -30,9 +43,12 @@ class Store(Protocol):
         status: str,
         raw_payload: str | None,
         poll_at: float | None = None,
+        *,
+        hold_id: int | None = None,
+        audit: AuditEntry | None = None,
     ) -> None:
         """Record a call Retell accepted (and queue a card update), without undoing
-        webhooks that raced ahead of Retell's answer."""
+        webhooks that raced ahead of Retell's answer; releases its hold and audits it."""
 
     async def record_events(
         self,
@@ -42,6 +58,7 @@ class Store(Protocol):
         source: str = "webhook",
         poll_at: float | None = None,
         always: Sequence[str] = (),
+        dnc: tuple[DncEntry, AuditEntry] | None = None,
     ) -> list[str]:
         """Store events (each with the Slack work it causes) and merge them into the call,
         atomically; returns the events that were new.
@@ -49,6 +66,29 @@ class Store(Protocol):
         An (call id, event) already recorded changes nothing, except that a webhook for an
         event first seen by polling merges its fuller data. `always` is queued regardless.
         """
+
+    async def admit(self, user_id: str | None, limits: Limits, now: float) -> Admission:
+        """Check the limits and take a hold under them, atomically."""
+
+    async def release_hold(self, hold_id: int, audit: AuditEntry | None = None) -> None: ...
+
+    def number_key(self, number: str) -> str: ...
+
+    async def audit(self, entry: AuditEntry) -> None: ...
+
+    async def audit_rows(self, limit: int, *, user_id: str | None = None,
+                         number: str | None = None) -> list[AuditRow]: ...
+
+    async def dnc_add(self, entry: DncEntry, audit: AuditEntry | None = None) -> bool: ...
+
+    async def dnc_remove(self, number: str, audit: AuditEntry | None = None) -> bool: ...
+
+    async def dnc_get(self, number: str) -> DncEntry | None: ...
+
+    async def dnc_list(self, limit: int) -> tuple[list[DncEntry], int]: ...
+
+    async def purge_before(self, cutoff: float, batch: int = 500) -> int:
+        """Retention: clear transcripts, payloads and links of calls before `cutoff`."""
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
 

@@ -94,4 +94,44 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN error_kind TEXT;       -- timeout | server_error | refused ...
     ALTER TABLE calls ADD COLUMN request_key TEXT;      -- the idempotency key Retell was sent
     """,
+    # 4: guardrails: the do-not-call list, the audit log, and holds that make limits exact.
+    """
+    CREATE TABLE dnc (
+        number   TEXT PRIMARY KEY,                  -- E.164
+        reason   TEXT,
+        added_by TEXT,                              -- a Slack user id, or NULL when a call did
+        call_id  TEXT,                              -- the call that asked for it, if one did
+        added_at REAL NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          REAL NOT NULL,
+        user_id     TEXT,
+        channel_id  TEXT,
+        action      TEXT NOT NULL,                  -- call | hang_up | dnc_add | dnc_remove ...
+        source      TEXT,                           -- the Slack surface that asked
+        number      TEXT,                           -- masked, never the full number
+        number_key  TEXT,                           -- keyed hash of the number, for lookups
+        agent       TEXT,
+        outcome     TEXT NOT NULL,                  -- placed | failed | refused | done
+        reason      TEXT,
+        call_id     TEXT
+    );
+    CREATE INDEX audit_user ON audit (user_id, id);
+    CREATE INDEX audit_number ON audit (number_key, id);
+
+    -- A call being placed holds a place under the limits until Retell answers.
+    CREATE TABLE call_holds (
+        id         INTEGER PRIMARY KEY,
+        user_id    TEXT,
+        created_at REAL NOT NULL
+    );
+
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO meta (key, value) VALUES ('number_key_salt', lower(hex(randomblob(16))));
+    """,
 ]

@@ -141,3 +141,67 @@ class Attempt:
     variables: dict[str, str]
     note: str | None = None
     thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One attempt or admin action. `number` is used only to derive a lookup key and is
+    never stored; `number_masked` is what the log keeps and shows."""
+
+    action: str  # call | hang_up | dnc_add | dnc_remove | dnc_auto | audit_export ...
+    outcome: str  # placed | failed | refused | done
+    user_id: str | None = None
+    channel_id: str | None = None
+    source: str | None = None
+    number: str | None = None
+    number_masked: str | None = None
+    agent: str | None = None
+    reason: str | None = None
+    call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: float
+    action: str
+    outcome: str
+    user_id: str | None
+    channel_id: str | None
+    source: str | None
+    number: str | None  # masked
+    agent: str | None
+    reason: str | None
+    call_id: str | None
+
+
+@dataclass(frozen=True)
+class DncEntry:
+    number: str  # E.164
+    reason: str | None
+    added_by: str | None  # None: the callee asked on a call (call_id)
+    call_id: str | None
+    added_at: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    """0 means no limit. Windows are rolling: the last hour and the last 24 hours."""
+
+    per_hour: int = 0
+    per_day: int = 0
+    concurrent: int = 0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The store's answer to "may this user place a call now?".
+
+    `hold_id` is set when admitted: a place under the limits until the call is saved or
+    failed. Otherwise `limit` names the limit hit and `free_at` when a place frees up
+    (None when only a call ending frees one)."""
+
+    hold_id: int | None
+    limit: str | None = None  # per_hour | per_day | concurrent
+    count: int = 0
+    free_at: float | None = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import fields as dc_fields
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +17,31 @@ import aiosqlite
 from storage.migrations import MIGRATIONS
 from storage.models import (
     STAGE_ANALYZED,
+    STAGE_ENDED,
+    Admission,
     Attempt,
+    AuditEntry,
+    AuditRow,
     CallFields,
     CallRecord,
     CallStats,
+    DncEntry,
+    Limits,
     OutboxItem,
 )
 from storage.writer import GroupWriter
 
 _PRAGMAS = ["PRAGMA busy_timeout = 5000", "PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"]
 SENTIMENTS = ("Positive", "Neutral", "Negative", "Unknown")
+# A hold a crash left behind stops counting against the limits after this long (a create,
+# with its retries, has long been answered by then).
+HOLD_SECONDS = 300.0
+# A call still "live" after this long lost its end to webhooks and polls: stop counting it.
+LIVE_SECONDS = 2 * 3600.0
+# What retention removes: the words of the call and where they can be fetched again.
+PURGED_COLUMNS = ("transcript", "raw_payload", "recording_url", "public_log_url")
+_AUDIT_COLUMNS = ("id, at, action, outcome, user_id, channel_id, source, number, agent, reason, "
+                  "call_id")
 
 # Columns a newer, non-empty value overwrites; routing and status follow their own rules.
 _DATA_COLUMNS = (
@@ -91,6 +108,7 @@ class SQLiteStore:
         self._writer = GroupWriter(self.path, [*_PRAGMAS, f"PRAGMA synchronous = {synchronous}"])
         self._reader: aiosqlite.Connection | None = None
         self._open = False
+        self._salt = ""  # for audit lookup keys; per database, set by migration 4
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +136,8 @@ class SQLiteStore:
             await self._writer.run_script(
                 f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
             )
+        self._salt = await self._writer.write(lambda conn: str(conn.execute(
+            "SELECT value FROM meta WHERE key = 'number_key_salt'").fetchone()[0]))
 
     async def close(self) -> None:
         self._open = False
@@ -156,7 +176,8 @@ class SQLiteStore:
 
     async def record_failed_attempt(
         self, attempt: Attempt, error: str, *, error_kind: str | None = None,
-        request_key: str | None = None,
+        request_key: str | None = None, hold_id: int | None = None,
+        audit: AuditEntry | None = None,
     ) -> int:
         now = time.time()
         params = (
@@ -174,6 +195,7 @@ class SQLiteStore:
                    VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 params,
             )
+            self._settle(conn, hold_id, audit, now)
             return int(cur.lastrowid or 0)
 
         return await self._writer.write(insert)
@@ -185,6 +207,9 @@ class SQLiteStore:
         status: str,
         raw_payload: str | None,
         poll_at: float | None = None,
+        *,
+        hold_id: int | None = None,
+        audit: AuditEntry | None = None,
     ) -> None:
         fields = CallFields(
             call_id=call_id,
@@ -211,8 +236,132 @@ class SQLiteStore:
             # The card is then updated by the outbox worker alone, so it never shows an
             # older state than a webhook that raced ahead of this answer.
             _enqueue(conn, call_id, ("card",), now)
+            self._settle(conn, hold_id, audit, now)
 
         await self._writer.write(save)
+
+    def _settle(self, conn: sqlite3.Connection, hold_id: int | None,
+                audit: AuditEntry | None, now: float) -> None:
+        """The attempt is decided: its hold gives way to the call row, and it is audited."""
+        if hold_id is not None:
+            conn.execute("DELETE FROM call_holds WHERE id = ?", (hold_id,))
+        if audit is not None:
+            self._audit(conn, audit, now)
+
+    async def release_hold(self, hold_id: int, audit: AuditEntry | None = None) -> None:
+        """An admitted attempt that never reached Retell (the card could not be posted)."""
+        await self._writer.write(lambda conn: self._settle(conn, hold_id, audit, time.time()))
+
+    async def admit(self, user_id: str | None, limits: Limits, now: float) -> Admission:
+        """Check the limits and take a hold in one transaction, so no two requests can
+        both take the last place (in this process or another, and across restarts)."""
+
+        def admit(conn: sqlite3.Connection) -> Admission:
+            conn.execute("DELETE FROM call_holds WHERE created_at < ?", (now - HOLD_SECONDS,))
+            if limits.concurrent:
+                live = int(conn.execute(
+                    "SELECT (SELECT count(*) FROM calls WHERE call_id IS NOT NULL "
+                    "AND stage < ? AND status IN ('registered', 'ongoing') AND created_at >= ?)"
+                    " + (SELECT count(*) FROM call_holds)",
+                    (STAGE_ENDED, now - LIVE_SECONDS),
+                ).fetchone()[0])
+                if live >= limits.concurrent:
+                    return Admission(None, "concurrent", live)
+            for name, limit, window in (("per_hour", limits.per_hour, 3600.0),
+                                        ("per_day", limits.per_day, 86400.0)):
+                if not limit or not user_id:
+                    continue
+                times = [float(r[0]) for r in conn.execute(
+                    "SELECT created_at FROM calls WHERE user_id = ? AND created_at >= ? "
+                    "AND call_id IS NOT NULL "
+                    "UNION ALL SELECT created_at FROM call_holds WHERE user_id = ? ORDER BY 1",
+                    (user_id, now - window, user_id),
+                )]
+                if len(times) >= limit:
+                    # The oldest call that keeps the count at the limit leaves the window.
+                    return Admission(None, name, len(times), times[len(times) - limit] + window)
+            cur = conn.execute("INSERT INTO call_holds (user_id, created_at) VALUES (?, ?)",
+                               (user_id, now))
+            return Admission(int(cur.lastrowid or 0))
+
+        return await self._writer.write(admit)
+
+    # -- audit and the do-not-call list ----------------------------------------------------
+
+    def number_key(self, number: str) -> str:
+        """A keyed hash of a number: finds its audit rows without keeping the number."""
+        return hashlib.sha256(f"{self._salt}:{number}".encode()).hexdigest()[:32]
+
+    def _audit(self, conn: sqlite3.Connection, entry: AuditEntry, now: float) -> None:
+        conn.execute(
+            "INSERT INTO audit (at, user_id, channel_id, action, source, number, number_key, "
+            "agent, outcome, reason, call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (now, entry.user_id, entry.channel_id, entry.action, entry.source,
+             entry.number_masked, self.number_key(entry.number) if entry.number else None,
+             entry.agent, entry.outcome, entry.reason, entry.call_id),
+        )
+
+    async def audit(self, entry: AuditEntry) -> None:
+        await self._writer.write(lambda conn: self._audit(conn, entry, time.time()))
+
+    async def audit_rows(self, limit: int, *, user_id: str | None = None,
+                         number: str | None = None) -> list[AuditRow]:
+        """Newest first; all of them (oldest first) when `limit` is 0, for an export."""
+        where, params = "", []
+        if user_id is not None:
+            where, params = "WHERE user_id = ?", [user_id]
+        elif number is not None:
+            where, params = "WHERE number_key = ?", [self.number_key(number)]
+        order = "ORDER BY id DESC LIMIT ?" if limit else "ORDER BY id"
+        rows = await self._read(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} {order}",
+                                [*params, limit] if limit else params)
+        return [AuditRow(*tuple(r)) for r in rows]
+
+    async def dnc_add(self, entry: DncEntry, audit: AuditEntry | None = None) -> bool:
+        """False if the number was on the list already (the list is left as it was)."""
+
+        def add(conn: sqlite3.Connection) -> bool:
+            added = _dnc_insert(conn, entry)
+            if audit is not None:
+                self._audit(conn, audit, entry.added_at)
+            return added
+
+        return await self._writer.write(add)
+
+    async def dnc_remove(self, number: str, audit: AuditEntry | None = None) -> bool:
+        def remove(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute("DELETE FROM dnc WHERE number = ?", (number,))
+            if audit is not None:
+                self._audit(conn, audit, time.time())
+            return bool(cur.rowcount)
+
+        return await self._writer.write(remove)
+
+    async def dnc_get(self, number: str) -> DncEntry | None:
+        rows = await self._read("SELECT number, reason, added_by, call_id, added_at FROM dnc "
+                                "WHERE number = ?", (number,))
+        return DncEntry(*tuple(rows[0])) if rows else None
+
+    async def dnc_list(self, limit: int) -> tuple[list[DncEntry], int]:
+        """The newest entries, and how many there are in all."""
+        rows = await self._read("SELECT number, reason, added_by, call_id, added_at FROM dnc "
+                                "ORDER BY added_at DESC LIMIT ?", (limit,))
+        total = await self._read("SELECT count(*) FROM dnc")
+        return [DncEntry(*tuple(r)) for r in rows], int(total[0][0])
+
+    async def purge_before(self, cutoff: float, batch: int = 500) -> int:
+        """Retention: drop the words of calls created before `cutoff`, keeping every figure
+        /callstats reads. In batches, so a large purge never holds the writer for long."""
+        has_any = " OR ".join(f"{c} IS NOT NULL" for c in PURGED_COLUMNS)
+        cleared = ", ".join(f"{c} = NULL" for c in PURGED_COLUMNS)
+        purged = 0
+        while True:
+            count = await self._writer.write(lambda conn: conn.execute(
+                f"UPDATE calls SET {cleared} WHERE id IN (SELECT id FROM calls "
+                f"WHERE created_at < ? AND ({has_any}) LIMIT ?)", (cutoff, batch)).rowcount)
+            purged += count
+            if count < batch:
+                return purged
 
     async def record_events(
         self,
@@ -222,7 +371,10 @@ class SQLiteStore:
         source: str = "webhook",
         poll_at: float | None = None,
         always: Sequence[str] = (),
+        dnc: tuple[DncEntry, AuditEntry] | None = None,
     ) -> list[str]:
+        """Store new events with the call's changes and their Slack work, in one transaction;
+        `dnc` (the callee asked not to be called) is added with them, once."""
         now = time.time()
         params = _upsert_params(fields, now, poll_at)
 
@@ -252,6 +404,10 @@ class SQLiteStore:
             kinds += [k for k in always if k not in kinds]
             if kinds:
                 _enqueue(conn, fields.call_id, kinds, now)
+            if new and dnc is not None:
+                entry, audit = dnc
+                if _dnc_insert(conn, replace(entry, added_at=now)):
+                    self._audit(conn, audit, now)
             return new
 
         return await self._writer.write(record)
@@ -466,6 +622,14 @@ class SQLiteStore:
         if not rows:  # calls were deleted between the count and this query
             return None
         return sum(float(r[0]) for r in rows) / len(rows)
+
+
+def _dnc_insert(conn: sqlite3.Connection, entry: DncEntry) -> bool:
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO dnc (number, reason, added_by, call_id, added_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (entry.number, entry.reason, entry.added_by, entry.call_id, entry.added_at))
+    return bool(cur.rowcount)
 
 
 def _enqueue(conn: sqlite3.Connection, call_id: str, kinds: Sequence[str], now: float) -> None:

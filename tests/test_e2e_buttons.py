@@ -86,7 +86,7 @@ async def test_only_the_caller_may_hang_up(
     await press(server, slack, "call_hang_up", call_id, key="bob", user=BOB)
     await eventually(lambda: bool(slack.responses_for("bob")))
     [answer] = slack.responses_for("bob")
-    assert f"Only <@{USER}> can hang up" in answer["text"]
+    assert f"Only <@{USER}> or an admin can hang up" in answer["text"]
     assert answer["response_type"] == "ephemeral"
     assert requests_to(retell, "/v2/stop-call/") == []
     assert retell.calls[call_id]["call_status"] == "registered"
@@ -217,7 +217,7 @@ async def test_buttons_pressed_in_app_home_answer_by_direct_message(
     status, _ = await server.interactive(button("call_hang_up", call_id, user=BOB, channel=None))
     assert status == 200
     await eventually(lambda: bool(slack.messages(BOB)))
-    assert f"Only <@{USER}> can hang up" in slack.messages(BOB)[0]["text"]
+    assert f"Only <@{USER}> or an admin can hang up" in slack.messages(BOB)[0]["text"]
 
     retell.event_body(call_id, "call_started")
     status, _ = await server.interactive(button("call_refresh", call_id, channel=None))

@@ -215,6 +215,7 @@ class SlackStandIn(LoopbackServer):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "conversations.info": self._conversations_info,
+            "conversations.open": self._conversations_open,
             "users.info": self._users_info,
             "views.open": self._views_open,
             "views.push": self._views_push,
@@ -853,6 +854,14 @@ class SlackStandIn(LoopbackServer):
         }
         channel.update(copy.deepcopy(self.channels.get(channel_id, {})))
         return {"ok": True, "channel": channel}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A DM with one user: Slack answers the same D… id every time for that user."""
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if len(users) != 1:
+            return {"ok": False, "error": "users_list_not_supplied" if not users
+                    else "not_implemented"}
+        return {"ok": True, "channel": {"id": "D" + users[0].lstrip("UW")}}
 
     def _store_view(
         self,

@@ -1,0 +1,260 @@
+"""Guardrails: who may place a call, to which numbers, how many, and the audit of it all.
+
+Every surface that places a call goes through `handlers/placing.py`, which asks `Guard.admit`
+before anything else: a refusal is audited and explained, and Retell is never asked. The
+limits are checked and a place under them is held in one database transaction, so two
+requests can never both take the last place. No Slack or HTTP types here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from bot.config import Settings
+from bot.phones import mask_phone
+from bot.retell import DNC_REASON
+from storage.base import Store
+from storage.models import AuditEntry, AuditRow, DncEntry, Limits
+
+log = logging.getLogger(__name__)
+
+# Numbers a person answers. Everything else (premium rate, shared cost, toll free, UAN,
+# pagers, voicemail access, unknown) costs money or reaches no one in particular.
+PERSONAL_TYPES = frozenset({
+    PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    PhoneNumberType.PERSONAL_NUMBER, PhoneNumberType.VOIP,
+})
+TYPE_WORDS = {
+    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
+    PhoneNumberType.SHARED_COST: "a shared-cost number",
+    PhoneNumberType.TOLL_FREE: "a toll-free number",
+    PhoneNumberType.UAN: "a universal access (company) number",
+    PhoneNumberType.PAGER: "a pager number",
+    PhoneNumberType.VOICEMAIL: "a voicemail access number",
+}
+
+
+class Refused(Exception):
+    """A rule said no. `reason` is a short code for the audit log; the message is for
+    the person, and says what to do about it where anything can be done."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An admitted attempt: the place it holds under the limits, and how to audit it."""
+
+    hold_id: int | None
+    user_id: str | None
+    channel_id: str | None
+    source: str
+    number: str
+    agent: str | None
+
+    def entry(self, outcome: str, reason: str | None = None,
+              call_id: str | None = None) -> AuditEntry:
+        return AuditEntry(
+            action="call", outcome=outcome, user_id=self.user_id, channel_id=self.channel_id,
+            source=self.source, number=self.number, number_masked=mask_phone(self.number),
+            agent=self.agent, reason=reason, call_id=call_id,
+        )
+
+
+class Guard:
+    def __init__(self, settings: Settings, store: Store,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.store = store
+        self.limits = Limits(per_hour=settings.user_calls_per_hour,
+                             per_day=settings.user_calls_per_day,
+                             concurrent=settings.max_concurrent_calls)
+        self._clock = clock
+
+    def is_admin(self, user_id: str | None) -> bool:
+        return bool(user_id) and user_id in self.settings.admins
+
+    # -- placing calls ---------------------------------------------------------------------
+
+    async def admit(self, *, user_id: str | None, channel_id: str | None, number: str,
+                    agent: str | None, source: str) -> Ticket:
+        """Every rule, cheapest first; raises Refused (already audited) or holds a place."""
+        ticket = Ticket(None, user_id, channel_id, source, number, agent)
+        try:
+            caller_may(self.settings, user_id, channel_id)
+            number_may(self.settings, number)
+            listed = await self.store.dnc_get(number)
+            if listed is not None:
+                raise Refused("do_not_call", dnc_words(listed))
+            admission = await self.store.admit(user_id, self.limits, self._clock())
+            if admission.hold_id is None:
+                raise Refused(f"limit_{admission.limit}",
+                              limit_words(admission.limit or "", self.limits,
+                                          admission.free_at))
+        except Refused as exc:
+            await self.store.audit(ticket.entry("refused", exc.reason))
+            log.info("call refused user=%s channel=%s to=%s reason=%s", user_id, channel_id,
+                     mask_phone(number), exc.reason)
+            raise
+        return replace(ticket, hold_id=admission.hold_id)
+
+    async def abandon(self, ticket: Ticket, reason: str) -> None:
+        """Admitted, but Retell was never asked (the card could not be posted)."""
+        entry = ticket.entry("failed", reason)
+        if ticket.hold_id is not None:
+            await self.store.release_hold(ticket.hold_id, entry)
+        else:
+            await self.store.audit(entry)
+
+    # -- the do-not-call list --------------------------------------------------------------
+
+    async def dnc_add(self, number: str, reason: str | None, user_id: str) -> bool:
+        await self._admin_only(user_id, "dnc_add", number)
+        entry = DncEntry(number, reason, user_id, None, self._clock())
+        added = await self.store.dnc_add(entry, self._admin_entry(
+            "dnc_add", user_id, number, "done", reason))
+        log.info("dnc add to=%s by=%s new=%s", mask_phone(number), user_id, added)
+        return added
+
+    async def dnc_remove(self, number: str, user_id: str) -> bool:
+        await self._admin_only(user_id, "dnc_remove", number)
+        removed = await self.store.dnc_remove(number, self._admin_entry(
+            "dnc_remove", user_id, number, "done", None))
+        log.info("dnc remove to=%s by=%s found=%s", mask_phone(number), user_id, removed)
+        return removed
+
+    async def dnc_list(self, user_id: str, limit: int = 50) -> tuple[list[DncEntry], int]:
+        await self._admin_only(user_id, "dnc_list", None)
+        return await self.store.dnc_list(limit)
+
+    async def dnc_check(self, number: str) -> DncEntry | None:
+        return await self.store.dnc_get(number)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    async def audit_rows(self, user_id: str, *, limit: int = 20, of_user: str | None = None,
+                         number: str | None = None) -> list[AuditRow]:
+        await self._admin_only(user_id, "audit_read", number)
+        return await self.store.audit_rows(limit, user_id=of_user, number=number)
+
+    async def audit_csv(self, user_id: str) -> tuple[str, int]:
+        """The whole audit log as CSV (numbers masked), and how many rows it has."""
+        await self._admin_only(user_id, "audit_export", None)
+        rows = await self.store.audit_rows(0)
+        await self.store.audit(self._admin_entry("audit_export", user_id, None, "done",
+                                                 f"{len(rows)} rows"))
+        return audit_csv(rows), len(rows)
+
+    async def _admin_only(self, user_id: str, action: str, number: str | None) -> None:
+        """Refuse (and audit the attempt) unless `user_id` is an admin."""
+        if not self.is_admin(user_id):
+            await self.store.audit(self._admin_entry(action, user_id, number, "refused",
+                                                     "not_admin"))
+            raise Refused("not_admin", "Only admins can do that. Admins: "
+                          + (", ".join(f"<@{a}>" for a in sorted(self.settings.admins))
+                             or "none are set (`CALLBOT_ADMINS`)") + ".")
+
+    def _admin_entry(self, action: str, user_id: str, number: str | None, outcome: str,
+                     reason: str | None) -> AuditEntry:
+        return AuditEntry(action=action, outcome=outcome, user_id=user_id, number=number,
+                          number_masked=mask_phone(number) if number else None, reason=reason)
+
+
+# -- the rules, as pure functions -------------------------------------------------------------
+
+
+def caller_may(settings: Settings, user_id: str | None, channel_id: str | None) -> None:
+    """Admins may always place calls; the channel rule holds for everyone."""
+    allowed = settings.allowed_users
+    if allowed and user_id not in allowed and user_id not in settings.admins:
+        raise Refused("user_not_allowed",
+                      "You are not allowed to place calls with this app. "
+                      + _ask_admins(settings))
+    channels = settings.allowed_channels
+    if channels and channel_id not in channels:
+        where = ", ".join(f"<#{c}>" for c in sorted(channels))
+        raise Refused("channel_not_allowed",
+                      f"Calls can't be placed from this channel. Use {where}.")
+
+
+def number_may(settings: Settings, e164: str) -> None:
+    number = phonenumbers.parse(e164, None)
+    region = phonenumbers.region_code_for_number(number)
+    countries = settings.allowed_countries
+    if countries and region not in countries:
+        raise Refused("country_not_allowed",
+                      f"Calls to {_country(region)} numbers are not allowed here. Allowed: "
+                      f"{', '.join(sorted(countries))}.")
+    kind = phonenumbers.number_type(number)
+    if kind not in PERSONAL_TYPES and not settings.allow_special_numbers:
+        what = TYPE_WORDS.get(kind, "not a number a person answers")
+        raise Refused("special_number",
+                      f"{mask_phone(e164)} is {what}. Such numbers are refused unless an "
+                      "operator sets `CALLBOT_ALLOW_SPECIAL_NUMBERS`.")
+
+
+def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, AuditEntry]:
+    """What to add, in the webhook's own transaction, when a callee asks not to be called."""
+    entry = DncEntry(number, "asked on a call not to be called again", None, call_id, now)
+    audit = AuditEntry(action="dnc_auto", outcome="done", number=number,
+                       number_masked=mask_phone(number), reason=DNC_REASON, call_id=call_id)
+    return entry, audit
+
+
+def dnc_words(entry: DncEntry) -> str:
+    why = f" ({entry.reason})" if entry.reason else ""
+    return (f"{mask_phone(entry.number)} is on the do-not-call list{why}, since "
+            f"{_date(entry.added_at)}. An admin can remove it with `/calldnc remove`.")
+
+
+def limit_words(limit: str, limits: Limits, free_at: float | None) -> str:
+    if limit == "concurrent":
+        return (f"{limits.concurrent} calls are in progress, the most allowed at once. "
+                "Try again when one of them ends.")
+    count, window = ((limits.per_hour, "hour") if limit == "per_hour"
+                     else (limits.per_day, "24 hours"))
+    when = f" You can call again {_date(free_at, with_time=True)}." if free_at else ""
+    return f"You have placed {count} calls in the last {window}, your limit.{when}"
+
+
+def audit_csv(rows: Sequence[AuditRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time_utc", "user", "channel", "action", "source", "number", "agent",
+                     "outcome", "reason", "call_id"])
+    for r in rows:
+        writer.writerow([
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.at)), r.user_id or "",
+            r.channel_id or "", r.action, r.source or "", r.number or "", r.agent or "",
+            r.outcome, r.reason or "", r.call_id or "",
+        ])
+    return out.getvalue()
+
+
+def _ask_admins(settings: Settings) -> str:
+    if not settings.admins:
+        return "Ask whoever runs it to add you to `CALLBOT_ALLOWED_USERS`."
+    return "Ask an admin (" + ", ".join(f"<@{a}>" for a in sorted(settings.admins)) + ")."
+
+
+def _country(region: str | None) -> str:
+    return f"`{region}`" if region else "unknown-country"
+
+
+def _date(epoch: float | None, with_time: bool = False) -> str:
+    """Slack shows this in the reader's own time zone."""
+    if epoch is None:
+        return "an unknown time"
+    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+    fmt = "{date_short_pretty} at {time}" if with_time else "{date_short_pretty}"
+    return f"<!date^{int(epoch)}^{fmt}|{fallback}>"
