@@ -286,7 +286,8 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
     links = []
     if call.recording_url and post_recordings:
         links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|Recording>")
-    if call.public_log_url:
+    # Retell's call log holds the transcript and the recording: only when both may be shown.
+    if call.public_log_url and post_transcripts and post_recordings:
         links.append(f":page_facing_up: <{_safe_url(call.public_log_url)}|Call log>")
     if links:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="   ".join(links))))
