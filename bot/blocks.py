@@ -438,9 +438,7 @@ def not_in_channel_text(channel_id: str, error: str) -> str:
 def dnc_list_message(entries: list[DncEntry], total: int, *,
                      show_full_numbers: bool = False) -> Message:
     if not entries:
-        return Message(text="The do-not-call list is empty.",
-                       blocks=_render([SectionBlock(text=MarkdownTextObject(
-                           text="The do-not-call list is empty."))]))
+        return _text_message("The do-not-call list is empty.")
     title = f"*Do-not-call list* ({total:,} number{'s' if total != 1 else ''}"
     title += f", newest {len(entries)} shown)" if total > len(entries) else ")"
     lines = [dnc_line(e, show_full_numbers=show_full_numbers) for e in entries]
@@ -456,9 +454,7 @@ def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False) -> str:
 
 def audit_message(rows: list[AuditRow], what: str) -> Message:
     if not rows:
-        text = f"No audit entries {what}."
-        return Message(text=text, blocks=_render([SectionBlock(text=MarkdownTextObject(
-            text=text))]))
+        return _text_message(f"No audit entries {what}.")
     lines = [audit_line(r) for r in rows]
     return _lines_message(f"*Audit log* ({len(rows)} entries {what}, newest first)", lines,
                           f"Audit log: {len(rows)} entries")
@@ -479,6 +475,10 @@ def audit_line(row: AuditRow) -> str:
     if row.source:
         parts.append(f"via {escape(row.source)}")
     return "• " + " · ".join(parts)
+
+
+def _text_message(text: str) -> Message:
+    return Message(text=text, blocks=_render([SectionBlock(text=MarkdownTextObject(text=text))]))
 
 
 def _lines_message(title: str, lines: list[str], fallback: str) -> Message:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.guard import Ticket, callee_asked
+from bot.guard import Ticket, audit_entry, callee_asked
 from bot.parsing import CallCommand, StatsPeriod
 from bot.phones import mask_phone
 from bot.retell import (
@@ -362,9 +362,8 @@ class CallService:
             raise CallFailed(exc.describe("to hang up")) from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
         number = call.to_number if call.direction != "inbound" else call.from_number
-        await self.store.audit(AuditEntry(
-            action="hang_up", outcome="done", user_id=user_id, channel_id=call.channel_id,
-            number=number, number_masked=mask_phone(number) if number else None,
+        await self.store.audit(audit_entry(
+            "hang_up", "done", number=number, user_id=user_id, channel_id=call.channel_id,
             reason=None if call.user_id in (None, user_id) else f"admin; placed by {call.user_id}",
             call_id=call_id))
         try:

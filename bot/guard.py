@@ -64,11 +64,9 @@ class Ticket:
 
     def entry(self, outcome: str, reason: str | None = None,
               call_id: str | None = None) -> AuditEntry:
-        return AuditEntry(
-            action="call", outcome=outcome, user_id=self.user_id, channel_id=self.channel_id,
-            source=self.source, number=self.number, number_masked=mask_phone(self.number),
-            agent=self.agent, reason=reason, call_id=call_id,
-        )
+        return audit_entry("call", outcome, number=self.number, user_id=self.user_id,
+                           channel_id=self.channel_id, source=self.source, agent=self.agent,
+                           reason=reason, call_id=call_id)
 
 
 class Guard:
@@ -166,8 +164,7 @@ class Guard:
 
     def _admin_entry(self, action: str, user_id: str, number: str | None, outcome: str,
                      reason: str | None) -> AuditEntry:
-        return AuditEntry(action=action, outcome=outcome, user_id=user_id, number=number,
-                          number_masked=mask_phone(number) if number else None, reason=reason)
+        return audit_entry(action, outcome, number=number, user_id=user_id, reason=reason)
 
 
 # -- the rules, as pure functions -------------------------------------------------------------
@@ -206,9 +203,19 @@ def number_may(settings: Settings, e164: str) -> None:
 def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, AuditEntry]:
     """What to add, in the webhook's own transaction, when a callee asks not to be called."""
     entry = DncEntry(number, "asked on a call not to be called again", None, call_id, now)
-    audit = AuditEntry(action="dnc_auto", outcome="done", number=number,
-                       number_masked=mask_phone(number), reason=DNC_REASON, call_id=call_id)
-    return entry, audit
+    return entry, audit_entry("dnc_auto", "done", number=number, reason=DNC_REASON,
+                              call_id=call_id)
+
+
+def audit_entry(action: str, outcome: str, *, number: str | None = None,
+                user_id: str | None = None, channel_id: str | None = None,
+                source: str | None = None, agent: str | None = None,
+                reason: str | None = None, call_id: str | None = None) -> AuditEntry:
+    """The one way an audit entry is made, so its number is always masked the same way."""
+    return AuditEntry(action=action, outcome=outcome, user_id=user_id, channel_id=channel_id,
+                      source=source, number=number,
+                      number_masked=mask_phone(number) if number else None, agent=agent,
+                      reason=reason, call_id=call_id)
 
 
 def dnc_words(entry: DncEntry) -> str:

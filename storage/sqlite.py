@@ -40,6 +40,7 @@ HOLD_SECONDS = 300.0
 LIVE_SECONDS = 2 * 3600.0
 # What retention removes: the words of the call and where they can be fetched again.
 PURGED_COLUMNS = ("transcript", "raw_payload", "recording_url", "public_log_url")
+_DNC_COLUMNS = "number, reason, added_by, call_id, added_at"  # DncEntry's fields, in order
 _AUDIT_COLUMNS = ("id, at, action, outcome, user_id, channel_id, source, number, agent, reason, "
                   "call_id")
 
@@ -338,14 +339,13 @@ class SQLiteStore:
         return await self._writer.write(remove)
 
     async def dnc_get(self, number: str) -> DncEntry | None:
-        rows = await self._read("SELECT number, reason, added_by, call_id, added_at FROM dnc "
-                                "WHERE number = ?", (number,))
+        rows = await self._read(f"SELECT {_DNC_COLUMNS} FROM dnc WHERE number = ?", (number,))
         return DncEntry(*tuple(rows[0])) if rows else None
 
     async def dnc_list(self, limit: int) -> tuple[list[DncEntry], int]:
         """The newest entries, and how many there are in all."""
-        rows = await self._read("SELECT number, reason, added_by, call_id, added_at FROM dnc "
-                                "ORDER BY added_at DESC LIMIT ?", (limit,))
+        rows = await self._read(f"SELECT {_DNC_COLUMNS} FROM dnc ORDER BY added_at DESC LIMIT ?",
+                                (limit,))
         total = await self._read("SELECT count(*) FROM dnc")
         return [DncEntry(*tuple(r)) for r in rows], int(total[0][0])
 
