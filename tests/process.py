@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import signal as signals
 import socket
 import subprocess
@@ -89,16 +90,48 @@ def server_env(
     return env
 
 
-def _die_with(parent: int) -> Any:
-    """preexec_fn: the kernel SIGKILLs the child when the test process goes away."""
+def _die_with(parent: int, nofile: tuple[int, int] | None = None) -> Any:
+    """preexec_fn: the kernel SIGKILLs the child when the test process goes away; `nofile`
+    sets the child's open-files limits (soft, hard) as a deployment would."""
 
     def arrange() -> None:
+        if nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
         if _LIBC is not None:
             _LIBC.prctl(_PR_SET_PDEATHSIG, signals.SIGKILL)
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
     return arrange
+
+
+async def raw_exchange(
+    port: int, data: bytes, *, timeout: float = REQUEST_TIMEOUT, shut_write: bool = False,  # noqa: ASYNC109
+) -> bytes:
+    """Send raw bytes on a fresh TCP connection and read until the server closes it (or
+    `timeout`): for requests no HTTP client would send. Raises on a refused connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        if shut_write:
+            writer.write_eof()
+        chunks = []
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(timeout):
+                while chunk := await reader.read(65536):
+                    chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def status_of(answer: bytes) -> int | None:
+    """The status code of a raw HTTP answer, None when there was none."""
+    line = answer.split(b"\r\n", 1)[0].split()
+    return int(line[1]) if len(line) > 1 and line[1].isdigit() else None
 
 
 def _decode(text: str) -> Any:
@@ -189,6 +222,7 @@ class ServerProcess:
         *,
         extra: dict[str, str] | None = None,
         port: int | None = None,
+        nofile: tuple[int, int] | None = None,
     ) -> None:
         self.slack = slack
         self.retell = retell
@@ -201,6 +235,7 @@ class ServerProcess:
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.nofile = nofile
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -216,6 +251,18 @@ class ServerProcess:
             self.proc = self._spawn(log)
         await self._wait_healthy()
 
+    async def start_expecting_exit(self, timeout: float = START_TIMEOUT) -> int:  # noqa: ASYNC109
+        """Spawn the server for a start-up that must fail: its exit code (it must not become
+        healthy; if it still runs after `timeout` s it is killed and this fails)."""
+        if self.running:
+            raise RuntimeError("the server is already running")
+        self.runs += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"----- run {self.runs}: expected to fail -----\n".encode())
+            log.flush()
+            self.proc = self._spawn(log)
+        return await self.wait_exit(timeout)
+
     def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         # fork + exec only: nothing here waits on the child, so the event loop is not held up.
         return subprocess.Popen(
@@ -227,7 +274,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             # Its own session: a Ctrl-C in pytest's terminal does not also signal the server.
             start_new_session=True,
-            preexec_fn=_die_with(os.getpid()),
+            preexec_fn=_die_with(os.getpid(), self.nofile),
         )
 
     async def _wait_healthy(self) -> None:
