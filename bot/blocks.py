@@ -1,12 +1,21 @@
 """Block Kit rendering: pure functions from records to messages, inside Slack's limits.
 
 Limits (slack-notes.md): 50 blocks a message, 3,000 characters a section text, 10 fields of
-2,000, 40,000 characters of message text. Text that comes from a call (summaries,
-transcripts) is escaped so it can never mention @channel or inject links.
+2,000, 40,000 characters of message text.
+
+Everything that came from Retell, from call metadata or from a person (statuses, reasons,
+agent names, error texts, summaries, transcripts, notes) goes through `said()` before it
+reaches a mrkdwn field or a fallback `text`: cut to a bound, phone numbers masked in every
+spelling (unless CALLBOT_SHOW_FULL_NUMBERS), escaped so `<!channel>`, `<@U…>` or
+`<https://evil|click>` are shown, never pinged or linked, and `@channel` typed plainly broken
+so Slack's automatic parsing cannot turn it into a mention. Ids are shown as mentions only
+when they look like Slack ids. Every function here does work bounded by those cuts, whatever
+the size of what Retell sent, so rendering never holds the event loop for long.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +34,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.phones import show_phone
+from bot.phones import mask_numbers, show_phone
 from bot.retell import DNC_REASON
 from bot.words import (
     cost_words,
@@ -43,6 +52,15 @@ TRANSCRIPT_SECTIONS = 3
 FALLBACK_TEXT_LIMIT = 3000
 # Longer transcripts go into the thread as a file rather than a wall of messages.
 TRANSCRIPT_MESSAGE_LIMIT = 6000
+# A file holds at most this much of a transcript (about three hours of speech); the rest is
+# in Retell. It bounds the work of rendering one, whatever Retell sent.
+TRANSCRIPT_FILE_LIMIT = 200_000
+# Cuts for text from a call, before escaping (which at most quintuples it).
+AGENT_LIMIT = 200
+NOTE_LIMIT = 200
+ERROR_LIMIT = 500
+REASON_LIMIT = 200
+SUMMARY_FALLBACK_LIMIT = 600
 # Button action ids: a public contract with cards already posted in channels.
 ACTION_HANG_UP = "call_hang_up"
 ACTION_REFRESH = "call_refresh"
@@ -68,28 +86,68 @@ class Message:
     blocks: list[dict[str, Any]]
 
 
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,}")
+_SLACK_CHANNEL = re.compile(r"[CGD][A-Z0-9]{2,}")
+# `@channel` typed plainly: a word joiner after the `@` keeps Slack from parsing it.
+_BROADCAST = re.compile(r"@(?=(?:channel|here|everyone)\b)", re.IGNORECASE)
+_SPACE = re.compile(r"\s*")
+
+
 def escape(text: str) -> str:
     """Slack's mrkdwn escaping: only &, < and > are special."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def mrkdwn_safe(text: str) -> str:
+    """Escaped, and `@here`/`@channel`/`@everyone` unable to notify anyone."""
+    return _BROADCAST.sub("@\u2060", escape(text))
+
+
+def cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def said(text: str, limit: int, *, show_full_numbers: bool = False) -> str:
+    """Text from a call, Retell or a person, for a mrkdwn field or a fallback `text`."""
+    if not show_full_numbers:
+        # Mask a little past the cut so a number straddling it is masked whole.
+        text = mask_numbers(text[: limit + 40])
+    return mrkdwn_safe(cut(text, limit))
+
+
+def user_mention(user_id: str | None) -> str:
+    """`<@U…>` only for what looks like a Slack user id; anything else is not shown."""
+    return f"<@{user_id}>" if user_id and _SLACK_USER.fullmatch(user_id) else ""
+
+
+def channel_link(channel_id: str | None) -> str:
+    """`<#C…>` only for what looks like a Slack channel id; anything else, escaped text."""
+    if channel_id and _SLACK_CHANNEL.fullmatch(channel_id):
+        return f"<#{channel_id}>"
+    return mrkdwn_safe(cut(channel_id or "the channel", 40))
+
+
 def chunk_text(text: str, limit: int, max_chunks: int) -> tuple[list[str], int]:
-    """Split on line breaks where possible; returns the chunks and how many chars were cut."""
+    """Split on line breaks where possible; returns the chunks and how many chars were cut.
+
+    Works on positions, never on copies of the rest, so its cost is one pass over `text`
+    plus the chunks it returns."""
     chunks: list[str] = []
-    rest = text.strip()
-    while rest and len(chunks) < max_chunks:
-        if len(rest) <= limit:
-            chunks.append(rest)
-            rest = ""
+    text = text.strip()
+    pos, end = 0, len(text)
+    while pos < end and len(chunks) < max_chunks:
+        if end - pos <= limit:
+            chunks.append(text[pos:])
+            pos = end
             break
-        cut = rest.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = rest.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
-        chunks.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    return chunks, len(rest)
+        size = text.rfind("\n", pos, pos + limit) - pos
+        if size < limit // 2:
+            size = text.rfind(" ", pos, pos + limit) - pos
+        if size < limit // 2:
+            size = limit
+        chunks.append(text[pos:pos + size].rstrip())
+        pos = _SPACE.match(text, pos + size).end()  # type: ignore[union-attr]
+    return chunks, end - pos
 
 
 def _render(blocks: list[Block]) -> list[dict[str, Any]]:
@@ -100,37 +158,56 @@ def _render(blocks: list[Block]) -> list[dict[str, Any]]:
     return rendered
 
 
-def _slack_date(epoch: float, fallback: str = "") -> str:
+def slack_date(epoch: float, fallback: str = "") -> str:
+    """A date and time Slack shows in each reader's zone."""
+    if not _is_time(epoch):
+        return "–"
     return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback or int(epoch)}>"
 
 
 def _slack_time(epoch: float) -> str:
     """A time Slack shows in each reader's zone; the fallback is UTC."""
+    if not _is_time(epoch):
+        return "–"
     fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
     return f"<!date^{int(epoch)}^{{time_secs}}|{fallback}>"
+
+
+def _is_time(epoch: float) -> bool:
+    """A stamp a card can show (not NaN, infinite or past the year 9999)."""
+    return isinstance(epoch, int | float) and math.isfinite(epoch) and 0 <= epoch < 253e9
 
 
 # -- the call card ---------------------------------------------------------------------------
 
 
-def status_line(call: CallRecord) -> str:
+def status_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
     status = call.status
     if status == "placing":
         return ":hourglass_flowing_sand: Placing the call…"
     if status == "failed":
-        return f":x: *Not placed*: {escape(call.error or 'unknown error')}"
+        error = said(call.error or "unknown error", ERROR_LIMIT,
+                     show_full_numbers=show_full_numbers)
+        return f":x: *Not placed*: {error}"
     if status == "registered":
         return ":telephone_receiver: *Dialing…*"
     if status == "ongoing":
         return ":large_green_circle: *In progress*"
-    reason = reason_words(call.disconnection_reason)
+    reason = said(reason_words(call.disconnection_reason), REASON_LIMIT,
+                  show_full_numbers=show_full_numbers)
     if status == "not_connected":
         return f":no_entry_sign: *Not connected* · {reason}"
     if status == "error":
         return f":warning: *Error* · {reason}"
     if status == "ended":
         return f":checkered_flag: *Ended* · {duration_words(call.duration_ms)} · {reason}"
-    return f":grey_question: *{escape(status.replace('_', ' ').capitalize())}*"
+    return f":grey_question: *{status_words(status)}*"
+
+
+def status_words(status: str) -> str:
+    """A status in words, for a card or a fallback text; an unknown one is escaped."""
+    known = STATUS_WORDS.get(status)
+    return known.capitalize() if known else said(status.replace("_", " ").capitalize(), 60)
 
 
 def outcome_line(call: CallRecord) -> str | None:
@@ -206,21 +283,25 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False,
               post_transcripts: bool = True) -> Message:
     number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
                         full=show_full_numbers)
-    agent = escape(call.agent_name or call.agent_id or "the number's default agent")
+    full = show_full_numbers
+    agent = said(call.agent_name or call.agent_id or "the number's default agent",
+                 AGENT_LIMIT, show_full_numbers=full)
     if call.direction == "inbound":
         title = f":telephone_receiver: *Inbound call from {number}*"
         who = f"Agent: *{agent}*"
     else:
         title = f":telephone_receiver: *Call to {number}*"
         who = f"Agent: *{agent}*"
-        if call.user_id:
-            who += f" · Requested by <@{call.user_id}>"
+        requester = user_mention(call.user_id)
+        if requester:
+            who += f" · Requested by {requester}"
     head = f"{title}\n{who}"
     if call.note:
-        head += f"\n:memo: {escape(call.note)}"
+        # A person's own words, but shown to the channel: masked like everything else.
+        head += f"\n:memo: {said(call.note, NOTE_LIMIT, show_full_numbers=full)}"
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=head[:SECTION_LIMIT])),
-        SectionBlock(text=MarkdownTextObject(text=status_line(call))),
+        SectionBlock(text=MarkdownTextObject(text=status_line(call, show_full_numbers=full))),
     ]
     outcome = outcome_line(call)
     if outcome:
@@ -232,13 +313,13 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False,
     if timeline:
         context.append(timeline)
     if call.call_id:
-        context.append(f"`{escape(call.call_id)}`")
+        context.append(f"`{said(call.call_id, 100, show_full_numbers=True)}`")
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
     buttons = card_buttons(call, post_transcripts=post_transcripts)
     if buttons:
         blocks.append(ActionsBlock(block_id="call_actions", elements=buttons))
-    plain_status = STATUS_WORDS.get(call.status, call.status.replace("_", " "))
+    plain_status = STATUS_WORDS.get(call.status) or said(call.status.replace("_", " "), 60)
     text = f"Call to {number}: {plain_status}"
     if call.direction == "inbound":
         text = f"Inbound call from {number}: {plain_status}"
@@ -251,7 +332,7 @@ def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False) ->
     number = show_phone(call.to_number, full=show_full_numbers)
     text = (f":information_source: Retell had already placed this call to {number}; "
             "it was not placed twice. Its card above follows it.")
-    context = f"`{escape(call.call_id)}`" if call.call_id else ""
+    context = f"`{said(call.call_id, 100, show_full_numbers=True)}`" if call.call_id else ""
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
@@ -262,13 +343,22 @@ def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False) ->
 
 
 def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
-                   post_recordings: bool = True) -> Message:
+                   post_recordings: bool = True, show_full_numbers: bool = False) -> Message:
+    full = show_full_numbers
+    # Retell's call log holds the transcript and the recording: only when both may be shown,
+    # in the links and in every "cut" note alike.
+    log_url = call.public_log_url if post_transcripts and post_recordings else None
     blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Call summary", emoji=True))]
     summary = call.summary or "Retell sent no summary for this call."
-    chunks, cut = chunk_text(escape(summary), SECTION_LIMIT, SUMMARY_SECTIONS)
+    # Only what can be shown is masked and escaped (a little past it, so that a number on
+    # the edge is masked whole): the work is bounded, not the summary.
+    room = SECTION_LIMIT * SUMMARY_SECTIONS + 40
+    shown_part = summary[:room] if full else mask_numbers(summary[:room])
+    chunks, left = chunk_text(mrkdwn_safe(shown_part), SECTION_LIMIT, SUMMARY_SECTIONS)
+    left += max(len(summary) - room, 0)
     blocks += [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks]
-    if cut:
-        blocks.append(_cut_note(cut, "summary", call.public_log_url))
+    if left:
+        blocks.append(_cut_note(left, "summary", log_url))
     if call.successful is None:
         success = "Unknown"
     else:
@@ -278,7 +368,8 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
         f"*Successful*\n{success}",
         f"*Duration*\n{duration_words(call.duration_ms)}",
         f"*Cost*\n{cost_words(call.cost_cents)}",
-        f"*Ended because*\n{reason_words(call.disconnection_reason)}",
+        "*Ended because*\n" + said(reason_words(call.disconnection_reason), REASON_LIMIT,
+                                   show_full_numbers=full),
     ]
     if call.in_voicemail:
         fields.append("*Voicemail*\nYes")
@@ -286,29 +377,32 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
     links = []
     if call.recording_url and post_recordings:
         links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|Recording>")
-    # Retell's call log holds the transcript and the recording: only when both may be shown.
-    if call.public_log_url and post_transcripts and post_recordings:
-        links.append(f":page_facing_up: <{_safe_url(call.public_log_url)}|Call log>")
+    if log_url:
+        links.append(f":page_facing_up: <{_safe_url(log_url)}|Call log>")
     if links:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="   ".join(links))))
     if call.transcript and post_transcripts:
         blocks.append(DividerBlock())
-        blocks += transcript_blocks(call.transcript, call.public_log_url)
-    text = f"Call summary: {escape(summary)}"
-    if len(text) > FALLBACK_TEXT_LIMIT:
-        text = text[: FALLBACK_TEXT_LIMIT - 1] + "…"
-    return Message(text=text, blocks=_render(blocks))
+        blocks += transcript_blocks(call.transcript, log_url, show_full_numbers=full)
+    text = f"Call summary: {said(summary, SUMMARY_FALLBACK_LIMIT, show_full_numbers=full)}"
+    return Message(text=cut(text, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
 
 
 def transcript_blocks(
-    transcript: str, log_url: str | None = None, max_sections: int = TRANSCRIPT_SECTIONS
+    transcript: str, log_url: str | None = None, max_sections: int = TRANSCRIPT_SECTIONS,
+    *, show_full_numbers: bool = False,
 ) -> list[Block]:
-    """The start of a transcript as plain text (no mrkdwn surprises), with a note on the rest."""
+    """The start of a transcript as plain text (no mrkdwn surprises), with a note on the rest.
+
+    `log_url` is put in the note only as given: pass None unless the call log may be shown."""
     blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text="*Transcript*")])]
-    chunks, cut = chunk_text(transcript, SECTION_LIMIT, max_sections)
+    room = SECTION_LIMIT * max_sections + 40
+    head = transcript[:room] if show_full_numbers else mask_numbers(transcript[:room])
+    chunks, left = chunk_text(head, SECTION_LIMIT, max_sections)
+    left += max(len(transcript) - room, 0)
     blocks += [SectionBlock(text=PlainTextObject(text=c, emoji=False)) for c in chunks]
-    if cut:
-        blocks.append(_cut_note(cut, "transcript", log_url))
+    if left:
+        blocks.append(_cut_note(left, "transcript", log_url))
     return blocks
 
 
@@ -326,26 +420,43 @@ _SPEAKER = re.compile(r"^(Agent|User|Transfer[_ ]target)\s*:\s?(.*)$", re.IGNORE
 
 
 def speaker_turns(transcript: str) -> list[tuple[str, str]]:
-    """Retell's `Agent: ...` / `User: ...` lines as turns; unlabelled lines continue a turn."""
-    turns: list[tuple[str, str]] = []
+    """Retell's `Agent: ...` / `User: ...` lines as turns; unlabelled lines continue a turn.
+
+    Linear: a turn's lines are collected and joined once, not re-joined per line."""
+    turns: list[tuple[str, list[str]]] = []
     for line in transcript.splitlines():
-        match = _SPEAKER.match(line.strip())
+        stripped = line.strip()
+        if not stripped:
+            continue
+        match = _SPEAKER.match(stripped)
         if match:
             speaker = match.group(1).replace("_", " ").capitalize()
-            turns.append((speaker, match.group(2).strip()))
-        elif line.strip():
-            if turns:
-                turns[-1] = (turns[-1][0], f"{turns[-1][1]}\n{line.strip()}")
-            else:
-                turns.append(("", line.strip()))
-    return turns
+            turns.append((speaker, [match.group(2).strip()]))
+        elif turns:
+            turns[-1][1].append(stripped)
+        else:
+            turns.append(("", [stripped]))
+    return [(who, "\n".join(lines)) for who, lines in turns]
 
 
 def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Message | TextFile:
-    """Short transcripts as a message in the thread, long ones as a file: never over a limit."""
-    transcript = (call.transcript or "").strip()
+    """Short transcripts as a message in the thread, long ones as a file: never over a limit.
+
+    At most TRANSCRIPT_FILE_LIMIT characters are read, so the work is bounded whatever
+    Retell sent."""
+    raw = call.transcript or ""
+    left_out = max(len(raw) - TRANSCRIPT_FILE_LIMIT, 0)
+    transcript = raw[:TRANSCRIPT_FILE_LIMIT].strip()
+    if not show_full_numbers:
+        transcript = mask_numbers(transcript)
+    number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
+                        full=show_full_numbers)
+    title = f"Transcript of the call {'from' if call.direction == 'inbound' else 'to'} {number}"
+    if left_out or len(transcript) > TRANSCRIPT_MESSAGE_LIMIT:
+        return _transcript_file(call, title, speaker_turns(transcript), left_out)
     turns = speaker_turns(transcript)
-    lines = [f"*{who}:* {escape(said)}" if who else escape(said) for who, said in turns]
+    lines = [f"*{who}:* {mrkdwn_safe(text)}" if who else mrkdwn_safe(text)
+             for who, text in turns]
     sections: list[str] = []
     for line in lines:
         if sections and len(sections[-1]) + len(line) + 1 <= SECTION_LIMIT:
@@ -355,25 +466,34 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Mes
         else:
             sections = []  # one turn alone is over a section: only a file can hold it
             break
-    number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
-                        full=show_full_numbers)
-    title = f"Transcript of the call {'from' if call.direction == 'inbound' else 'to'} {number}"
-    if sections and len(transcript) <= TRANSCRIPT_MESSAGE_LIMIT:
+    if sections:
         blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=f"*{title}*")])]
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in sections]
-        fallback = f"{title}\n{escape(transcript[:FALLBACK_TEXT_LIMIT])}"
-        return Message(text=fallback, blocks=_render(blocks))
-    content = "\n".join(f"{who}: {said}" if who else said for who, said in turns)
+        fallback = f"{title}\n{mrkdwn_safe(transcript[:SUMMARY_FALLBACK_LIMIT])}"
+        return Message(text=cut(fallback, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
+    return _transcript_file(call, title, turns, left_out)
+
+
+def _transcript_file(call: CallRecord, title: str, turns: list[tuple[str, str]],
+                     left_out: int) -> TextFile:
+    """A plain-text file: nothing in it is read as markup, so it is kept as said."""
+    content = "\n".join(f"{who}: {text}" if who else text for who, text in turns)
+    if left_out:
+        content += f"\n\n[… {left_out:,} more characters of the transcript are in Retell.]"
     return TextFile(
-        filename=f"transcript-{call.call_id or call.id}.txt",
+        filename=f"transcript-{_file_safe(call.call_id or str(call.id))}.txt",
         title=title,
-        content=f"{title} ({call.call_id})\n\n{content}\n",
+        content=f"{title} ({cut(str(call.call_id), 100)})\n\n{content}\n",
         comment=f":page_facing_up: {title}: {len(turns):,} turns, as a file.",
     )
 
 
-def _cut_note(cut: int, what: str, log_url: str | None) -> Block:
-    note = f"_… {cut:,} more characters of the {what} not shown._"
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name[:100])
+
+
+def _cut_note(left: int, what: str, log_url: str | None) -> Block:
+    note = f"_… {left:,} more characters of the {what} not shown._"
     if log_url:
         note += f" <{_safe_url(log_url)}|Full call log>"
     return ContextBlock(elements=[MarkdownTextObject(text=note)])
@@ -416,7 +536,8 @@ def stats_message(stats: CallStats, period_label: str) -> Message:
         SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
     ]
     if stats.top_reasons:
-        lines = [f"• {reason_words(code)}: {n:,}" for code, n in stats.top_reasons]
+        lines = [f"• {said(reason_words(code), REASON_LIMIT)}: {n:,}"
+                 for code, n in stats.top_reasons]
         blocks.append(
             SectionBlock(text=MarkdownTextObject(text="*How calls ended*\n" + "\n".join(lines)))
         )
@@ -426,7 +547,8 @@ def stats_message(stats: CallStats, period_label: str) -> Message:
 
 def not_in_channel_text(channel_id: str, error: str) -> str:
     return (
-        f"I can't post the call card in <#{channel_id}> (`{error}`), so no call was placed. "
+        f"I can't post the call card in {channel_link(channel_id)} (`{said(error, 100)}`), "
+        "so no call was placed. "
         "Invite me with `/invite @Callbot` (in a private channel, or use the channel's "
         "Integrations tab), then run the command again."
     )
@@ -446,10 +568,12 @@ def dnc_list_message(entries: list[DncEntry], total: int, *,
 
 
 def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False) -> str:
-    who = f"<@{entry.added_by}>" if entry.added_by else "the callee, on a call"
-    why = f" · {escape(entry.reason)}" if entry.reason else ""
+    who = user_mention(entry.added_by) or ("someone" if entry.added_by
+                                           else "the callee, on a call")
+    why = (f" · {said(entry.reason, 300, show_full_numbers=show_full_numbers)}"
+           if entry.reason else "")
     return (f"• {show_phone(entry.number, full=show_full_numbers)} · added by {who} "
-            f"{_slack_date(entry.added_at)}{why}")
+            f"{slack_date(entry.added_at)}{why}")
 
 
 def audit_message(rows: list[AuditRow], what: str) -> Message:
@@ -462,18 +586,18 @@ def audit_message(rows: list[AuditRow], what: str) -> Message:
 
 def audit_line(row: AuditRow) -> str:
     """Numbers here are the masked form the log keeps; it never had the full one."""
-    who = f"<@{row.user_id}>" if row.user_id else "Retell"
-    parts = [_slack_date(row.at), who,
-             escape(row.action.replace("_", " ")), f"*{escape(row.outcome)}*"]
+    who = user_mention(row.user_id) or ("someone" if row.user_id else "Retell")
+    parts = [slack_date(row.at), who,
+             said(row.action.replace("_", " "), 60), f"*{said(row.outcome, 60)}*"]
     if row.reason:
-        parts[-1] += f" ({escape(row.reason)})"
+        parts[-1] += f" ({said(row.reason, 300)})"
     for extra in (row.number, row.agent):
         if extra:
-            parts.append(escape(extra))
+            parts.append(said(extra, AGENT_LIMIT))
     if row.channel_id:
-        parts.append(f"<#{row.channel_id}>")
+        parts.append(channel_link(row.channel_id))
     if row.source:
-        parts.append(f"via {escape(row.source)}")
+        parts.append(f"via {said(row.source, 40)}")
     return "• " + " · ".join(parts)
 
 
@@ -482,9 +606,9 @@ def _text_message(text: str) -> Message:
 
 
 def _lines_message(title: str, lines: list[str], fallback: str) -> Message:
-    chunks, cut = chunk_text(title + "\n" + "\n".join(lines), SECTION_LIMIT, MAX_BLOCKS - 1)
+    chunks, left = chunk_text(title + "\n" + "\n".join(lines), SECTION_LIMIT, MAX_BLOCKS - 1)
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks]
-    if cut:
+    if left:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"{cut:,} more characters not shown")]))
+            text=f"{left:,} more characters not shown")]))
     return Message(text=fallback, blocks=_render(blocks))

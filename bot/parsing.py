@@ -1,14 +1,19 @@
 """Reading what people type after `/call`, `/callstats`, `/calldnc` and `/callaudit`.
-Pure functions, no I/O."""
+Pure functions, no I/O.
+
+Everything here runs on the event loop on text anyone in the workspace can type, so every
+step is linear in the text and the text is capped before any of it: each regular expression
+has one way to match (no class is repeated next to a class it overlaps), and words are split
+by one left-to-right pass rather than `shlex` (which builds each word a character at a time).
+"""
 
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.phones import PhoneNumber, PhoneNumberError, parse_phone
+from bot.phones import PhoneNumber, PhoneNumberError, mask_numbers, parse_phone
 
 CALL_USAGE = (
     "Usage: `/call <number> [agent] [name=value ...]`\n"
@@ -20,12 +25,37 @@ DNC_USAGE = ("Usage: `/calldnc check <number>`; admins also `/calldnc add <numbe
 AUDIT_USAGE = "Usage: `/callaudit [n | @user | <number> | export]` (admins; default the last 20)"
 MAX_AUDIT_ROWS = 100
 MAX_REASON_LENGTH = 300
+# Longest text each command reads; past it the answer says so and nothing is parsed.
+# `/call` fits 50 variables of a line each; the modal's variables field is multi-line.
+MAX_CALL_TEXT = 4000
+MAX_DNC_TEXT = 400
+MAX_AUDIT_TEXT = 200
+MAX_STATS_TEXT = 40
+MAX_MODAL_NUMBER = 100
+MAX_MODAL_VARIABLES = 10_000
+MAX_AUDIT_DIGITS = 4  # a count is at most MAX_AUDIT_ROWS; int() refuses 4,300+ digits
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,})$")
 
 _SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
 # Slack may turn a typed number or address into `<tel:+1415...|+1 415 ...>`; keep the label.
-_SLACK_LINK = re.compile(r"<(?:tel:|mailto:|https?://)?([^|>]*)(?:\|([^>]*))?>")
-_NUMBER_PIECE = re.compile(r"^(?:tel:)?[+\d().\-/]*\d[\d().\-/]*$|^\+$")
+# No `<` inside a link: each try stops at the next `<`, so a text of many `<` is linear.
+_SLACK_LINK = re.compile(r"<(?:tel:|mailto:|https?://)?([^|<>]*)(?:\|([^<>]*))?>")
+# Number characters with at least one digit and no `+` after the last digit (or a lone
+# `+`). Each repetition ends on a digit and its prefix has none, so a long run of digits
+# followed by a letter fails in linear time.
+_NUMBER_PIECE = re.compile(r"(?:tel:)?(?:[+().\-/]*\d)+[().\-/]*|\+")
+# One piece of a shell-like word: what `shlex.split` (POSIX) reads, in one linear pass.
+_WORD_PIECE = re.compile(
+    r"""(?P<space>[ \t\r\n]+)"""
+    r"""|(?P<bare>[^ \t\r\n'"\\]+)"""
+    r"""|'(?P<single>[^']*)'"""
+    r'|"(?P<double>(?:[^"\\]|\\.)*)"'
+    r"""|\\(?P<escaped>.)"""
+    r"""|(?P<unclosed>.)""",
+    re.DOTALL,
+)
+_SHELL_SPACE = re.compile(r"[ \t\r\n]+")
+_DOUBLE_QUOTED_ESCAPE = re.compile(r'\\(["\\])')
 _VARIABLE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]{0,63})=(.*)$", re.DOTALL)
 MAX_VARIABLES = 50
 MAX_VALUE_LENGTH = 2000
@@ -47,19 +77,71 @@ def _normalise(text: str) -> str:
     return _SLACK_LINK.sub(lambda m: m.group(2) or m.group(1), text).strip()
 
 
+def _cap(text: str, limit: int, what: str) -> str:
+    """Refuse text past `limit` before reading any of it."""
+    if len(text) > limit:
+        raise CommandError(f"{what} is {len(text):,} characters long; at most {limit:,} "
+                           "are read.")
+    return text
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """Something the person typed, echoed back: short, numbers masked, nothing Slack reads
+    as a mention or a link."""
+    text = mask_numbers(text[: limit * 2])
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
+
+
+def split_words(text: str) -> list[str]:
+    """Split like `shlex.split` (POSIX: quotes group, a backslash escapes), in linear time.
+
+    Raises ValueError, as shlex does, for a quote that is not closed or a final backslash.
+    """
+    if not any(c in text for c in "'\"\\"):
+        return [word for word in _SHELL_SPACE.split(text) if word]
+    words: list[str] = []
+    current: list[str] | None = None
+    for match in _WORD_PIECE.finditer(text):
+        kind = match.lastgroup
+        if kind == "space":
+            if current is not None:
+                words.append("".join(current))
+                current = None
+            continue
+        if kind == "unclosed":
+            raise ValueError("No escaped character" if match.group(kind) == "\\"
+                             else "No closing quotation")
+        piece = match.group(kind or "bare")
+        if kind == "double" and "\\" in piece:
+            piece = _DOUBLE_QUOTED_ESCAPE.sub(r"\1", piece)
+        if current is None:
+            current = [piece]
+        else:
+            current.append(piece)
+    if current is not None:
+        words.append("".join(current))
+    return words
+
+
 def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
     """`<number> [agent] [name=value ...]`; the number may span tokens ("+1 415 555 0123")."""
-    text = _normalise(text)
+    text = _normalise(_cap(text, MAX_CALL_TEXT, "The text after `call`"))
     if not text:
         raise CommandError("Tell me which number to call.")
     try:
-        tokens = shlex.split(text)
-    except ValueError:
+        tokens = split_words(text)
+    except ValueError as exc:
+        if "escaped" in str(exc):
+            raise CommandError("The text ends with a `\\`; remove it or quote it.") from None
         raise CommandError("A quote is not closed; check the `\"` around values.") from None
+    if not tokens:
+        raise CommandError("Tell me which number to call.")
 
     number_parts = _take_number(tokens)
     if not number_parts:
-        raise CommandError(f"`{tokens[0]}` is not a phone number; the number comes first.")
+        raise CommandError(f"`{shown(tokens[0])}` is not a phone number; the number comes "
+                           "first.")
 
     agent_parts: list[str] = []
     variables: dict[str, str] = {}
@@ -73,7 +155,7 @@ def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
                 raise CommandError(f"`{name}` is longer than {MAX_VALUE_LENGTH} characters.")
             variables[name] = value
         elif "=" in token:
-            name = token.split("=", 1)[0]
+            name = shown(token.split("=", 1)[0])
             raise CommandError(
                 f"`{name}` is not a valid variable name: use letters, digits and `_`, "
                 "starting with a letter or `_`."
@@ -89,10 +171,13 @@ def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
 
 
 def _take_number(tokens: list[str]) -> list[str]:
-    """Pop the leading tokens that are pieces of one number ("+1", "415", "555-0123")."""
-    parts: list[str] = []
-    while tokens and _NUMBER_PIECE.match(tokens[0]):
-        parts.append(tokens.pop(0).removeprefix("tel:"))
+    """Take the leading tokens that are pieces of one number ("+1", "415", "555-0123") off
+    `tokens`, in place."""
+    count = 0
+    while count < len(tokens) and _NUMBER_PIECE.fullmatch(tokens[count]):
+        count += 1
+    parts = [token.removeprefix("tel:") for token in tokens[:count]]
+    del tokens[:count]
     return parts
 
 
@@ -112,7 +197,7 @@ class DncCommand:
 
 def parse_dnc_text(text: str, default_region: str = "US") -> DncCommand:
     """`add <number> [reason]`, `remove <number>`, `list`, `check <number>`."""
-    words = _normalise(text).split()
+    words = _normalise(_cap(text, MAX_DNC_TEXT, "The text after `/calldnc`")).split()
     action = words[0].lower() if words else ""
     if action not in ("add", "remove", "list", "check"):
         raise CommandError("Say what to do: `add`, `remove`, `list` or `check`.")
@@ -143,13 +228,14 @@ class AuditQuery:
 
 def parse_audit_text(text: str, default_region: str = "US") -> AuditQuery:
     """Nothing (the last 20), a count, a user (a mention or an id), a number, or `export`."""
-    text = _normalise_mentions(text)
+    text = _normalise_mentions(_cap(text, MAX_AUDIT_TEXT, "The text after `/callaudit`"))
     if not text:
         return AuditQuery()
     if text.lower() == "export":
         return AuditQuery(export=True)
-    if text.isdigit():
-        count = int(text)
+    # ASCII digits only: `²` or `①` pass str.isdigit() but not int().
+    if text.isascii() and text.isdigit():
+        count = int(text) if len(text) <= MAX_AUDIT_DIGITS else MAX_AUDIT_ROWS + 1
         if not 1 <= count <= MAX_AUDIT_ROWS:
             raise CommandError(f"Ask for 1 to {MAX_AUDIT_ROWS} entries, or `export` for all.")
         return AuditQuery(limit=count)
@@ -158,7 +244,7 @@ def parse_audit_text(text: str, default_region: str = "US") -> AuditQuery:
         return AuditQuery(user_id=user.group(1) or user.group(2))
     parts = _take_number(text.split())
     if not parts or len(parts) != len(text.split()):
-        raise CommandError(f"`{text[:40]}` is not a count, a user or a phone number.")
+        raise CommandError(f"`{shown(text)}` is not a count, a user or a phone number.")
     return AuditQuery(phone=_phone(parts, default_region))
 
 
@@ -180,7 +266,7 @@ class StatsPeriod:
 def parse_stats_period(text: str, now: datetime | None = None) -> StatsPeriod:
     """`today` starts at 00:00 UTC; `7d`/`30d` are rolling windows; `all` has no start."""
     now = now or datetime.now(UTC)
-    key = _normalise(text).lower() or "7d"
+    key = _normalise(_cap(text, MAX_STATS_TEXT, "The text after `/callstats`")).lower() or "7d"
     if key == "today":
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return StatsPeriod("today", "today (UTC)", start)
@@ -189,7 +275,7 @@ def parse_stats_period(text: str, now: datetime | None = None) -> StatsPeriod:
         return StatsPeriod(key, f"the last {days} days", now - timedelta(days=days))
     if key == "all":
         return StatsPeriod("all", "all time", None)
-    raise CommandError(f"`{text.strip()}` is not a period I know.")
+    raise CommandError(f"`{shown(text.strip())}` is not a period I know.")
 
 
 # -- the modal ----------------------------------------------------------------------------
@@ -217,12 +303,12 @@ def parse_variable_lines(text: str) -> dict[str, str]:
     variables: dict[str, str] = {}
     for line in _normalise_lines(text):
         if "=" not in line:
-            raise CommandError(f"`{line[:40]}` is not `name=value`.")
+            raise CommandError(f"`{shown(line)}` is not `name=value`.")
         raw_name, _, raw_value = line.partition("=")
         name, value = raw_name.strip(), _unquote(raw_value.strip())
         if not _VARIABLE.match(f"{name}="):
             raise CommandError(
-                f"`{name[:40]}` is not a valid variable name: use letters, digits and `_`."
+                f"`{shown(name)}` is not a valid variable name: use letters, digits and `_`."
             )
         if name in variables:
             raise CommandError(f"`{name}` is given twice.")
@@ -270,9 +356,11 @@ def parse_modal_values(
 
     errors: dict[str, str] = {}
     phone: PhoneNumber | None = None
-    number = _normalise(text("number"))
+    raw_number = text("number")
+    number = _normalise(raw_number) if len(raw_number) <= MAX_MODAL_NUMBER else ""
     if not number:
-        errors["number"] = "Enter the number to call."
+        errors["number"] = ("Enter the number to call." if not raw_number else
+                            f"That is not a phone number: over {MAX_MODAL_NUMBER} characters.")
     else:
         try:
             phone = parse_phone(number, default_region)
@@ -280,7 +368,8 @@ def parse_modal_values(
             errors["number"] = str(exc).capitalize() + "."
     variables: dict[str, str] = {}
     try:
-        variables = parse_variable_lines(text("variables"))
+        variables = parse_variable_lines(_cap(text("variables"), MAX_MODAL_VARIABLES,
+                                              "The variables field"))
     except CommandError as exc:
         errors["variables"] = str(exc)
     channel = field("channel").get("selected_conversation")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -39,7 +41,7 @@ def parse_phone(text: str, default_region: str = "US") -> PhoneNumber:
         number = phonenumbers.parse(raw, default_region)
     except NumberParseException as exc:
         reason = _PARSE_ERRORS.get(exc.error_type, "it could not be read")
-        raise PhoneNumberError(f"`{raw}` is not a valid phone number: {reason}") from None
+        raise PhoneNumberError(f"`{_echo(raw)}` is not a valid phone number: {reason}") from None
     if not phonenumbers.is_valid_number(number):
         if not phonenumbers.is_possible_number(number):
             reason = "it has the wrong number of digits"
@@ -48,12 +50,19 @@ def parse_phone(text: str, default_region: str = "US") -> PhoneNumber:
         hint = ""
         if not raw.startswith("+"):
             hint = f" (read as a {default_region} number; start with + and a country code)"
-        raise PhoneNumberError(f"`{raw}` is not a valid phone number: {reason}{hint}")
+        raise PhoneNumberError(f"`{_echo(raw)}` is not a valid phone number: {reason}{hint}")
     return PhoneNumber(
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
         region=phonenumbers.region_code_for_number(number),
     )
+
+
+def _echo(raw: str, limit: int = 40) -> str:
+    """What people typed, shown back: short, masked, and never read by Slack as markup."""
+    text = mask_numbers(raw[: limit * 2])
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
 def mask_phone(e164: str | None) -> str:
@@ -89,5 +98,86 @@ def show_phone(e164: str | None, *, full: bool) -> str:
             number = phonenumbers.parse(e164, None)
             return phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
         except NumberParseException:
-            return e164
+            pass  # not a number (odd metadata, say): never echoed as it came
+    return mask_phone(e164)
+
+
+# -- numbers inside free text ---------------------------------------------------------------
+
+# A run of digits that may be a phone number in any spelling: `14155550123`,
+# `1 (415) 555-0123`, `415.555.0123`, Unicode digits too; a `+`, `%2B` (URL-encoded) or `(`
+# just before it is read by hand. Separators are never digits and every repetition ends on a
+# digit, so there is one way to match any text, and the pattern starts with a digit, so the
+# engine skips text without digits quickly: the cost is linear, whatever the text.
+_SEPARATORS = " \t\u00a0\u2009\u202f.\\-\u2010-\u2015/()"
+_DIGIT_RUN = re.compile(r"\d+(?:[" + _SEPARATORS + r"]{1,3}\d+)*")
+_DATE = re.compile(r"(?:19|20)\d\d([-/.])\d\d\1\d\d(?!\d)")
+_FIRST_GROUP = re.compile(r"\d+[" + _SEPARATORS + r"]*")
+_SEPARATOR_RUN = re.compile(r"[" + _SEPARATORS + r"]*")
+_NON_DIGITS = re.compile(r"\D")
+# Fewer digits than this is never a whole number (a masked number shows up to 7 digits).
+MIN_NUMBER_DIGITS = 8
+# mask_phone() asks phonenumbers (tens of µs); past this many numbers in one text, a
+# cheaper mask keeps the cost of a hostile text bounded.
+_FULL_MASKS_PER_TEXT = 32
+
+
+def mask_numbers(text: str) -> str:
+    """Mask every phone-like number in free text (error texts, summaries, log lines).
+
+    A run of 8 or more digits, with or without `+`, spaces, dashes, dots, slashes or
+    parentheses between them, is masked unless it reads as something else: an ISO date,
+    a decimal such as a Slack timestamp (`1712345678.123456`), a Unix time in seconds or
+    milliseconds (10 or 13 digits starting with 1), or digits glued to letters (ids such as
+    `C0123456789` or `call_1234...abc`). Linear in the length of the text.
+    """
+    if not text:
+        return text
+    budget = [_FULL_MASKS_PER_TEXT]
+
+    def masked(match: re.Match[str]) -> str:
+        start, end = match.span()
+        if end < len(text) and (text[end].isalnum() or text[end] == "_"):
+            return match.group(0)  # glued to what follows: part of an id
+        run = match.group(0)
+        encoded_plus = text[max(start - 3, 0):start].lower() == "%2b"
+        before = "+" if encoded_plus else text[start - 1] if start else ""
+        pos = 0
+        if before.isalnum() or before == "_":
+            # Glued to what precedes (an id): keep its first group, read on after it.
+            pos = _FIRST_GROUP.match(run).end()  # type: ignore[union-attr]
+        while (date := _DATE.match(run, pos)) is not None:
+            pos = _SEPARATOR_RUN.match(run, date.end()).end()  # type: ignore[union-attr]
+        if pos:
+            before = " "
+        if pos >= len(run):
+            return run
+        return run[:pos] + _mask_run(run[pos:], before == "+", budget)
+
+    return _DIGIT_RUN.sub(masked, text)
+
+
+def _mask_run(run: str, plus: bool, budget: list[int]) -> str:
+    digits = _NON_DIGITS.sub("", run)
+    if len(digits) < MIN_NUMBER_DIGITS or _reads_as_other(run, digits):
+        return run
+    # Only the last 15 are ever shown or parsed; Unicode digits read as ASCII ones.
+    ascii_digits = digits[-15:]
+    if not ascii_digits.isascii():
+        ascii_digits = "".join(str(unicodedata.decimal(c)) for c in ascii_digits)
+    if plus and len(digits) <= 15 and budget[0] > 0:
+        budget[0] -= 1
+        shown = _cached_mask("+" + ascii_digits)
+        return shown.removeprefix("+")  # the `+` before the run stays where it was
+    return f"{MASK} {ascii_digits[-4:]}"
+
+
+def _reads_as_other(run: str, digits: str) -> bool:
+    if run.count(".") == 1 and len(digits) == len(run) - 1:
+        return True  # a decimal: a Slack ts, a duration, an amount
+    return run.isascii() and run.isdigit() and len(run) in (10, 13) and run[0] == "1"
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_mask(e164: str) -> str:
     return mask_phone(e164)

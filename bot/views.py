@@ -28,7 +28,13 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks import STATUS_WORDS, escape, outcome_line
+from bot.blocks import (
+    AGENT_LIMIT,
+    outcome_line,
+    said,
+    slack_date,
+    status_words,
+)
 from bot.phones import show_phone
 from bot.retell import Agent, CallerNumber
 from bot.words import percent_words, sentiment_words
@@ -47,6 +53,7 @@ NUMBER_DEFAULT_AGENT = "-"  # option value: let the caller number's own agent an
 MAX_OPTIONS = 100
 MAX_HOME_CALLS = 10
 NOTE_LIMIT = 200
+HOME_ERROR_LIMIT = 300  # the Home tab lists ten calls: a shorter cut than the card
 STATUS_EMOJI = {
     "placing": ":hourglass_flowing_sand:",
     "failed": ":x:",
@@ -235,16 +242,19 @@ def home_view(
 
 
 def home_call_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
+    """One call in the Home tab; text from Retell is masked and escaped as on the card."""
     inbound = call.direction == "inbound"
-    number = show_phone(call.from_number if inbound else call.to_number, full=show_full_numbers)
-    agent = escape((call.agent_name or call.agent_id or "default agent")[:200])
-    status = STATUS_WORDS.get(call.status, call.status.replace("_", " ")).capitalize()
+    full = show_full_numbers
+    number = show_phone(call.from_number if inbound else call.to_number, full=full)
+    agent = said(call.agent_name or call.agent_id or "default agent", AGENT_LIMIT,
+                 show_full_numbers=full)
     emoji = STATUS_EMOJI.get(call.status, ":grey_question:")
-    when = f"<!date^{int(call.created_at)}^{{date_short_pretty}} {{time}}|{int(call.created_at)}>"
-    line = f"{emoji} *{'From ' if inbound else ''}{number}* · {agent} · {status} · {when}"
+    when = slack_date(call.created_at)
+    line = (f"{emoji} *{'From ' if inbound else ''}{number}* · {agent} · "
+            f"{status_words(call.status)} · {when}")
     outcome = outcome_line(call)
     if outcome:
         line += f"\n{outcome}"
     elif call.status == "failed" and call.error:
-        line += f"\n{escape(call.error[:300])}"
+        line += f"\n{said(call.error, HOME_ERROR_LIMIT, show_full_numbers=full)}"
     return line

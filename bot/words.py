@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 DISCONNECTION_REASONS: dict[str, str] = {
     "user_hangup": "Customer hung up",
     "agent_hangup": "Agent ended the call",
@@ -52,15 +54,24 @@ SENTIMENT_EMOJI = {
 }
 
 
+# A code Retell adds is a short snake_case word; anything longer is cut (rendering escapes it).
+REASON_CODE_LIMIT = 100
+
+
 def reason_words(code: str | None) -> str:
     """Known codes get curated words; new ones Retell adds still read as words."""
     if not code:
         return "Unknown reason"
-    return DISCONNECTION_REASONS.get(code) or code.replace("_", " ").capitalize()
+    known = DISCONNECTION_REASONS.get(code)
+    if known:
+        return known
+    if len(code) > REASON_CODE_LIMIT:
+        code = code[: REASON_CODE_LIMIT - 1] + "…"
+    return code.replace("_", " ").capitalize()
 
 
 def duration_words(ms: float | None) -> str:
-    if ms is None:
+    if ms is None or not math.isfinite(ms) or abs(ms) > 1e12:
         return "–"
     seconds = round(ms / 1000)
     hours, rest = divmod(seconds, 3600)
@@ -73,13 +84,13 @@ def duration_words(ms: float | None) -> str:
 
 
 def cost_words(cents: float | None) -> str:
-    if cents is None:
+    if cents is None or not math.isfinite(cents):
         return "–"
     return f"${cents / 100:,.2f}"
 
 
 def percent_words(fraction: float | None) -> str:
-    return "–" if fraction is None else f"{fraction * 100:.0f}%"
+    return "–" if fraction is None or not math.isfinite(fraction) else f"{fraction * 100:.0f}%"
 
 
 def sentiment_words(sentiment: str | None) -> str:

@@ -15,7 +15,7 @@ from storage.models import STAGE_ANALYZED, STAGE_ENDED, CallRecord, CallStats
 def record(**kw: Any) -> CallRecord:
     base = CallRecord(
         id=1, call_id="call_abc", direction="outbound", status="registered", stage=0,
-        created_at=1_795_000_000.0, updated_at=1_795_000_000.0, user_id="U1",
+        created_at=1_795_000_000.0, updated_at=1_795_000_000.0, user_id="U0ALICE",
         to_number="+14155550123", agent_name="Sales Follow-up",
     )
     return replace(base, **kw)
@@ -40,7 +40,7 @@ def test_card_masks_the_number_and_names_requester_and_agent() -> None:
     body = texts(card.blocks)
     assert "+1 415 ••• 0123" in body
     assert "5550123" not in body and "555-0123" not in body
-    assert "<@U1>" in body and "Sales Follow-up" in body
+    assert "<@U0ALICE>" in body and "Sales Follow-up" in body
     assert "Dialing" in body
     assert card.text == "Call to +1 415 ••• 0123: dialing"
 
@@ -144,3 +144,57 @@ def test_stats_message() -> None:
         assert part in body, part
     empty = stats_message(replace(stats, calls=0, failed_attempts=0), "today (UTC)")
     assert "No calls yet" in texts(empty.blocks)
+
+
+# -- privacy and bounded rendering -------------------------------------------------------------
+
+
+def test_cut_notes_link_the_call_log_only_when_both_switches_allow() -> None:
+    words = "lorem ipsum " * 3000
+    call = record(stage=STAGE_ANALYZED, summary=words, transcript="Agent: " + words,
+                  recording_url="https://r.example/rec.wav",
+                  public_log_url="https://r.example/log")
+    assert "https://r.example/log|Full call log" in texts(analysis_reply(call).blocks)
+    for switches in ({"post_recordings": False}, {"post_transcripts": False},
+                     {"post_recordings": False, "post_transcripts": False}):
+        body = texts(analysis_reply(call, **switches).blocks)
+        assert "more characters of the summary not shown" in body
+        assert "r.example/log" not in body and "call log" not in body.lower(), switches
+
+
+def test_numbers_in_texts_from_retell_are_masked_unless_full_numbers_are_shown() -> None:
+    call = record(stage=STAGE_ANALYZED, status="ended",
+                  summary="Callee asked to be called on (415) 555-0199 instead.",
+                  disconnection_reason="transfer_to_+14155550199_failed",
+                  transcript="User: my other number is 415.555.0199",
+                  note="or 415 555 0199", agent_name="Line +1-415-555-0199")
+    masked = texts(analysis_reply(call).blocks) + texts(call_card(call).blocks)
+    masked += analysis_reply(call).text
+    assert "555-0199" not in masked and "555.0199" not in masked and "555 0199" not in masked
+    assert "••• 0199" in masked
+    full = texts(analysis_reply(call, show_full_numbers=True).blocks)
+    assert "(415) 555-0199" in full
+    failed = record(id=3, call_id=None, status="failed",
+                    error="Retell refused the call: invalid number +14155550199")
+    assert "+1 415 ••• 0199" in texts(call_card(failed).blocks)
+
+
+def test_numbers_that_are_not_phone_numbers_are_left_alone() -> None:
+    call = record(stage=STAGE_ANALYZED, summary="Order 2026-11-24, total $1,234.56, ref 42.")
+    assert "Order 2026-11-24, total $1,234.56, ref 42." in texts(analysis_reply(call).blocks)
+
+
+def test_odd_figures_from_retell_render_without_failing() -> None:
+    call = record(status="ended", stage=STAGE_ANALYZED, duration_ms=float("nan"),
+                  cost_cents=float("inf"), started_at=float("nan"), ended_at=1e300,
+                  disconnection_reason="x" * 4000, successful=True)
+    card = call_card(call)
+    assert_within_limits(card.blocks)
+    assert "x" * 200 not in texts(card.blocks)
+    assert_within_limits(analysis_reply(call).blocks)
+
+
+def test_chunk_text_counts_what_it_leaves_after_trimming_spaces() -> None:
+    text = "a" * 150 + " " * 500 + "b" * 150
+    chunks, left = chunk_text(text, 100, 2)
+    assert chunks == ["a" * 100, "a" * 50] and left == 150

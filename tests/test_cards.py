@@ -38,7 +38,7 @@ T0 = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
 def record(**kw: Any) -> CallRecord:
     base = CallRecord(
         id=7, call_id="call_abc", direction="outbound", status="registered",
-        stage=STAGE_PLACED, created_at=T0, updated_at=T0, user_id="U1",
+        stage=STAGE_PLACED, created_at=T0, updated_at=T0, user_id="U0ALICE",
         to_number="+14155550123", agent_name="Sales Follow-up",
     )
     return replace(base, **kw)
@@ -339,3 +339,31 @@ def test_unlabelled_start_is_kept_in_the_message_without_a_label() -> None:
     assert isinstance(post, Message)
     [section] = [b for b in post.blocks if b["type"] == "section"]
     assert section["text"]["text"] == "(connected)\n*Agent:* Hi"
+
+
+# -- numbers and hostile ids in transcripts ---------------------------------------------------
+
+
+def test_numbers_said_in_a_transcript_are_masked_unless_full_numbers_are_shown() -> None:
+    said = "User: call me on (415) 555-0199 or +44 20 7946 0000"
+    post = transcript_post(analyzed(said))
+    assert isinstance(post, Message)
+    body = json.dumps(post.blocks, ensure_ascii=False) + post.text
+    assert "555-0199" not in body and "7946 0000" not in body
+    assert "••• 0199" in body and "+44 20 ••• 0000" in body
+    shown = transcript_post(analyzed(said), show_full_numbers=True)
+    assert isinstance(shown, Message) and "(415) 555-0199" in json.dumps(shown.blocks)
+    long = transcript_post(analyzed((said + "\n") * 300))
+    assert isinstance(long, TextFile) and "555-0199" not in long.content
+
+
+def test_transcript_file_name_is_safe_whatever_the_call_id() -> None:
+    post = transcript_post(replace(analyzed("User: " + "y" * 7000),
+                                   call_id="../../etc/passwd <!channel>"))
+    assert isinstance(post, TextFile)
+    assert "/" not in post.filename and "<" not in post.filename and " " not in post.filename
+
+
+def test_speaker_turns_keep_many_unlabelled_lines_in_one_turn() -> None:
+    turns = speaker_turns("Agent: hi\n" + "more\n" * 10_000)
+    assert len(turns) == 1 and turns[0][1].count("\n") == 10_000

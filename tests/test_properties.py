@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import shlex
 import sqlite3
 import threading
@@ -35,13 +36,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context, event
 
+from bot.logs import scrub
 from bot.parsing import (
     CommandError,
     ModalError,
+    parse_audit_text,
     parse_call_text,
+    parse_dnc_text,
     parse_modal_values,
     parse_stats_period,
+    split_words,
 )
+from bot.phones import mask_numbers
 from bot.views import (
     BLOCK_AGENT,
     BLOCK_CALLER,
@@ -728,6 +734,134 @@ def test_signed_json_webhooks_never_break_the_server(harness: Harness, body: byt
 @given(body=raw_bodies)
 def test_signed_arbitrary_bytes_never_break_the_server(harness: Harness, body: bytes) -> None:
     _check_webhook(harness, body)
+
+
+# -- 4. text that stresses parsers ----------------------------------------------------------
+
+# Digits str.isdigit() accepts, some of which int() refuses (², ①) and some it reads (٣).
+odd_digits = "0123456789²³¹①②⑩٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹०१२३४५६७८९߀߁０１２𝟎𝟏𝟐"
+scripts = ["abc", "مرحبا", "你好", "שלום", "Привет", "٣٤٥", "१२३", "\u200f", "\u202e", "\u200b",
+           " ", "=", "+", "-", "(", ")", ".", "/", "tel:", "<", ">", "|", "@", "#", "!"]
+runs = st.builds(
+    lambda piece, n, tail: piece * n + tail,
+    st.sampled_from(["1", "9", "+1", "1-", "(1)", "1 ", "٣", "²", "①", "1.", "<", "<a|",
+                     "<@U", "a=", '"a" ', "\\", "'"]),
+    st.integers(50, 5000),
+    st.sampled_from(["", "x", "+", ")", "a=", '"', "<", "²", "\\", ">"]),
+)
+nested = st.builds(
+    lambda opening, closing, n, inner: opening * n + inner + closing * n,
+    st.sampled_from(['"', "'", "<", "(", "“", "‘", "\\", "<tel:", "<@", "[", "{"]),
+    st.sampled_from(['"', "'", ">", ")", "”", "’", "", "]", "}", "|>"]),
+    st.integers(1, 400),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20),
+)
+mixed = st.lists(st.sampled_from(scripts) | st.text(alphabet=odd_digits, min_size=1,
+                                                    max_size=12), max_size=80).map("".join)
+stress_texts = st.one_of(runs, nested, mixed,
+                         st.text(alphabet=st.characters(codec="utf-8",
+                                                        categories=["Nd", "No", "Zs", "Cc",
+                                                                    "Cf", "Ps", "Pe", "Po"]),
+                                 max_size=300))
+REFUSALS = (CommandError, ModalError)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=400)
+@given(text=stress_texts)
+def test_parsers_refuse_stressing_text_cleanly_and_quickly(text: str) -> None:
+    """Only a CommandError (a clear answer) ever comes out, whatever the text."""
+    for parse in (parse_call_text, parse_audit_text, parse_dnc_text, parse_stats_period):
+        try:
+            parse(text)
+        except REFUSALS as exc:
+            assert str(exc) and "<!" not in str(exc) and len(str(exc)) < 400
+    values = {BLOCK_NUMBER: {"value": _text_state(text)},
+              BLOCK_VARIABLES: {"value": _text_state(text)},
+              BLOCK_NOTE: {"value": _text_state(text)},
+              BLOCK_CHANNEL: {"value": {"type": "conversations_select",
+                                        "selected_conversation": CHANNEL}}}
+    try:
+        parse_modal_values(values)
+    except ModalError as exc:
+        assert exc.errors
+
+
+@settings(PROPERTY_SETTINGS, max_examples=400)
+@given(text=st.one_of(stress_texts, st.text(alphabet=" \t\n\r'\"\\ab=“”", max_size=40)))
+def test_word_splitting_matches_shlex(text: str) -> None:
+    try:
+        expected: Any = shlex.split(text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: Any = split_words(text)
+    except ValueError:
+        got = ValueError
+    assert got == expected
+
+
+SPELLINGS = [
+    lambda cc, n: f"+{cc}{n}", lambda cc, n: f"{cc}{n}", lambda cc, n: n,
+    lambda cc, n: f"({n[:3]}) {n[3:6]}-{n[6:]}", lambda cc, n: f"{n[:3]}-{n[3:6]}-{n[6:]}",
+    lambda cc, n: f"{n[:3]}.{n[3:6]}.{n[6:]}", lambda cc, n: f"+{cc} {n[:3]} {n[3:6]} {n[6:]}",
+    lambda cc, n: f"+{cc}-{n[:3]}-{n[3:6]}-{n[6:]}", lambda cc, n: " ".join(n),
+    lambda cc, n: f"%2B{cc}{n}", lambda cc, n: "".join(chr(0x660 + int(d)) for d in n),
+]
+
+
+@settings(PROPERTY_SETTINGS, max_examples=300)
+@given(cc=st.sampled_from(["1", "44", "49", "33", "81"]),
+       nsn=st.from_regex(r"[2-9][0-9]{9}", fullmatch=True),
+       spelling=st.sampled_from(SPELLINGS),
+       before=st.text(alphabet="abc xyz:=,;!?()[]\"'\n\t<>|", max_size=30),
+       after=st.text(alphabet=" .,;!?)]\"'\n\t<>|", max_size=30))
+def test_masking_hides_every_spelling_of_a_number_in_any_text(
+    cc: str, nsn: str, spelling: Any, before: str, after: str
+) -> None:
+    if before[-1:].isalnum():
+        before += " "  # glued to a word it reads as an id, which is left alone
+    text = f"{before}{spelling(cc, nsn)}{after}"
+    masked = mask_numbers(text)
+    folded = "".join(str(int(c)) if c.isdecimal() else c for c in masked)
+    # The hidden middle never stands next to the tail, whatever separates them.
+    middle_and_tail = re.compile(r"[\s.\-()/]*".join(nsn[-7:]))
+    assert not middle_and_tail.search(folded), (text, masked)
+    assert mask_numbers(masked) == masked  # a masked text stays as it is
+    assert not any(c in scrub(text) for c in "\r\n\x1b")
+
+
+def _check_audit(harness: Harness, text: str) -> None:
+    before, creates = harness.counts(), harness.creates()
+    harness.errors.take()
+
+    async def go() -> tuple[int, Any]:
+        answer = await harness.server.slash("/callaudit", text,
+                                            response_url=harness.response_url())
+        await harness.settle()
+        return answer
+
+    status, body = harness.run(go())
+    assert status == 200, (status, body)
+    ack = _ack_text(body)
+    assert ack, body
+    try:
+        parse_audit_text(text)
+    except CommandError:
+        assert _refuses(ack), f"{text[:60]!r} should be refused, got {body!r}"
+    assert harness.counts() == before and harness.creates() == creates
+    harness.check_alive()
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(text=stress_texts)
+def test_stressing_call_text_through_the_server(harness: Harness, text: str) -> None:
+    _check_call(harness, text)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=60)
+@given(text=stress_texts)
+def test_stressing_audit_text_through_the_server(harness: Harness, text: str) -> None:
+    _check_audit(harness, text)
 
 
 # -- bugs these properties found, kept as regression tests -----------------------------------
