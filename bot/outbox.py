@@ -3,25 +3,36 @@
 Items are committed with the event that caused them, so a crash or a Slack outage delays
 them but never loses them; on start-up the worker picks up whatever is still pending.
 
-- Order: a call's items go out one after another, oldest first; a call whose item is
-  waiting to be retried holds back only its own later items.
+- Together: a call's pending items go out in one turn of its channel's lane, its card
+  updates coalesced into one write, then its summary and transcript, oldest first. A call
+  whose item waits for a retry holds back only its own later items. When several calls
+  wait in one lane, those with an outcome (a summary) go first.
 - Pace: each channel has its own lane, paced at about one message a second (Slack's
   limit), so a busy channel never holds up the others.
+- One process: a turn leases the call's items in the database (expiring, renewed while
+  the turn lasts), so with two processes on one database each item is delivered by one
+  of them, and a process that dies is taken over once its lease runs out.
+- Poison: an item whose delivery fails in a way nobody expected (it cannot be rendered,
+  Slack answers nonsense, our own bug) is retried a few times with backoff, then given up
+  and recorded; one traceback per distinct error, one line per attempt after that.
 - At most once: every post carries a marker in its message metadata. Before a post goes
   out the item is marked as posting; if the answer is then lost (a dropped connection, a
   crash), the retry first looks for the marker in the channel or thread and, if Slack did
-  post it, takes that message instead of posting again.
+  post it, takes that message instead of posting again. In a public channel the bot posts
+  to without being a member, the look-up joins the channel first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
+import math
 import random
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +41,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import TextFile, analysis_reply, call_card, transcript_post
+from bot.logs import scrub
 from bot.metrics import Metrics
-from bot.tasks import finish_or_cancel
+from bot.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
 from storage.base import Store
 from storage.models import CallRecord, OutboxItem
 
@@ -61,14 +73,26 @@ _PACED = frozenset({"chat_postMessage", "chat_update", "files_upload_v2"})
 _LOOKUP_PAGES = 5  # how far back to look for a lost post (pages of 200 messages)
 _HEADS_PER_PASS = 500
 _PASS_INTERVAL = 0.05  # seconds between two reads of the outbox, at the most
+# Without a wake-up, look again this often: another process sharing the database may have
+# queued items (its webhooks wake only it), or died holding a lease that has now run out.
+_IDLE_LOOK = 5.0
+_PICK_AMONG = 200  # calls looked at when choosing a lane's next call
+_TRACED_MAX = 256  # distinct unexpected errors remembered (one traceback each)
+# Look-ups the bot may join a channel for: it posts there through chat:write.public.
+_JOINABLE = frozenset({"conversations_history", "conversations_replies"})
+# The call whose turn this task is running (each lane is a task of its own).
+_TURN: contextvars.ContextVar[str | None] = contextvars.ContextVar("outbox_turn", default=None)
 
 
 class Permanent(Exception):
-    pass
+    def __init__(self, method: str, error: str) -> None:
+        super().__init__(f"{method}: {error}")
+        self.error = error
 
 
 class _Stopping(Exception):
-    """Stopped while waiting to write: the item is left as it was, for the next start."""
+    """Stopped (or the call's lease was lost) while waiting to write: the item is left as
+    it was, for the next start or the process that took the call over."""
 
 
 @dataclass(frozen=True)
@@ -77,9 +101,14 @@ class RetryPolicy:
     cap: float = 300.0
     max_attempts: int = 50
     channel_rate: float = 1.0  # messages a second per channel
+    max_unexpected: int = 5  # attempts for an item that fails in a way nobody expected
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.cap, self.base * 2 ** min(attempts, 30))) * random.uniform(0.5, 1)
+
+
+# How one step of a turn ended: its items settled (done or given up), or left pending.
+_DONE, _FAILED, _RETRY, _STOPPED = "done", "failed", "retry", "stopped"
 
 
 class OutboxWorker:
@@ -95,6 +124,8 @@ class OutboxWorker:
         policy: RetryPolicy | None = None,
         metrics: Metrics | None = None,
         on_card: Callable[[str], None] | None = None,
+        owner: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.client = client
@@ -105,14 +136,20 @@ class OutboxWorker:
         self.policy = policy or RetryPolicy()
         self.metrics = metrics or Metrics()
         self.on_card = on_card  # told the user id whose call changed (App Home refresh)
+        self.owner = owner or process_owner()
+        self.lease_seconds = lease_seconds
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}
-        self._queues: dict[str, deque[OutboxItem]] = {}
-        self._busy_calls: set[str] = set()  # calls with an item in a lane
+        self._queues: dict[str, list[OutboxItem]] = {}  # per channel: calls waiting a turn
+        self._busy_calls: set[str] = set()  # calls queued in a lane or in a turn
+        self._turns: set[str] = set()  # calls this process holds a lease on now
+        self._lost: set[str] = set()  # calls whose lease another process took over
         self._next_slot: dict[str, float] = {}  # per channel: when the next write may go
-        self._finished_during_read: set[int] | None = None
+        self._traced: set[str] = set()
+        self._pass_failing = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -120,6 +157,7 @@ class OutboxWorker:
     def start(self) -> None:
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="outbox-leases")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Let the items in hand finish (so a restart never repeats a post), then stop."""
@@ -128,7 +166,9 @@ class OutboxWorker:
         self._stop.set()
         self._wake.set()
         await finish_or_cancel([self._task, *self._lanes.values()], grace)
-        self._task = None
+        if self._heartbeat_task is not None:
+            await finish_or_cancel([self._heartbeat_task], 0)
+        self._task = self._heartbeat_task = None
         self._lanes.clear()
 
     # -- scheduling ----------------------------------------------------------------------
@@ -140,13 +180,17 @@ class OutboxWorker:
             started = time.perf_counter()
             try:
                 next_due = await self._dispatch()
-            except Exception:
-                log.exception("outbox pass failed; retrying in 5 s")
+                self._pass_failing = False
+            except Exception as exc:
+                # A traceback for the first failure, then one line each (the store is down).
+                log.error("outbox pass failed; retrying in 5 s: %s", _brief(exc),
+                          exc_info=None if self._pass_failing else exc)
+                self._pass_failing = True
                 next_due = time.time() + 5
             # With a deep backlog a pass costs more: space passes so they take at most a
             # tenth of the time, leaving the rest to answering webhooks.
             pause = max(_PASS_INTERVAL, 9 * (time.perf_counter() - started))
-            timeout = None if next_due is None else max(0.0, next_due - time.time())
+            timeout = min(_IDLE_LOOK, max(0.0, (next_due or math.inf) - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             # A burst of webhooks wakes the worker once per event; one pass per moment is
@@ -155,23 +199,20 @@ class OutboxWorker:
                 await asyncio.wait_for(self._stop.wait(), pause)
 
     async def _dispatch(self) -> float | None:
-        """Hand each due call's next item to its channel's lane; returns when to look again."""
+        """Queue each due call in its channel's lane; returns when to look again."""
         now = time.time()
         next_due: float | None = None
-        # An item a lane finishes while the heads are being read may still be among them
-        # (the read began before its commit): it must not be handed out a second time.
-        self._finished_during_read = set()
-        heads = await self.store.outbox_heads(_HEADS_PER_PASS, skip=self._busy_calls)
-        finished, self._finished_during_read = self._finished_during_read, None
+        heads = await self.store.outbox_heads(_HEADS_PER_PASS, skip=self._busy_calls,
+                                              owner=self.owner, now=now)
         for item in heads:
-            if item.call_id in self._busy_calls or item.id in finished:
+            if item.call_id in self._busy_calls:
                 continue
             if item.next_attempt_at > now:
                 next_due = min(next_due or item.next_attempt_at, item.next_attempt_at)
                 continue
             channel = item.channel_id or self.notify_channel or ""
             self._busy_calls.add(item.call_id)
-            self._queues.setdefault(channel, deque()).append(item)
+            self._queues.setdefault(channel, []).append(item)
             if channel not in self._lanes:
                 self._lanes[channel] = asyncio.create_task(
                     self._lane(channel), name=f"outbox-lane-{channel}"
@@ -182,49 +223,149 @@ class OutboxWorker:
         queue = self._queues[channel]
         try:
             while queue and not self._stop.is_set():
-                item = queue.popleft()
+                # Choose (and lease) the next call only once the channel may take a write:
+                # whatever arrived for it meanwhile then goes in the same turn.
+                if not await self._wait_slot(channel):
+                    break
+                item = await self._pick(queue)
                 try:
-                    await self._attempt(item)
-                except Exception:
-                    log.exception("outbox item %d failed unexpectedly", item.id)
+                    await self._turn(item)
+                except Exception as exc:  # the store failed under the turn's bookkeeping
+                    self._log_unexpected(f"outbox turn for call_id={item.call_id} failed",
+                                         exc)
                 finally:
-                    if self._finished_during_read is not None:
-                        self._finished_during_read.add(item.id)
                     self._busy_calls.discard(item.call_id)
-                    self._wake.set()  # the call's next item may now go
+                    self._wake.set()  # the call's next items may now go
         finally:
             for item in queue:
                 self._busy_calls.discard(item.call_id)
             queue.clear()
             del self._lanes[channel]
 
-    # -- one item --------------------------------------------------------------------------
+    async def _pick(self, queue: list[OutboxItem]) -> OutboxItem:
+        """The lane's next call: the first with an outcome waiting, else the first."""
+        index = 0
+        if len(queue) > 1:
+            try:
+                ready = await self.store.outbox_outcomes(
+                    [i.call_id for i in queue[:_PICK_AMONG]])
+            except Exception:  # only an ordering hint: take the first
+                ready = set()
+            index = next((n for n, i in enumerate(queue[:_PICK_AMONG])
+                          if i.call_id in ready), 0)
+        return queue.pop(index)
 
-    async def _attempt(self, item: OutboxItem) -> None:
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the calls in hand, so a slow Slack never lets another
+        process take a call over mid-turn; notes the calls that were taken all the same."""
+        failing = False
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.lease_seconds / 3)
+            calls = set(self._turns)
+            if not calls:
+                continue
+            try:
+                held = await self.store.renew_outbox_leases(
+                    calls, self.owner, time.time() + self.lease_seconds)
+            except Exception as exc:  # the next beat tries again
+                if not failing:
+                    log.warning("outbox lease renewal failed: %s", _brief(exc))
+                failing = True
+                continue
+            failing = False
+            lost = (calls - held) & self._turns
+            if lost:
+                log.warning("outbox lease lost for %d call(s); leaving them to their new "
+                            "holder", len(lost))
+                self._lost |= lost
+
+    # -- one call's turn -----------------------------------------------------------------
+
+    async def _turn(self, head: OutboxItem) -> None:
+        now = time.time()
+        items = await self.store.lease_outbox(head.call_id, self.owner, now,
+                                              now + self.lease_seconds)
+        if not items:
+            return  # not due after all, or another process has it in hand
+        call_id = head.call_id
+        self._turns.add(call_id)
+        token = _TURN.set(call_id)
+        settled: set[int] = set()
         try:
-            done = await self._deliver(item)
-        except _Stopping:
-            return
-        except Permanent as exc:
-            log.error("outbox gave up call_id=%s kind=%s: %s", item.call_id, item.kind, exc)
-            self.metrics.outbox_failed.labels(item.kind).inc()
-            await self.store.fail_outbox(item.id, time.time(), str(exc))
-            return
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            await self._retry(item, exc)
-            return
-        self.metrics.outbox_delivered.labels(item.kind).inc()
-        await self.store.complete_outbox(done, time.time())
+            settled = await self._deliver_turn(items)
+        finally:
+            _TURN.reset(token)
+            self._turns.discard(call_id)
+            self._lost.discard(call_id)
+            if len(settled) < len(items):
+                with contextlib.suppress(Exception):
+                    await self.store.release_outbox(call_id, self.owner)
 
-    async def _retry(self, item: OutboxItem, exc: Exception) -> None:
+    async def _deliver_turn(self, items: list[OutboxItem]) -> set[int]:
+        """Deliver a call's items: one card write for all its card updates, then the rest in
+        order; returns the ids settled (delivered or given up)."""
+        call = await self.store.get_call(items[0].call_id)
+        channel = (call.channel_id if call else None) or self.notify_channel
+        ids = [i.id for i in items]
+        if call is None or channel is None:
+            # Nothing to show anywhere: settle them all in one write, quietly.
+            await self.store.complete_outbox(ids, time.time())
+            return set(ids)
+        cards = [i for i in items if i.kind == "card"]
+        steps: list[tuple[list[OutboxItem], Callable[[], Awaitable[None]]]] = []
+        if cards:
+            steps.append((cards, lambda: self._card(cards[0], call, channel)))
+        for item in items:
+            if item.kind != "card":
+                steps.append(([item], functools.partial(self._item, item, call, channel)))
+        settled: set[int] = set()
+        shown = False
+        for group, run in steps:
+            outcome = await self._attempt(group, run)
+            if outcome in (_DONE, _FAILED):
+                settled |= {i.id for i in group}
+            shown = shown or outcome == _DONE
+            if outcome in (_RETRY, _STOPPED):
+                break  # the call's later items wait for this one
+        if shown and call.user_id and self.on_card is not None:
+            self.on_card(call.user_id)
+        return settled
+
+    async def _attempt(self, group: list[OutboxItem],
+                       run: Callable[[], Awaitable[None]]) -> str:
+        lead = group[0]
+        try:
+            await run()
+        except _Stopping:
+            return _STOPPED
+        except Permanent as exc:
+            log.error("outbox gave up call_id=%s kind=%s: %s", lead.call_id, lead.kind, exc)
+            await self._give_up(group, str(exc))
+            return _FAILED
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            return await self._retry(lead, group, exc)
+        except Exception as exc:
+            return await self._poison(lead, group, exc)
+        for item in group:
+            self.metrics.outbox_delivered.labels(item.kind).inc()
+        await self.store.complete_outbox([i.id for i in group], time.time())
+        return _DONE
+
+    async def _give_up(self, group: list[OutboxItem], reason: str) -> None:
+        now = time.time()
+        for item in group:
+            self.metrics.outbox_failed.labels(item.kind).inc()
+            await self.store.fail_outbox(item.id, now, reason)
+
+    async def _retry(self, item: OutboxItem, group: list[OutboxItem], exc: Exception) -> str:
         reason, retry_after, uncertain = _transient(exc)
         self.metrics.outbox_retries.labels(reason.split(" ")[-1] or reason).inc()
         if item.attempts + 1 >= self.policy.max_attempts:
             log.error("outbox gave up call_id=%s kind=%s after %d attempts: %s",
                       item.call_id, item.kind, item.attempts + 1, reason)
-            self.metrics.outbox_failed.labels(item.kind).inc()
-            await self.store.fail_outbox(item.id, time.time(), reason)
-            return
+            await self._give_up(group, reason)
+            return _FAILED
         delay = retry_after if retry_after is not None else self.policy.backoff(item.attempts)
         channel = item.channel_id or self.notify_channel
         if retry_after is not None and channel:
@@ -233,43 +374,77 @@ class OutboxWorker:
         log.warning("outbox retry call_id=%s kind=%s in %.2f s: %s",
                     item.call_id, item.kind, delay, reason)
         await self.store.retry_outbox(item.id, time.time() + delay, reason, uncertain=uncertain)
+        return _RETRY
 
-    async def _deliver(self, item: OutboxItem) -> list[int]:
-        """Do what the item asks; returns the ids of the items this delivered."""
-        done = [item.id]
-        if item.kind == "card":  # one update shows every change queued so far
-            done = sorted({item.id, *await self.store.pending_card_items(item.call_id)})
-        call = await self.store.get_call(item.call_id)
-        channel = (call.channel_id if call else None) or self.notify_channel
-        if call is None or channel is None:
-            log.info("call_id=%s kind=%s has no channel; stored only", item.call_id, item.kind)
-            return done
+    async def _poison(self, item: OutboxItem, group: list[OutboxItem], exc: Exception) -> str:
+        """An unexpected failure: a few tries with backoff, then given up and recorded."""
+        attempt = item.attempts + 1
+        reason = _brief(exc)
+        self.metrics.outbox_retries.labels("unexpected").inc()
+        limit = min(self.policy.max_unexpected, self.policy.max_attempts)
+        if attempt >= limit:
+            log.error("outbox gave up call_id=%s kind=%s after %d attempts: %s",
+                      item.call_id, item.kind, attempt, reason)
+            await self._give_up(group, reason)
+            return _FAILED
+        delay = self.policy.backoff(item.attempts)
+        self._log_unexpected(
+            f"outbox item failed unexpectedly call_id={item.call_id} kind={item.kind} "
+            f"(attempt {attempt} of {limit}, again in {delay:.2f} s)", exc)
+        # Whether Slack did it is unknown (the answer may be what failed): look first.
+        await self.store.retry_outbox(item.id, time.time() + delay, reason, uncertain=True)
+        return _RETRY
+
+    def _log_unexpected(self, message: str, exc: BaseException) -> None:
+        """One line; a traceback only the first time this error is seen."""
+        key = f"{type(exc).__name__}:{_brief(exc)}"
+        first = key not in self._traced
+        if first:
+            if len(self._traced) >= _TRACED_MAX:
+                self._traced.clear()
+            self._traced.add(key)
+        log.error("%s: %s", message, _brief(exc), exc_info=exc if first else None)
+
+    # -- what an item does ---------------------------------------------------------------
+
+    async def _card(self, lead: OutboxItem, call: CallRecord, channel: str) -> None:
+        """Post the card, or update it once to show every change queued so far."""
         card = call_card(call, show_full_numbers=self.show_full_numbers,
                          post_transcripts=self.post_transcripts)
         if call.message_ts is None:
-            ts = await self._post(item, f"card:{call.call_id}", channel, card.text, card.blocks,
-                                  thread_ts=call.thread_ts)
-            await self.store.set_card(item.call_id, channel, ts)
-            call.message_ts = ts
-            log.info("card posted call_id=%s channel=%s", item.call_id, channel)
-        elif item.kind == "card":
+            await self._post_card(lead, call, channel, card.text, card.blocks)
+        else:
             await self._call("chat_update", channel=channel, ts=call.message_ts,
                              text=card.text, blocks=card.blocks)
-            log.info("card updated call_id=%s status=%s", item.call_id, call.status)
+            log.info("card updated call_id=%s status=%s", call.call_id, call.status)
+
+    async def _post_card(self, item: OutboxItem, call: CallRecord, channel: str, text: str,
+                         blocks: list[dict[str, object]]) -> None:
+        ts = await self._post(item, f"card:{call.call_id}", channel, text, blocks,
+                              thread_ts=call.thread_ts)
+        await self.store.set_card(item.call_id, channel, ts)
+        call.message_ts = ts
+        log.info("card posted call_id=%s channel=%s", item.call_id, channel)
+
+    async def _item(self, item: OutboxItem, call: CallRecord, channel: str) -> None:
+        if call.message_ts is None:  # the summary needs a card to reply under
+            card = call_card(call, show_full_numbers=self.show_full_numbers,
+                             post_transcripts=self.post_transcripts)
+            await self._post_card(item, call, channel, card.text, card.blocks)
         if item.kind == "summary":
-            reply = analysis_reply(call, post_transcripts=self.post_transcripts,
-                                   post_recordings=self.post_recordings)
+            # Off the loop: with a long transcript this is the heavy part of a turn.
+            reply = await asyncio.to_thread(
+                analysis_reply, call, post_transcripts=self.post_transcripts,
+                post_recordings=self.post_recordings, show_full_numbers=self.show_full_numbers)
             await self._post(item, f"summary:{call.call_id}", channel, reply.text, reply.blocks,
                              thread_ts=_thread(call))
             log.info("summary posted call_id=%s channel=%s", call.call_id, channel)
         elif item.kind == "transcript" and self.post_transcripts:
             await self._post_transcript(item, channel, call)
-        if call.user_id and self.on_card is not None:
-            self.on_card(call.user_id)
-        return done
 
     async def _post_transcript(self, item: OutboxItem, channel: str, call: CallRecord) -> None:
-        post = transcript_post(call, show_full_numbers=self.show_full_numbers)
+        post = await asyncio.to_thread(transcript_post, call,
+                                       show_full_numbers=self.show_full_numbers)
         thread = _thread(call)
         if isinstance(post, TextFile):
             # A file carries no metadata: its name (one per call) is the marker.
@@ -339,7 +514,7 @@ class OutboxWorker:
             method = "conversations_replies"
             args["ts"] = thread_ts
         for _ in range(_LOOKUP_PAGES):
-            page = await self._call(method, paced=False, **args)
+            page = await self._read_history(method, args)
             for message in page.get("messages") or []:
                 if isinstance(message, dict) and _is_ours(message, key, file_name):
                     return str(message["ts"])
@@ -349,10 +524,25 @@ class OutboxWorker:
             args["cursor"] = cursor
         return None
 
+    async def _read_history(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A look-up page. The bot may post to a public channel through chat:write.public
+        without being in it, and Slack then refuses to show the history: join and look
+        again (a private channel cannot be joined, and stays refused)."""
+        try:
+            return await self._call(method, paced=False, **args)
+        except Permanent as exc:
+            if exc.error != "not_in_channel" or method not in _JOINABLE:
+                raise
+        await self._call("conversations_join", paced=False, channel=args["channel"])
+        log.info("joined channel=%s to look for a post whose answer was lost", args["channel"])
+        return await self._call(method, paced=False, **args)
+
     async def _call(self, method: str, *, paced: bool = True, **kwargs: Any) -> dict[str, Any]:
         channel = kwargs.get("channel")
         if paced and method in _PACED and isinstance(channel, str):
             await self._pace(channel)
+        if _TURN.get() in self._lost:
+            raise _Stopping  # another process took this call over: it is theirs now
         started = time.perf_counter()
         try:
             response = await getattr(self.client, method)(**kwargs)
@@ -360,7 +550,7 @@ class OutboxWorker:
             error = str(exc.response.get("error", "")) if exc.response is not None else ""
             self.metrics.slack_errors.labels(method, error or "unknown").inc()
             if error in PERMANENT_ERRORS:
-                raise Permanent(f"{method}: {error}") from None
+                raise Permanent(method, error) from None
             raise
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.metrics.slack_errors.labels(method, type(exc).__name__).inc()
@@ -368,6 +558,14 @@ class OutboxWorker:
         finally:
             self.metrics.slack_seconds.labels(method).observe(time.perf_counter() - started)
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+    async def _wait_slot(self, channel: str) -> bool:
+        """Wait (without taking it) for the channel's next write slot; False if stopped."""
+        wait = self._next_slot.get(channel, 0.0) - time.monotonic()
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), wait)
+        return not self._stop.is_set()
 
     async def _pace(self, channel: str) -> None:
         """About one write a second per channel; waits are cut short by stop()."""
@@ -397,6 +595,12 @@ def _is_ours(message: dict[str, Any], key: str | None, file_name: str | None) ->
     return isinstance(files, list) and any(
         isinstance(f, dict) and f.get("name") == file_name for f in files
     )
+
+
+def _brief(exc: BaseException) -> str:
+    """An error in one short line, numbers scrubbed: what a log line or last_error keeps."""
+    text = " ".join(str(exc).split())
+    return scrub(f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__)
 
 
 def _transient(exc: BaseException) -> tuple[str, float | None, bool]:

@@ -1,13 +1,25 @@
-"""Stopping background workers without cutting a store write or a Slack post in half."""
+"""Background workers: stopping them without cutting a store write or a Slack post in half,
+and leases that keep work meant for one process in one process when two share a database."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Collection
 from typing import ParamSpec
 
 P = ParamSpec("P")
+# How long a lease (an outbox call in hand, the poller) outlives its holder: a process that
+# dies is taken over this long after its last renewal. Holders renew at a third of it.
+LEASE_SECONDS = 15.0
+
+
+def process_owner() -> str:
+    """An owner id unique to this process (and this start of it), for leases."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 async def finish_or_cancel(tasks: Collection[asyncio.Task[None]], grace: float) -> None:

@@ -55,8 +55,10 @@ async def test_every_declared_command_and_event_is_handled(
 
 def test_scopes_cover_what_the_app_calls(manifest: dict[str, Any]) -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
-    # files:write for long transcripts (files_upload_v2).
-    assert {"commands", "chat:write", "chat:write.public", "files:write"} <= scopes
+    # files:write for long transcripts (files_upload_v2); channels:join so the outbox can
+    # look for a lost post in a public channel it posts to through chat:write.public.
+    assert {"commands", "chat:write", "chat:write.public", "files:write",
+            "channels:join", "channels:history"} <= scopes
     needs = {"app_mention": "app_mentions:read", "message.channels": "channels:history",
              "message.groups": "groups:history", "message.im": "im:history"}
     events = manifest["settings"]["event_subscriptions"]["bot_events"]

@@ -675,3 +675,76 @@ async def test_channel_rate_limit_per_channel_with_burst(
     assert slack.fault_counts["channel_rate_limited"] == 1
     with pytest.raises(ValueError):
         slack.channel_rate_limit(0)
+
+
+async def test_membership_public_channel_posts_but_cannot_be_read_until_joined(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.not_member("C0PUBLIC")
+    posted = await client.chat_postMessage(channel="C0PUBLIC", text="hi")  # chat:write.public
+    info = await client.conversations_info(channel="C0PUBLIC")
+    assert info["channel"]["is_member"] is False
+    for read in (client.conversations_history(channel="C0PUBLIC"),
+                 client.conversations_replies(channel="C0PUBLIC", ts=posted["ts"])):
+        with pytest.raises(SlackApiError) as err:
+            await read
+        assert err.value.response["error"] == "not_in_channel"
+
+    joined = await client.conversations_join(channel="C0PUBLIC")
+
+    assert joined["channel"]["id"] == "C0PUBLIC" and joined["channel"]["is_member"] is True
+    assert "warning" not in joined.data
+    history = await client.conversations_history(channel="C0PUBLIC")
+    assert [m["ts"] for m in history["messages"]] == [posted["ts"]]
+    again = await client.conversations_join(channel="C0PUBLIC")
+    assert again["warning"] == "already_in_channel"
+    assert slack.is_member("C0PUBLIC") and slack.is_member("C0ANYOTHER")
+
+
+async def test_membership_private_channel_refuses_posts_reads_and_joins(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.not_member("G0PRIVATE")
+    for call, error in (
+        (client.chat_postMessage(channel="G0PRIVATE", text="hi"), "not_in_channel"),
+        (client.conversations_history(channel="G0PRIVATE"), "channel_not_found"),
+        (client.conversations_join(channel="G0PRIVATE"), "method_not_supported_for_channel_type"),
+    ):
+        with pytest.raises(SlackApiError) as err:
+            await call
+        assert err.value.response["error"] == error
+    assert slack.messages("G0PRIVATE") == []
+    assert not slack.is_member("G0PRIVATE")
+
+
+async def test_answer_replies_as_told_without_doing_the_work(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.answer("chat.postMessage", {"ok": True}, channel="C0ODD", times=2)
+    for _ in range(2):
+        odd = await client.chat_postMessage(channel="C0ODD", text="hi")
+        assert odd.data == {"ok": True}
+    elsewhere = await client.chat_postMessage(channel="C0FINE", text="hi")
+    assert elsewhere["ts"]
+    assert slack.messages("C0ODD") == []
+    third = await client.chat_postMessage(channel="C0ODD", text="hi")  # the rule is used up
+    assert third["ts"] and len(slack.messages("C0ODD")) == 1
+    slack.answer("chat.update", {"ok": True, "surprise": 1})
+    slack.clear_faults()
+    with pytest.raises(SlackApiError):
+        await client.chat_update(channel="C0ODD", ts="1.0", text="x")  # message_not_found
+
+
+async def test_hold_keeps_calls_waiting_undone_until_release(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.hold(["chat.postMessage"])
+    held = asyncio.create_task(client.chat_postMessage(channel="C1", text="held"))
+    await slack.wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 1)
+    other = await client.conversations_history(channel="C1")  # other methods still answer
+    assert other["messages"] == [] and not held.done()
+
+    slack.release()
+    posted = await held
+    assert posted["ts"] and [m["text"] for m in slack.messages("C1")] == ["held"]
+    assert (await client.chat_postMessage(channel="C1", text="free"))["ts"]

@@ -14,7 +14,15 @@ Usage::
 Fault injection, from the most targeted to the most statistical: ``fail()`` (``ok: false``),
 ``http_error()`` (the next N calls get an HTTP status), ``faults()`` (a seeded share of calls
 is rate limited, fails with 500, or is performed and then cut off), ``channel_rate_limit()``
-(Slack's ~1 post/s per channel) and ``delay()`` (latency, to stop the app mid-request).
+(Slack's ~1 post/s per channel), ``delay()`` (latency, to stop the app mid-request) and
+``answer()`` (a 200 answer of your choosing, e.g. ``{"ok": true}`` without a ``ts``);
+``hold()`` keeps calls waiting, undone, until ``release()``.
+
+Membership: the bot is a member of every channel unless ``not_member(channel)`` says it is
+not. In a public channel it is not in, it may still post (``chat:write.public``) but
+``conversations.history`` / ``replies`` answer ``not_in_channel`` until
+``conversations.join``; a private channel it is not in refuses posts too and cannot be
+joined.
 """
 
 from __future__ import annotations
@@ -70,6 +78,16 @@ class _Failure:
 
     method: str
     error: str
+    channel: str | None
+    remaining: int | None
+
+
+@dataclass
+class _Answer:
+    """A 200 answer given instead of doing the work (a malformed or unexpected reply)."""
+
+    method: str
+    body: dict[str, Any]
     channel: str | None
     remaining: int | None
 
@@ -188,6 +206,7 @@ class SlackStandIn(LoopbackServer):
 
         self._messages: list[dict[str, Any]] = []
         self._failures: list[_Failure] = []
+        self._answers: list[_Answer] = []
         self._http_failures: list[_HttpFailure] = []
         self._home_by_user: dict[str, str] = {}
         self._seq = 0
@@ -204,6 +223,8 @@ class SlackStandIn(LoopbackServer):
         self._faults: _Faults | None = None
         self._rng = random.Random(0)
         self._delay: tuple[float, frozenset[str] | None] = (0.0, None)
+        self._hold: frozenset[str] = frozenset()
+        self._released = asyncio.Event()
         self._channel_limit: tuple[float, int] | None = None
         self._buckets: dict[str, _Bucket] = {}
 
@@ -216,6 +237,7 @@ class SlackStandIn(LoopbackServer):
             "conversations.replies": self._conversations_replies,
             "conversations.info": self._conversations_info,
             "conversations.open": self._conversations_open,
+            "conversations.join": self._conversations_join,
             "users.info": self._users_info,
             "views.open": self._views_open,
             "views.push": self._views_push,
@@ -300,6 +322,30 @@ class SlackStandIn(LoopbackServer):
         """Answer matching calls with ``{"ok": false, "error": error}``; times=None is forever."""
         self._failures.append(_Failure(method, error, channel, times))
 
+    def answer(
+        self,
+        method: str,
+        body: dict[str, Any],
+        *,
+        channel: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Answer matching calls with ``body`` (HTTP 200) without doing anything: Slack
+        answering what the app does not expect. times=None is forever."""
+        self._answers.append(_Answer(method, copy.deepcopy(body), channel, times))
+
+    def not_member(self, channel: str) -> None:
+        """The bot is not in ``channel`` (public unless its id starts with G or the
+        ``channels`` override says ``is_private``); ``conversations.join`` changes that."""
+        self.channels.setdefault(channel, {})["is_member"] = False
+
+    def is_member(self, channel: str) -> bool:
+        return bool(self.channels.get(channel, {}).get("is_member", True))
+
+    def _is_private(self, channel: str) -> bool:
+        override = self.channels.get(channel, {})
+        return bool(override.get("is_private", channel.startswith(("G", "D"))))
+
     def http_error(
         self,
         method: str,
@@ -361,12 +407,24 @@ class SlackStandIn(LoopbackServer):
         """
         self._delay = (max(seconds, 0.0), frozenset(methods) if methods is not None else None)
 
+    def hold(self, methods: Iterable[str]) -> None:
+        """Keep calls to ``methods`` waiting (recorded, not yet done) until ``release()``:
+        the app is then mid-request for as long as a test needs, e.g. to let work pile up."""
+        self._hold = frozenset(methods)
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        """Let held calls go on (they are then performed and answered); hold no more."""
+        self._hold = frozenset()
+        self._released.set()
+
     def clear_faults(self) -> None:
         """Slack is healthy again: drop every fail/http_error rule, share, limit and delay.
 
         ``fault_counts`` is kept, so a test can still assert what happened before.
         """
         self._failures.clear()
+        self._answers.clear()
         self._http_failures.clear()
         self._faults = None
         self._channel_limit = None
@@ -410,6 +468,17 @@ class SlackStandIn(LoopbackServer):
                 return rule
         return None
 
+    def _take_answer(self, method: str, args: dict[str, Any]) -> _Answer | None:
+        for rule in self._answers:
+            if rule.method != method or (rule.remaining is not None and rule.remaining <= 0):
+                continue
+            if rule.channel is not None and _channel_of(args) != rule.channel:
+                continue
+            if rule.remaining is not None:
+                rule.remaining -= 1
+            return rule
+        return None
+
     def _take_failure(self, method: str, args: dict[str, Any]) -> _Failure | None:
         for rule in self._failures:
             if rule.method != method or (rule.remaining is not None and rule.remaining <= 0):
@@ -431,11 +500,20 @@ class SlackStandIn(LoopbackServer):
         """Wait until ``predicate()`` holds, re-checked whenever a request is recorded.
 
         Why: the app replies in background tasks; tests wait on the effect, not on sleeps.
+        A predicate that cannot be evaluated yet (the card it unpacks is not posted: an
+        earlier request, such as the start-up auth.test, woke it) counts as not holding.
         """
+
+        def holds() -> bool:
+            try:
+                return predicate()
+            except (LookupError, ValueError):
+                return False
+
         try:
             async with asyncio.timeout(timeout):
                 async with self._cond:
-                    await self._cond.wait_for(predicate)
+                    await self._cond.wait_for(holds)
         except TimeoutError:
             raise AssertionError(f"condition not met within {timeout}s\n{self.summary()}") from None
 
@@ -474,6 +552,13 @@ class SlackStandIn(LoopbackServer):
             for k, v in request.headers.items()
         }
         self.calls.append(SlackCall(method=method, args=args, headers=headers))
+        if method in self._hold:
+            await self._notify()
+            released = asyncio.ensure_future(self._released.wait())
+            closing = asyncio.ensure_future(self._closing.wait())
+            await asyncio.wait([released, closing], return_when=asyncio.FIRST_COMPLETED)
+            released.cancel()
+            closing.cancel()
         try:
             response = self._answer(
                 method, args, request.headers.get("Authorization"), body_token, parse_error
@@ -525,6 +610,9 @@ class SlackStandIn(LoopbackServer):
         failure = self._take_failure(method, args)
         if failure is not None:
             return web.json_response({"ok": False, "error": failure.error})
+        canned = self._take_answer(method, args)
+        if canned is not None:
+            return web.json_response(canned.body)
         handler = self._handlers.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
@@ -721,6 +809,9 @@ class SlackStandIn(LoopbackServer):
             return {"ok": False, "error": "no_text"}
         if error := _metadata_error(args.get("metadata")):
             return {"ok": False, "error": error}
+        channel = str(args["channel"])
+        if not self.is_member(channel) and self._is_private(channel):
+            return {"ok": False, "error": "not_in_channel"}  # chat:write.public: public only
         message = self._new_message(args)
         self._messages.append(message)
         return {
@@ -767,6 +858,8 @@ class SlackStandIn(LoopbackServer):
         channel = args.get("channel")
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if refused := self._history_refused(str(channel)):
+            return {"ok": False, "error": refused}
         top = self._window(self.messages(str(channel)), args)
         top.reverse()
         paged = self._page(top, args, 100, newest_first=True)
@@ -787,6 +880,8 @@ class SlackStandIn(LoopbackServer):
         channel, ts = str(args.get("channel", "")), str(args.get("ts", ""))
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
+        if refused := self._history_refused(channel):
+            return {"ok": False, "error": refused}
         parent = self._find(channel, ts)
         if parent is None:
             return {"ok": False, "error": "thread_not_found"}
@@ -807,6 +902,31 @@ class SlackStandIn(LoopbackServer):
             "has_more": bool(next_cursor),
             "response_metadata": {"next_cursor": next_cursor},
         }
+
+    def _history_refused(self, channel: str) -> str | None:
+        """Reading a channel needs membership: a private one the bot is not in does not
+        exist as far as it can tell; a public one says not_in_channel."""
+        if self.is_member(channel):
+            return None
+        return "channel_not_found" if self._is_private(channel) else "not_in_channel"
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Join a public channel (scope channels:join); private ones need an invite."""
+        channel = str(args.get("channel") or "")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if self._is_private(channel):
+            return {"ok": False, "error": "method_not_supported_for_channel_type"}
+        if self.channels.get(channel, {}).get("is_archived"):
+            return {"ok": False, "error": "is_archived"}
+        already = self.is_member(channel)
+        self.channels.setdefault(channel, {})["is_member"] = True
+        answer: dict[str, Any] = {"ok": True,
+                                  "channel": self._conversations_info(args)["channel"]}
+        if already:
+            answer["warning"] = "already_in_channel"
+            answer["response_metadata"] = {"warnings": ["already_in_channel"]}
+        return answer
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user")
