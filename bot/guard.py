@@ -8,11 +8,13 @@ requests can never both take the last place. No Slack or HTTP types here.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import phonenumbers
@@ -40,6 +42,22 @@ TYPE_WORDS = {
     PhoneNumberType.PAGER: "a pager number",
     PhoneNumberType.VOICEMAIL: "a voicemail access number",
 }
+# Country codes that belong to no country (phonenumbers' non-geographic entities): satellite
+# phones and international services, billed at satellite or premium rates whatever type
+# phonenumbers gives the number (+881 and +870 read as MOBILE). Codes missing here still
+# count as special; they are only worded generically.
+NON_GEOGRAPHIC_WORDS = {
+    800: "a universal international freephone number",
+    808: "a universal international shared-cost number",
+    870: "a satellite phone number (Inmarsat)",
+    878: "a universal personal telecommunications number",
+    881: "a satellite phone number",
+    882: "an international network number (satellite, maritime or carrier services)",
+    883: "an international network number",
+    888: "a number of the UN humanitarian network (OCHA)",
+    979: "an international premium-rate number",
+}
+NON_GEOGRAPHIC_REGION = "001"  # what phonenumbers gives as the region of such numbers
 
 
 class Refused(Exception):
@@ -85,24 +103,32 @@ class Guard:
     # -- placing calls ---------------------------------------------------------------------
 
     async def admit(self, *, user_id: str | None, channel_id: str | None, number: str,
-                    agent: str | None, source: str) -> Ticket:
-        """Every rule, cheapest first; raises Refused (already audited) or holds a place."""
+                    agent: str | None, source: str,
+                    external_team: str | None = None,
+                    request_key: str | None = None) -> Ticket:
+        """Every rule, cheapest first; raises Refused (already audited) or holds a place.
+
+        `external_team`: the person's own organisation when it is not the app's (Slack
+        Connect); see `foreign_team`."""
         ticket = Ticket(None, user_id, channel_id, source, number, agent)
         try:
+            team_may(self.settings, external_team)
             caller_may(self.settings, user_id, channel_id)
             number_may(self.settings, number)
             listed = await self.store.dnc_get(number)
             if listed is not None:
                 raise Refused("do_not_call", dnc_words(listed))
-            admission = await self.store.admit(user_id, self.limits, self._clock())
+            admission = await self.store.admit(user_id, self.limits, self._clock(),
+                                               request_key=request_key)
             if admission.hold_id is None:
                 raise Refused(f"limit_{admission.limit}",
                               limit_words(admission.limit or "", self.limits,
                                           admission.free_at))
         except Refused as exc:
             await self.store.audit(ticket.entry("refused", exc.reason))
-            log.info("call refused user=%s channel=%s to=%s reason=%s", user_id, channel_id,
-                     mask_phone(number), exc.reason)
+            log.info("call refused user=%s channel=%s to=%s reason=%s%s", user_id, channel_id,
+                     mask_phone(number), exc.reason,
+                     f" team={external_team}" if external_team else "")
             raise
         return replace(ticket, hold_id=admission.hold_id)
 
@@ -167,7 +193,77 @@ class Guard:
         return audit_entry(action, outcome, number=number, user_id=user_id, reason=reason)
 
 
+# -- heavy reads ------------------------------------------------------------------------------
+
+
+class Busy(Exception):
+    """Heavy work turned away for now; the message says when to ask again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class HeavyGate:
+    """Bounds heavy read-only requests (`/callstats` over all history): one per person at a
+    time and at most `capacity` in hand at once; the rest are told at once when to come
+    back, so a burst never builds a queue (and the store runs the queries one at a time on
+    a connection of their own, so acks, webhooks and health checks never wait behind)."""
+
+    def __init__(self, capacity: int = 4, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = capacity
+        self._clock = clock
+        self._users: set[str] = set()
+        self._seconds = 1.0  # a running estimate of one request's time
+
+    @contextlib.contextmanager
+    def enter(self, user_id: str | None) -> Iterator[None]:
+        """Hold a place for the request's duration, or raise Busy."""
+        user = user_id or ""
+        if user in self._users:
+            wait = self._retry_after(1)
+            raise Busy(f":hourglass_flowing_sand: Your last stats request is still counting; "
+                       f"its answer comes here. Ask again in {wait} s.", wait)
+        if len(self._users) >= self.capacity:
+            wait = self._retry_after(len(self._users))
+            raise Busy(f":hourglass_flowing_sand: Stats are busy ({len(self._users)} "
+                       f"requests are counting). Try again in {wait} s.", wait)
+        self._users.add(user)
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self._users.discard(user)
+            took = max(0.0, self._clock() - started)
+            self._seconds = 0.7 * self._seconds + 0.3 * took
+
+    @property
+    def in_hand(self) -> int:
+        return len(self._users)
+
+    def _retry_after(self, ahead: int) -> int:
+        return max(1, math.ceil(self._seconds * ahead))
+
+
 # -- the rules, as pure functions -------------------------------------------------------------
+
+
+def foreign_team(user_team: str | None, home_team: str | None) -> str | None:
+    """The person's team when it is known and is not the app's own (a Slack Connect user
+    from another organisation), else None. Without the app's team (no auth.test answer
+    yet) nobody can be told apart, and Bolt has then refused the request anyway."""
+    if user_team and home_team and user_team != home_team:
+        return user_team
+    return None
+
+
+def team_may(settings: Settings, external_team: str | None) -> None:
+    """People from other organisations (Slack Connect) place calls only when allowed."""
+    if external_team and not settings.allow_external_users:
+        raise Refused("external_user",
+                      "People from other organisations can't place calls with this app. "
+                      "Ask someone in the workspace that runs it, or an operator to set "
+                      "`CALLBOT_ALLOW_EXTERNAL_USERS`.")
 
 
 def caller_may(settings: Settings, user_id: str | None, channel_id: str | None) -> None:
@@ -187,6 +283,11 @@ def caller_may(settings: Settings, user_id: str | None, channel_id: str | None) 
 def number_may(settings: Settings, e164: str) -> None:
     number = phonenumbers.parse(e164, None)
     region = phonenumbers.region_code_for_number(number)
+    if non_geographic(number) and not settings.allow_special_numbers:
+        what = NON_GEOGRAPHIC_WORDS.get(number.country_code or 0, "a non-geographic number")
+        raise Refused("special_number",
+                      f"{mask_phone(e164)} is {what}. Such numbers are refused unless an "
+                      "operator sets `CALLBOT_ALLOW_SPECIAL_NUMBERS`.")
     countries = settings.allowed_countries
     if countries and region not in countries:
         raise Refused("country_not_allowed",
@@ -198,6 +299,12 @@ def number_may(settings: Settings, e164: str) -> None:
         raise Refused("special_number",
                       f"{mask_phone(e164)} is {what}. Such numbers are refused unless an "
                       "operator sets `CALLBOT_ALLOW_SPECIAL_NUMBERS`.")
+
+
+def non_geographic(number: phonenumbers.PhoneNumber) -> bool:
+    """A country code of no country: satellite phones, international freephone, ..."""
+    return (number.country_code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+            or phonenumbers.region_code_for_number(number) == NON_GEOGRAPHIC_REGION)
 
 
 def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, AuditEntry]:

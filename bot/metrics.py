@@ -67,6 +67,16 @@ class Metrics:
             registry=r,
         )
 
+        self.slack_auth_ok = Gauge(
+            "callbot_slack_auth_ok", "1 once auth.test accepted the bot token, else 0",
+            registry=r,
+        )
+        self.heavy_refused = Counter(
+            "callbot_heavy_requests_refused",
+            "Heavy requests (stats) turned away because too many were in hand", ["command"],
+            registry=r,
+        )
+
     def observe_retell(self, operation: str, seconds: float, error_kind: str | None) -> None:
         self.retell_seconds.labels(operation).observe(seconds)
         if error_kind is not None:

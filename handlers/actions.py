@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
 from bot.calls import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
+from bot.guard import foreign_team
 from bot.parsing import CallCommand
 from bot.phones import PhoneNumberError, parse_phone
 from bot.retell import Agent
@@ -83,7 +84,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                 "The transcript is already in the card's thread.")
 
     async def call_again(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+        context: AsyncBoltContext,
     ) -> None:
         await ack()
         tell = _tell(body, client, respond)
@@ -120,6 +122,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             note=source.note,
             source="call again",
             request_key=retry_key(source),
+            external_team=foreign_team(_user_team(body), _home_team(context)),
         )
         await place_from_slack(ctx, client, placement, tell)
 
@@ -132,3 +135,15 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     app.action(ACTION_TRANSCRIPT)(ctx.inflight.track(transcript))
     app.action(ACTION_CALL_AGAIN)(ctx.inflight.track(call_again))
     app.action(ACTION_OPEN_MODAL)(ctx.inflight.track(open_modal))
+
+
+def _user_team(body: dict[str, Any]) -> str | None:
+    """The presser's own team: a Slack Connect user's differs from the app's."""
+    user = body.get("user") or {}
+    return user.get("team_id") or (body.get("team") or {}).get("id")
+
+
+def _home_team(context: AsyncBoltContext) -> str | None:
+    """The app's own team, from Bolt's authorization (auth.test) of this request."""
+    result = context.authorize_result
+    return result.team_id if result is not None else None

@@ -8,20 +8,21 @@ import logging
 import time
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import audit_message, dnc_line, dnc_list_message, stats_message
 from bot.calls import SlackRoute
 from bot.context import AppContext
-from bot.guard import Refused
+from bot.guard import Busy, HeavyGate, Refused, foreign_team
 from bot.parsing import (
     AUDIT_USAGE,
     CALL_USAGE,
     DNC_USAGE,
     STATS_USAGE,
     CommandError,
+    StatsPeriod,
     parse_audit_text,
     parse_call_text,
     parse_dnc_text,
@@ -35,11 +36,17 @@ log = logging.getLogger(__name__)
 
 # Stats normally answer inside the ack; past this they follow through response_url.
 STATS_ACK_BUDGET = 2.0
+# Stats requests in hand at once (the store runs their queries one at a time); more are told
+# when to come back rather than queued.
+STATS_CAPACITY = 4
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
+    stats_gate = HeavyGate(STATS_CAPACITY)
+
     async def call_command(
-        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
+        context: AsyncBoltContext,
     ) -> None:
         if not command.get("text", "").strip():
             await ack()
@@ -65,7 +72,12 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         )
         # trigger_id is unique per invocation, so Slack's retry of it maps to the same key.
         trigger = str(command.get("trigger_id") or "")
-        placement = Placement(request, route, ("command", trigger), source="/call")
+        # Slack Connect: the invoking person's own team (the app's team is auth.test's).
+        user_team = command.get("user_team") or command.get("team_id")
+        placement = Placement(
+            request, route, ("command", trigger), source="/call",
+            external_team=foreign_team(user_team, _home_team(context)),
+        )
         await place_from_slack(ctx, client, placement, tell)
 
     async def callstats_command(
@@ -76,6 +88,17 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         except CommandError as exc:
             await ack(text=f":warning: {exc}\n{STATS_USAGE}")
             return
+        user = command.get("user_id")
+        try:
+            with stats_gate.enter(user):
+                await _stats(period, ack, respond)
+        except Busy as exc:
+            ctx.metrics.heavy_refused.labels("/callstats").inc()
+            log.info("/callstats busy user=%s in_hand=%d retry_after=%d", user,
+                     stats_gate.in_hand, exc.retry_after)
+            await ack(text=str(exc))
+
+    async def _stats(period: StatsPeriod, ack: AsyncAck, respond: AsyncRespond) -> None:
         started = time.perf_counter()
         task = asyncio.ensure_future(ctx.calls.stats(period))
         done, _ = await asyncio.wait({task}, timeout=STATS_ACK_BUDGET)
@@ -173,3 +196,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     app.command("/callstats")(ctx.inflight.track(callstats_command))
     app.command("/calldnc")(ctx.inflight.track(calldnc_command))
     app.command("/callaudit")(ctx.inflight.track(callaudit_command))
+
+
+def _home_team(context: AsyncBoltContext) -> str | None:
+    """The app's own team, from Bolt's authorization (auth.test) of this request."""
+    result = context.authorize_result
+    return result.team_id if result is not None else None

@@ -6,13 +6,14 @@ import asyncio
 import logging
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.calls import SlackRoute
 from bot.context import AppContext
+from bot.guard import foreign_team
 from bot.parsing import ModalError, parse_modal_values
 from bot.retell import Agent, CallerNumber, RetellError
 from bot.views import (
@@ -76,7 +77,8 @@ async def open_call_modal(
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
     async def submit_call_modal(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient,
+        context: AsyncBoltContext,
     ) -> None:
         user = body["user"]["id"]
         try:
@@ -99,6 +101,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             request.command, route, ("modal", str(view.get("id", ""))), agent=agent,
             use_number_agent=agent is None, from_number=request.from_number,
             note=request.note, source="modal",
+            external_team=foreign_team(
+                (body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id"),
+                context.authorize_result.team_id if context.authorize_result else None),
         )
         await place_from_slack(ctx, client, placement, _tell_for_modal(body, client, user))
 

@@ -195,6 +195,29 @@ async def test_other_countries_and_special_numbers_are_refused(
     assert_no_full_number_audited(srv)
 
 
+async def test_satellite_and_other_non_geographic_numbers_are_special(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    """+881 and +870 read as mobiles to phonenumbers, but cost satellite rates."""
+    srv = await start()
+    text = await refused(srv, slack, "+881 6 123 45678", "iridium")
+    assert "+881 6 ••• 5678 is a satellite phone number" in text
+    assert "CALLBOT_ALLOW_SPECIAL_NUMBERS" in text and "12345678" not in text
+    text = await refused(srv, slack, "+870 301 234 567", "inmarsat")
+    assert "is a satellite phone number (Inmarsat)" in text
+    assert creates(retell) == [] and slack.calls_to("chat.postMessage") == []
+    iridium, inmarsat = audit(srv)
+    assert_refusal_row(iridium, "special_number", masked="+881 6 ••• 5678")
+    assert_refusal_row(inmarsat, "special_number", masked="+870 301 ••• 4567")
+    assert_no_full_number_audited(srv)
+    await srv.stop()
+
+    srv = await start(CALLBOT_ALLOW_SPECIAL_NUMBERS="true")
+    row = await placed(srv, slack, "+881 6 123 45678", "allowed")
+    [sent] = creates(retell)
+    assert sent["to_number"] == "+881612345678" and row["call_id"] in retell.calls
+
+
 async def test_special_numbers_are_placed_when_the_operator_allows_them(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import Server
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
+from tests.waiting import eventually
 
 OUTCOMES = [
     # duration_ms, sentiment, successful, cost cents, reason
@@ -31,6 +32,17 @@ async def fill(server: Server, retell: RetellStandIn) -> None:
             call_analysis={"user_sentiment": sentiment, "call_successful": ok},
         )
         assert (await retell.send_webhook(server.url + "/retell/webhook", body))[0] == 200
+    # A 2xx means the body is kept; the calls are made from it a moment later (bot/ingest.py).
+    await eventually(lambda: _analyzed_calls(server) == len(OUTCOMES))
+
+
+def _analyzed_calls(server: Server) -> int:
+    conn = sqlite3.connect(server.settings.database_path)
+    try:
+        return int(conn.execute(
+            "SELECT count(*) FROM calls WHERE successful IS NOT NULL").fetchone()[0])
+    finally:
+        conn.close()
 
 
 def text_of(body: object) -> str:

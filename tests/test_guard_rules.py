@@ -13,10 +13,21 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import pytest
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.guard import Refused, audit_csv, caller_may, limit_words, number_may
+from bot.guard import (
+    Busy,
+    HeavyGate,
+    Refused,
+    audit_csv,
+    caller_may,
+    foreign_team,
+    limit_words,
+    number_may,
+    team_may,
+)
 from bot.parsing import CommandError, parse_audit_text, parse_dnc_text
 from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits
 from storage.sqlite import SQLiteStore
@@ -90,6 +101,92 @@ def test_numbers_allowed() -> None:
     number_may(settings(CALLBOT_ALLOWED_COUNTRIES="US,GB"), "+442079460123")
     number_may(settings(), "+14155550123")
     number_may(settings(CALLBOT_ALLOW_SPECIAL_NUMBERS="true"), "+19005551234")
+
+
+# Every country code of no country phonenumbers knows, each with a valid example number.
+NON_GEO = sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)
+
+
+def _non_geo_example(code: int) -> str:
+    example = phonenumbers.example_number_for_non_geo_entity(code)
+    assert example is not None, code
+    return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_the_non_geographic_codes_include_satellite_and_international_services() -> None:
+    assert {800, 808, 870, 881, 882, 883, 888, 979} <= set(NON_GEO)
+    # The reason this rule exists: phonenumbers calls satellite phones mobiles.
+    satellite = phonenumbers.parse(_non_geo_example(881))
+    assert phonenumbers.number_type(satellite) == phonenumbers.PhoneNumberType.MOBILE
+
+
+@pytest.mark.parametrize("code", NON_GEO)
+def test_non_geographic_numbers_are_special(code: int) -> None:
+    number = _non_geo_example(code)
+    with pytest.raises(Refused) as refused:
+        number_may(settings(), number)
+    assert refused.value.reason == "special_number"
+    assert "CALLBOT_ALLOW_SPECIAL_NUMBERS" in str(refused.value)
+    assert number[-7:] not in str(refused.value)  # masked in the answer
+    # Refused as special even where a country list is set (the list names no such country).
+    with pytest.raises(Refused) as refused:
+        number_may(settings(CALLBOT_ALLOWED_COUNTRIES="US"), number)
+    assert refused.value.reason == "special_number"
+    number_may(settings(CALLBOT_ALLOW_SPECIAL_NUMBERS="true"), number)
+
+
+def test_satellite_numbers_are_named_as_such() -> None:
+    with pytest.raises(Refused) as refused:
+        number_may(settings(), _non_geo_example(881))
+    assert "is a satellite phone number" in str(refused.value)
+    with pytest.raises(Refused) as refused:
+        number_may(settings(), _non_geo_example(870))
+    assert "satellite phone number (Inmarsat)" in str(refused.value)
+
+
+def test_foreign_team_is_only_a_known_team_other_than_the_apps() -> None:
+    assert foreign_team("T0OTHER", "T0HOME") == "T0OTHER"
+    assert foreign_team("T0HOME", "T0HOME") is None
+    assert foreign_team(None, "T0HOME") is None
+    assert foreign_team("", "T0HOME") is None
+    assert foreign_team("T0OTHER", None) is None
+
+
+def test_external_users_are_refused_unless_allowed() -> None:
+    with pytest.raises(Refused) as refused:
+        team_may(settings(), "T0OTHER")
+    assert refused.value.reason == "external_user"
+    assert "CALLBOT_ALLOW_EXTERNAL_USERS" in str(refused.value)
+    team_may(settings(), None)
+    team_may(settings(CALLBOT_ALLOW_EXTERNAL_USERS="true"), "T0OTHER")
+
+
+def test_heavy_gate_bounds_per_person_and_in_all() -> None:
+    now = [0.0]
+    gate = HeavyGate(capacity=2, clock=lambda: now[0])
+    with gate.enter("U1"):
+        with pytest.raises(Busy) as busy:
+            with gate.enter("U1"):
+                pass
+        assert "still counting" in str(busy.value) and busy.value.retry_after >= 1
+        with gate.enter("U2"):
+            with pytest.raises(Busy) as busy:
+                with gate.enter("U3"):
+                    pass
+            assert "Stats are busy (2 requests" in str(busy.value)
+            assert f"Try again in {busy.value.retry_after} s" in str(busy.value)
+            now[0] += 10.0  # slow requests: the estimate of when to come back grows
+        assert gate.in_hand == 1
+    assert gate.in_hand == 0
+    with gate.enter("U1"), gate.enter("U2"), pytest.raises(Busy) as busy:
+        with gate.enter("U3"):
+            pass
+    assert busy.value.retry_after > 2
+    with gate.enter("U3"):  # places are given back, also when the work raised
+        pass
+    with pytest.raises(ValueError), gate.enter("U1"):
+        raise ValueError
+    assert gate.in_hand == 0
 
 
 def test_limit_words_say_when() -> None:
