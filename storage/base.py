@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from storage.models import (
@@ -14,6 +14,7 @@ from storage.models import (
     CallRecord,
     CallStats,
     DncEntry,
+    InboxEntry,
     Limits,
     OutboxItem,
 )
@@ -31,7 +32,7 @@ class Store(Protocol):
     async def record_failed_attempt(
         self, attempt: Attempt, error: str, *, error_kind: str | None = None,
         request_key: str | None = None, hold_id: int | None = None,
-        audit: AuditEntry | None = None,
+        audit: AuditEntry | None = None, uncertain: bool = False,
     ) -> int:
         """Keep an attempt Retell did not accept, with the key a retry of it must reuse;
         its hold is released and its audit row written in the same transaction."""
@@ -46,6 +47,7 @@ class Store(Protocol):
         *,
         hold_id: int | None = None,
         audit: AuditEntry | None = None,
+        request_key: str | None = None,
     ) -> None:
         """Record a call Retell accepted (and queue a card update), without undoing
         webhooks that raced ahead of Retell's answer; releases its hold and audits it."""
@@ -67,7 +69,8 @@ class Store(Protocol):
         event first seen by polling merges its fuller data. `always` is queued regardless.
         """
 
-    async def admit(self, user_id: str | None, limits: Limits, now: float) -> Admission:
+    async def admit(self, user_id: str | None, limits: Limits, now: float, *,
+                    request_key: str | None = None) -> Admission:
         """Check the limits and take a hold under them, atomically."""
 
     async def release_hold(self, hold_id: int, audit: AuditEntry | None = None) -> None: ...
@@ -90,6 +93,22 @@ class Store(Protocol):
     async def purge_before(self, cutoff: float, batch: int = 500) -> int:
         """Retention: clear transcripts, payloads and links of calls before `cutoff`."""
 
+    async def accept_webhook(self, call_id: str, event: str, body: str) -> tuple[str, int | None]:
+        """Keep a verified webhook body, deduplicated: (`stored` | `duplicate`, inbox id)."""
+
+    async def inbox_rows(self, limit: int, *, after_id: int = 0,
+                         received_before: float | None = None,
+                         max_attempts: int = 5) -> list[tuple[int, str, bool, str]]: ...
+
+    async def inbox_backlog(self) -> int: ...
+
+    async def apply_inbox(self, entries: Sequence[InboxEntry], *,
+                          default_channel: bool) -> list[InboxEntry]:
+        """Turn kept webhooks into calls and Slack work, atomically; returns those applied."""
+
+    async def uncertain_holds(self, created_before: float, limit: int) -> list[tuple[int, str]]:
+        ...
+
     async def get_call(self, call_id: str) -> CallRecord | None: ...
 
     async def get_call_by_row(self, row_id: int) -> CallRecord | None: ...
@@ -107,8 +126,28 @@ class Store(Protocol):
 
     async def enqueue_once(self, call_id: str, kind: str) -> bool: ...
 
-    async def outbox_heads(self, limit: int, skip: Collection[str] = ()) -> list[OutboxItem]:
-        """The oldest pending item of each call not in `skip`, soonest due first."""
+    async def outbox_heads(
+        self, limit: int, skip: Collection[str] = (), *, owner: str | None = None,
+        now: float | None = None,
+    ) -> list[OutboxItem]:
+        """The oldest pending item of each call not in `skip`, soonest due first (a call
+        leased by another owner is due when the lease runs out)."""
+
+    async def lease_outbox(
+        self, call_id: str, owner: str, now: float, until: float
+    ) -> list[OutboxItem]:
+        """Every pending item of a due call, leased to `owner` until `until`; [] when it is
+        not due or another owner holds it."""
+
+    async def renew_outbox_leases(
+        self, call_ids: Collection[str], owner: str, until: float
+    ) -> set[str]:
+        """Extend `owner`'s leases; returns the calls it still holds."""
+
+    async def release_outbox(self, call_id: str, owner: str) -> None: ...
+
+    async def outbox_outcomes(self, call_ids: Collection[str]) -> set[str]:
+        """The calls among these with a summary waiting."""
 
     async def pending_card_items(self, call_id: str) -> list[int]: ...
 
@@ -125,4 +164,20 @@ class Store(Protocol):
 
     async def fail_outbox(self, item_id: int, now: float, error: str) -> None: ...
 
+    async def acquire_lease(self, name: str, owner: str, now: float, until: float, *,
+                            reentrant: bool = True) -> bool:
+        """Hold a named lease (one process at a time) if free, run out, or ours."""
+
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
+    async def prune(self, cutoff: float, batch: int = 500) -> dict[str, int]:
+        """Delete claims, webhook events and finished outbox items older than `cutoff`
+        that dedupe no longer needs; how many of each."""
+
     async def stats(self, since: float | None) -> CallStats: ...
+
+    async def import_calls(self, records: Iterable[CallRecord], batch: int = 20_000) -> int:
+        """Bulk-load calls as they stand (history for the bench, imports), in batches."""
+
+    async def check_writable(self) -> None:
+        """Raise unless a write can commit now (health: locked, disk full, read-only)."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import fields as dc_fields
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +19,6 @@ import aiosqlite
 from storage.migrations import MIGRATIONS
 from storage.models import (
     STAGE_ANALYZED,
-    STAGE_ENDED,
     Admission,
     Attempt,
     AuditEntry,
@@ -26,6 +27,7 @@ from storage.models import (
     CallRecord,
     CallStats,
     DncEntry,
+    InboxEntry,
     Limits,
     OutboxItem,
 )
@@ -38,6 +40,9 @@ SENTIMENTS = ("Positive", "Neutral", "Negative", "Unknown")
 HOLD_SECONDS = 300.0
 # A call still "live" after this long lost its end to webhooks and polls: stop counting it.
 LIVE_SECONDS = 2 * 3600.0
+# A create whose outcome is unknown (timeout, lost connection) keeps its hold this long at
+# most: Retell's idempotency window, after which the same key could place a new call.
+UNCERTAIN_HOLD_SECONDS = 3600.0
 # What retention removes: the words of the call and where they can be fetched again.
 PURGED_COLUMNS = ("transcript", "raw_payload", "recording_url", "public_log_url")
 _DNC_COLUMNS = "number, reason, added_by, call_id, added_at"  # DncEntry's fields, in order
@@ -66,7 +71,7 @@ _DATA_COLUMNS = (
     "public_log_url",
     "note",
 )
-_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts", "thread_ts")
+_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts", "thread_ts", "request_key")
 _RECORD_FIELDS = {f.name for f in dc_fields(CallRecord)}
 
 _UPSERT_CALL = f"""
@@ -88,6 +93,20 @@ ON CONFLICT (call_id) DO UPDATE SET
     {", ".join(f"{c} = coalesce(calls.{c}, excluded.{c})" for c in _ROUTING_COLUMNS)},
     {", ".join(f"{c} = coalesce(excluded.{c}, calls.{c})" for c in _DATA_COLUMNS)}
 """
+# Admission reads only what it counts, however long the history: calls still on the line
+# (through a partial index that holds nothing else) and one user's newest calls up to the
+# limit. Module-level so a test can check their query plans.
+LIVE_COUNT_SQL = (
+    "SELECT (SELECT count(*) FROM calls INDEXED BY calls_live "
+    "WHERE call_id IS NOT NULL AND stage < 2 AND status IN ('registered', 'ongoing') "
+    "AND created_at >= ?) + (SELECT count(*) FROM call_holds)")
+USER_RECENT_SQL = (
+    "SELECT created_at FROM (SELECT created_at FROM calls INDEXED BY calls_user "
+    "WHERE user_id = :user AND created_at >= :since AND call_id IS NOT NULL "
+    "ORDER BY created_at DESC LIMIT :limit) "
+    "UNION ALL SELECT created_at FROM (SELECT created_at FROM call_holds INDEXED BY "
+    "call_holds_user WHERE user_id = :user ORDER BY created_at DESC LIMIT :limit) "
+    "ORDER BY 1 DESC LIMIT :limit")
 # Everything but the large text columns: for lists, where transcripts would only cost memory.
 _LIGHT_COLUMNS = ", ".join(
     c for c in ("id", "call_id", "direction", "status", "stage", "created_at", "updated_at",
@@ -178,8 +197,10 @@ class SQLiteStore:
     async def record_failed_attempt(
         self, attempt: Attempt, error: str, *, error_kind: str | None = None,
         request_key: str | None = None, hold_id: int | None = None,
-        audit: AuditEntry | None = None,
+        audit: AuditEntry | None = None, uncertain: bool = False,
     ) -> int:
+        """`uncertain`: Retell may have placed it, so its hold keeps counting against the
+        limits until a webhook, a poll or expiry settles it (by its request key)."""
         now = time.time()
         params = (
             now, now, error, error_kind, request_key, attempt.team_id, attempt.channel_id,
@@ -196,7 +217,13 @@ class SQLiteStore:
                    VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 params,
             )
-            self._settle(conn, hold_id, audit, now)
+            release = hold_id
+            if uncertain and hold_id is not None and request_key:
+                conn.execute(
+                    "UPDATE call_holds SET request_key = ?, expires_at = ? WHERE id = ?",
+                    (request_key, now + UNCERTAIN_HOLD_SECONDS, hold_id))
+                release = None
+            self._settle(conn, release, audit, now)
             return int(cur.lastrowid or 0)
 
         return await self._writer.write(insert)
@@ -211,6 +238,7 @@ class SQLiteStore:
         *,
         hold_id: int | None = None,
         audit: AuditEntry | None = None,
+        request_key: str | None = None,
     ) -> None:
         fields = CallFields(
             call_id=call_id,
@@ -228,6 +256,7 @@ class SQLiteStore:
             variables=attempt.variables,
             note=attempt.note,
             raw_payload=raw_payload,
+            request_key=request_key,
         )
         now = time.time()
         params = _upsert_params(fields, now, poll_at)
@@ -237,6 +266,7 @@ class SQLiteStore:
             # The card is then updated by the outbox worker alone, so it never shows an
             # older state than a webhook that raced ahead of this answer.
             _enqueue(conn, call_id, ("card",), now)
+            _resolve_holds(conn, request_key)
             self._settle(conn, hold_id, audit, now)
 
         await self._writer.write(save)
@@ -253,36 +283,35 @@ class SQLiteStore:
         """An admitted attempt that never reached Retell (the card could not be posted)."""
         await self._writer.write(lambda conn: self._settle(conn, hold_id, audit, time.time()))
 
-    async def admit(self, user_id: str | None, limits: Limits, now: float) -> Admission:
+    async def admit(self, user_id: str | None, limits: Limits, now: float, *,
+                    request_key: str | None = None) -> Admission:
         """Check the limits and take a hold in one transaction, so no two requests can
         both take the last place (in this process or another, and across restarts)."""
 
         def admit(conn: sqlite3.Connection) -> Admission:
-            conn.execute("DELETE FROM call_holds WHERE created_at < ?", (now - HOLD_SECONDS,))
+            # Each count reads only what it counts (calls still live through a partial
+            # index; one user's latest calls up to the limit), never the whole history.
+            conn.execute("DELETE FROM call_holds WHERE coalesce(expires_at, created_at + ?) < ?",
+                         (HOLD_SECONDS, now))
             if limits.concurrent:
-                live = int(conn.execute(
-                    "SELECT (SELECT count(*) FROM calls WHERE call_id IS NOT NULL "
-                    "AND stage < ? AND status IN ('registered', 'ongoing') AND created_at >= ?)"
-                    " + (SELECT count(*) FROM call_holds)",
-                    (STAGE_ENDED, now - LIVE_SECONDS),
-                ).fetchone()[0])
+                live = int(conn.execute(LIVE_COUNT_SQL, (now - LIVE_SECONDS,)).fetchone()[0])
                 if live >= limits.concurrent:
                     return Admission(None, "concurrent", live)
             for name, limit, window in (("per_hour", limits.per_hour, 3600.0),
                                         ("per_day", limits.per_day, 86400.0)):
                 if not limit or not user_id:
                     continue
+                # The newest `limit` calls and holds: if there are that many, the oldest of
+                # them leaving the window is when a place frees up.
                 times = [float(r[0]) for r in conn.execute(
-                    "SELECT created_at FROM calls WHERE user_id = ? AND created_at >= ? "
-                    "AND call_id IS NOT NULL "
-                    "UNION ALL SELECT created_at FROM call_holds WHERE user_id = ? ORDER BY 1",
-                    (user_id, now - window, user_id),
-                )]
+                    USER_RECENT_SQL, {"user": user_id, "since": now - window, "limit": limit})]
                 if len(times) >= limit:
-                    # The oldest call that keeps the count at the limit leaves the window.
-                    return Admission(None, name, len(times), times[len(times) - limit] + window)
-            cur = conn.execute("INSERT INTO call_holds (user_id, created_at) VALUES (?, ?)",
-                               (user_id, now))
+                    return Admission(None, name, len(times), times[-1] + window)
+            # The hold carries the create's key: whichever way the call is recorded (our own
+            # save, its webhook, a poll) the hold gives way to it.
+            cur = conn.execute(
+                "INSERT INTO call_holds (user_id, created_at, request_key) VALUES (?, ?, ?)",
+                (user_id, now, request_key))
             return Admission(int(cur.lastrowid or 0))
 
         return await self._writer.write(admit)
@@ -401,6 +430,7 @@ class SQLiteStore:
                     merge = merge or bool(cur.rowcount)
             if new or merge or always:
                 conn.execute(_UPSERT_CALL, params)
+                _resolve_holds(conn, fields.request_key)
             kinds += [k for k in always if k not in kinds]
             if kinds:
                 _enqueue(conn, fields.call_id, kinds, now)
@@ -411,6 +441,92 @@ class SQLiteStore:
             return new
 
         return await self._writer.write(record)
+
+    # -- the webhook inbox -------------------------------------------------------------------
+
+    async def accept_webhook(self, call_id: str, event: str, body: str) -> tuple[str, int | None]:
+        """Keep a verified webhook durably, deduplicated on (call id, event): the cheapest
+        write that makes it safe to answer 2xx. Returns (`stored` | `duplicate`, inbox id);
+        a duplicate of an event a poll saw first is kept too, for its fuller data."""
+        now = time.time()
+
+        def accept(conn: sqlite3.Connection) -> tuple[str, int | None]:
+            merge = False
+            if not conn.execute(
+                "INSERT OR IGNORE INTO webhook_events (call_id, event, received_at, source) "
+                "VALUES (?, ?, ?, 'webhook')", (call_id, event, now),
+            ).rowcount:
+                merge = bool(conn.execute(
+                    "UPDATE webhook_events SET source = 'webhook' "
+                    "WHERE call_id = ? AND event = ? AND source = 'poll'", (call_id, event),
+                ).rowcount)
+                if not merge:
+                    return "duplicate", None
+            cur = conn.execute(
+                "INSERT INTO webhook_inbox (received_at, call_id, event, merge, body) "
+                "VALUES (?, ?, ?, ?, ?)", (now, call_id, event, int(merge), body))
+            return ("duplicate" if merge else "stored"), int(cur.lastrowid or 0)
+
+        return await self._writer.write(accept)
+
+    async def inbox_rows(self, limit: int, *, after_id: int = 0,
+                         received_before: float | None = None,
+                         max_attempts: int = 5) -> list[tuple[int, str, bool, str]]:
+        """Webhooks kept but not yet turned into calls: (id, event, merge, body), oldest
+        first. Rows that failed `max_attempts` times stay for an operator to read."""
+        rows = await self._read(
+            "SELECT id, event, merge, body FROM webhook_inbox WHERE id > ? AND attempts < ? "
+            "AND received_at <= ? ORDER BY id LIMIT ?",
+            (after_id, max_attempts,
+             received_before if received_before is not None else float("inf"), limit))
+        return [(int(r[0]), str(r[1]), bool(r[2]), str(r[3])) for r in rows]
+
+    async def uncertain_holds(self, created_before: float, limit: int) -> list[tuple[int, str]]:
+        """Holds kept for creates whose outcome is unknown: (hold id, request key)."""
+        rows = await self._read(
+            "SELECT id, request_key FROM call_holds WHERE expires_at IS NOT NULL "
+            "AND request_key IS NOT NULL AND created_at <= ? ORDER BY created_at LIMIT ?",
+            (created_before, limit))
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def inbox_backlog(self) -> int:
+        [row] = await self._read("SELECT count(*) FROM webhook_inbox WHERE attempts < 5")
+        return int(row[0])
+
+    async def apply_inbox(self, entries: Sequence[InboxEntry], *,
+                          default_channel: bool) -> list[InboxEntry]:
+        """Turn kept webhooks into call rows and Slack work, in one transaction, and drop
+        them from the inbox. Returns those applied here: an entry another process took
+        first is skipped, and one that fails is kept with its error (attempts bounded).
+        Calls that post nowhere (no channel, no `default_channel`) queue no Slack work."""
+        now = time.time()
+        prepared = [(e, _upsert_params(e.fields, now, e.poll_at) if e.fields else None)
+                    for e in entries]
+
+        def apply(conn: sqlite3.Connection) -> list[InboxEntry]:
+            applied: list[InboxEntry] = []
+            for entry, params in prepared:
+                if not conn.execute("SELECT 1 FROM webhook_inbox WHERE id = ?",
+                                    (entry.inbox_id,)).fetchone():
+                    continue  # another process applied it
+                conn.execute("SAVEPOINT entry")
+                try:
+                    if entry.fields is not None and params is not None:
+                        _apply_entry(conn, entry, entry.fields, params, now, default_channel,
+                                     self._audit)
+                    conn.execute("DELETE FROM webhook_inbox WHERE id = ?", (entry.inbox_id,))
+                except sqlite3.Error as exc:
+                    conn.execute("ROLLBACK TO entry")
+                    conn.execute(
+                        "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ? "
+                        "WHERE id = ?", (type(exc).__name__ + ": " + str(exc)[:200],
+                                         entry.inbox_id))
+                else:
+                    applied.append(entry)
+                conn.execute("RELEASE entry")
+            return applied
+
+        return await self._writer.write(apply)
 
     async def get_call(self, call_id: str) -> CallRecord | None:
         rows = await self._read("SELECT * FROM calls WHERE call_id = ?", (call_id,))
@@ -486,23 +602,91 @@ class SQLiteStore:
 
     # -- outbox --------------------------------------------------------------------------
 
-    async def outbox_heads(self, limit: int, skip: Collection[str] = ()) -> list[OutboxItem]:
-        """The oldest pending item of each call (items of one call go out in order),
+    async def outbox_heads(
+        self, limit: int, skip: Collection[str] = (), *, owner: str | None = None,
+        now: float | None = None,
+    ) -> list[OutboxItem]:
+        """The oldest pending item of each call (a call's items go out together, in order),
         soonest due first, with the channel it goes to; calls in `skip` (already in hand)
-        are left out, so they never crowd out the others."""
+        are left out, so they never crowd out the others.
+
+        A call is due when none of its items waits for a retry, and not before another
+        process's lease on it (`owner` is ours) runs out: `next_attempt_at` says when."""
         rows = await self._read(
-            """SELECT o.id, o.call_id, o.kind, o.attempts, o.next_attempt_at, o.posting_since,
-                      c.channel_id
-               FROM outbox o INDEXED BY outbox_pending LEFT JOIN calls c USING (call_id)
-               WHERE o.done_at IS NULL
-                 AND o.call_id NOT IN (SELECT value FROM json_each(:skip))
-                 AND o.id = (
-                   SELECT min(p.id) FROM outbox p INDEXED BY outbox_call_pending
-                   WHERE p.call_id = o.call_id AND p.done_at IS NULL)
-               ORDER BY o.next_attempt_at, o.id LIMIT :limit""",
-            {"limit": limit, "skip": json.dumps(list(skip))},
+            """SELECT o.id, o.call_id, o.kind, o.attempts, h.due, o.posting_since, c.channel_id
+               FROM (SELECT call_id, min(id) AS id,
+                            max(max(next_attempt_at), coalesce(max(CASE
+                                WHEN lease_owner IS NOT :owner AND lease_until > :now
+                                THEN lease_until END), 0)) AS due
+                     FROM outbox INDEXED BY outbox_call_pending
+                     WHERE done_at IS NULL GROUP BY call_id) h
+               JOIN outbox o ON o.id = h.id
+               LEFT JOIN calls c ON c.call_id = h.call_id
+               WHERE h.call_id NOT IN (SELECT value FROM json_each(:skip))
+               ORDER BY h.due, h.id LIMIT :limit""",
+            {"limit": limit, "skip": json.dumps(list(skip)), "owner": owner,
+             "now": time.time() if now is None else now},
         )
         return [OutboxItem(*r) for r in rows]
+
+    async def lease_outbox(
+        self, call_id: str, owner: str, now: float, until: float
+    ) -> list[OutboxItem]:
+        """Take every pending item of a due call for one delivery turn, unless another
+        process holds it: its items are then delivered by this process alone until `until`
+        (a dead process's lease runs out and another takes the call over)."""
+
+        def lease(conn: sqlite3.Connection) -> list[OutboxItem]:
+            rows = conn.execute(
+                "SELECT id, kind, attempts, next_attempt_at, posting_since, lease_owner, "
+                "lease_until FROM outbox INDEXED BY outbox_call_pending "
+                "WHERE call_id = ? AND done_at IS NULL ORDER BY id", (call_id,)).fetchall()
+            if not rows or any(
+                r["next_attempt_at"] > now
+                or (r["lease_owner"] not in (None, owner) and (r["lease_until"] or 0) > now)
+                for r in rows
+            ):
+                return []
+            conn.execute("UPDATE outbox SET lease_owner = ?, lease_until = ? "
+                         "WHERE call_id = ? AND done_at IS NULL", (owner, until, call_id))
+            found = conn.execute("SELECT channel_id FROM calls WHERE call_id = ?",
+                                 (call_id,)).fetchone()
+            channel = found[0] if found else None
+            return [OutboxItem(r["id"], call_id, r["kind"], r["attempts"], r["next_attempt_at"],
+                               r["posting_since"], channel) for r in rows]
+
+        return await self._writer.write(lease)
+
+    async def renew_outbox_leases(
+        self, call_ids: Collection[str], owner: str, until: float
+    ) -> set[str]:
+        """Extend our leases on calls still being delivered; returns the calls still ours."""
+
+        def renew(conn: sqlite3.Connection) -> set[str]:
+            ids = json.dumps(list(call_ids))
+            conn.execute(
+                "UPDATE outbox SET lease_until = ? WHERE done_at IS NULL AND lease_owner = ? "
+                "AND call_id IN (SELECT value FROM json_each(?))", (until, owner, ids))
+            return {str(r[0]) for r in conn.execute(
+                "SELECT DISTINCT call_id FROM outbox INDEXED BY outbox_call_pending "
+                "WHERE done_at IS NULL AND lease_owner = ? "
+                "AND call_id IN (SELECT value FROM json_each(?))", (owner, ids))}
+
+        return await self._writer.write(renew)
+
+    async def release_outbox(self, call_id: str, owner: str) -> None:
+        """End a turn that left items pending: whoever is due next may take them."""
+        await self._execute(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL "
+            "WHERE call_id = ? AND done_at IS NULL AND lease_owner = ?", (call_id, owner))
+
+    async def outbox_outcomes(self, call_ids: Collection[str]) -> set[str]:
+        """Which of these calls have a summary waiting: their turn comes first."""
+        rows = await self._read(
+            "SELECT DISTINCT call_id FROM outbox INDEXED BY outbox_call "
+            "WHERE call_id IN (SELECT value FROM json_each(?)) AND kind = 'summary' "
+            "AND done_at IS NULL", (json.dumps(list(call_ids)),))
+        return {str(r[0]) for r in rows}
 
     async def pending_card_items(self, call_id: str) -> list[int]:
         """Card updates still queued for a call: one update shows them all."""
@@ -555,13 +739,89 @@ class SQLiteStore:
             (now, "gave up: " + error, item_id),
         )
 
+    # -- leases and housekeeping -----------------------------------------------------------
+
+    async def acquire_lease(self, name: str, owner: str, now: float, until: float, *,
+                            reentrant: bool = True) -> bool:
+        """Hold `name` until `until` if it is free or has run out (or is ours already and
+        `reentrant`): work that must run in one process at a time, across processes."""
+
+        def acquire(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO leases (name, owner, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                "until = excluded.until "
+                "WHERE leases.until <= ? OR (? AND leases.owner = excluded.owner)",
+                (name, owner, until, now, reentrant))
+            return bool(cur.rowcount)
+
+        return await self._writer.write(acquire)
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        await self._execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+    async def prune(self, cutoff: float, batch: int = 500) -> dict[str, int]:
+        """Delete bookkeeping older than `cutoff` that only grows: claims, received webhook
+        events and finished outbox items, in batches so the writer is never held for long.
+
+        Kept whatever dedupe still needs: the events of a call still polled or not yet
+        analyzed and touched since `cutoff` (a late webhook must still be a duplicate), and
+        transcript items (a transcript is posted once per call)."""
+        deletes = {
+            "claims": "DELETE FROM claims WHERE key IN (SELECT key FROM claims INDEXED BY "
+                      "claims_at WHERE claimed_at < :cutoff LIMIT :batch)",
+            "webhook_events": f"""DELETE FROM webhook_events WHERE (call_id, event) IN (
+                SELECT e.call_id, e.event FROM webhook_events e INDEXED BY webhook_events_at
+                WHERE e.received_at < :cutoff AND NOT EXISTS (
+                    SELECT 1 FROM calls c WHERE c.call_id = e.call_id
+                    AND (c.next_poll_at IS NOT NULL
+                         OR (c.stage < {STAGE_ANALYZED} AND c.updated_at >= :cutoff)))
+                LIMIT :batch)""",
+            "outbox": "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox INDEXED BY "
+                      "outbox_done WHERE done_at < :cutoff AND kind != 'transcript' "
+                      "LIMIT :batch)",
+        }
+        counts = dict.fromkeys(deletes, 0)
+        params = {"cutoff": cutoff, "batch": batch}
+        for table, sql in deletes.items():
+            delete = functools.partial(_rowcount, sql, params)
+            while True:
+                count = await self._writer.write(delete)
+                counts[table] += count
+                if count < batch:
+                    break
+        return counts
+
+    # -- health and heavy reads ------------------------------------------------------------
+
+    async def check_writable(self) -> None:
+        """Raise unless a write really commits: a heartbeat row through the writer, so a
+        database locked past its busy timeout or a full disk shows, as a read would not."""
+        stamp = repr(time.time())
+        await self._writer.write(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_heartbeat', ?)",
+            (stamp,)))
+
+    _heavy_lock: asyncio.Lock | None = None
+
+    async def _stats_read(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        """A heavy query (stats over all history) on a short-lived connection of its own in
+        a worker thread, one at a time: the shared reader, which health checks, the outbox
+        and the Home tab use, never waits behind it, and a burst cannot take every thread."""
+        if not self._open:
+            raise RuntimeError("store is not open")
+        if self._heavy_lock is None:
+            self._heavy_lock = asyncio.Lock()
+        async with self._heavy_lock:
+            return await asyncio.to_thread(_read_apart, self.path, sql, params)
+
     # -- stats ---------------------------------------------------------------------------
 
     async def stats(self, since: float | None) -> CallStats:
         lower = since if since is not None else float("-inf")
         window = "call_id IS NOT NULL AND created_at >= :since"
         params = {"since": lower}
-        [agg] = await self._read(
+        [agg] = await self._stats_read(
             f"""SELECT count(*) AS calls,
                        count(successful) AS analyzed,
                        coalesce(sum(successful = 1), 0) AS successful,
@@ -574,13 +834,13 @@ class SQLiteStore:
                 FROM calls INDEXED BY calls_stats WHERE {window}""",
             params,
         )
-        [failed_row] = await self._read(
+        [failed_row] = await self._stats_read(
             "SELECT count(*) FROM calls INDEXED BY calls_failed "
             "WHERE call_id IS NULL AND created_at >= :since",
             params,
         )
         median = await self._median_duration(window, params, int(agg["connected"]))
-        reason_rows = await self._read(
+        reason_rows = await self._stats_read(
             f"""SELECT disconnection_reason AS reason, count(*) AS n
                 FROM calls INDEXED BY calls_stats
                 WHERE {window} AND disconnection_reason IS NOT NULL
@@ -613,7 +873,7 @@ class SQLiteStore:
     ) -> float | None:
         if n == 0:
             return None
-        rows = await self._read(
+        rows = await self._stats_read(
             f"""SELECT duration_ms FROM calls INDEXED BY calls_stats
                 WHERE {window} AND duration_ms > 0
                 ORDER BY duration_ms LIMIT :take OFFSET :skip""",
@@ -622,6 +882,82 @@ class SQLiteStore:
         if not rows:  # calls were deleted between the count and this query
             return None
         return sum(float(r[0]) for r in rows) / len(rows)
+
+    # -- bulk seeding --------------------------------------------------------------------
+
+    async def import_calls(self, records: Iterable[CallRecord], batch: int = 20_000) -> int:
+        """Bulk-load calls as they stand (bench history, imports): plain inserts, `batch`
+        rows per transaction through the group writer, no outbox work and no events. A call
+        id already stored is skipped; `id` is assigned here. Returns the rows added."""
+        columns = [f.name for f in dc_fields(CallRecord) if f.name != "id"]
+        sql = (f"INSERT OR IGNORE INTO calls ({', '.join(columns)}) "
+               f"VALUES ({', '.join('?' * len(columns))})")
+
+        def values(record: CallRecord) -> tuple[Any, ...]:
+            out: list[Any] = []
+            for column in columns:
+                value = getattr(record, column)
+                if column == "variables":
+                    value = json.dumps(value) if value else None
+                elif isinstance(value, bool):
+                    value = int(value)
+                out.append(value)
+            return tuple(out)
+
+        async def insert(rows: list[CallRecord]) -> int:
+            def run(conn: sqlite3.Connection) -> int:
+                return int(conn.executemany(sql, map(values, rows)).rowcount)
+
+            return await self._writer.write(run)
+
+        added = 0
+        chunk: list[CallRecord] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) >= batch:
+                added += await insert(chunk)
+                chunk = []
+        if chunk:
+            added += await insert(chunk)
+        return added
+
+
+def _apply_entry(conn: sqlite3.Connection, entry: InboxEntry, fields: CallFields,
+                 params: dict[str, Any], now: float, default_channel: bool,
+                 audit: Callable[[sqlite3.Connection, AuditEntry, float], None]) -> None:
+    conn.execute(_UPSERT_CALL, params)
+    _resolve_holds(conn, fields.request_key)
+    if entry.merge:
+        return  # the event was recorded (and its Slack work queued) when a poll saw it
+    if entry.kinds and (default_channel or conn.execute(
+            "SELECT channel_id IS NOT NULL FROM calls WHERE call_id = ?",
+            (fields.call_id,)).fetchone()[0]):
+        _enqueue(conn, fields.call_id, entry.kinds, now)
+    if entry.dnc is not None:
+        dnc, dnc_audit = entry.dnc
+        if _dnc_insert(conn, replace(dnc, added_at=now)):
+            audit(conn, dnc_audit, now)
+
+
+def _resolve_holds(conn: sqlite3.Connection, request_key: str | None) -> None:
+    """The create a hold was kept for turned out to be placed: the call row counts now."""
+    if request_key:
+        conn.execute("DELETE FROM call_holds WHERE request_key = ?", (request_key,))
+
+
+def _read_apart(path: Path, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+    """Run one read-only query on a connection opened and closed for it (in a thread)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA query_only = ON")
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+def _rowcount(sql: str, params: dict[str, Any], conn: sqlite3.Connection) -> int:
+    return int(conn.execute(sql, params).rowcount)
 
 
 def _dnc_insert(conn: sqlite3.Connection, entry: DncEntry) -> bool:
