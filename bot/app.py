@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -20,12 +20,14 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import edge
 from bot.calls import CallService
 from bot.config import Settings
 from bot.context import AppContext
 from bot.guard import Guard
 from bot.home import HomePublisher
-from bot.logs import LOGGED
+from bot.ingest import Ingest
+from bot.logs import LOGGED, install_scrubbing
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, RetryPolicy
 from bot.poller import Poller
@@ -38,6 +40,7 @@ from storage.sqlite import SQLiteStore
 log = logging.getLogger("bot.http")
 CONTEXT = web.AppKey("context", AppContext)
 # Retell's call payloads carry word-level transcripts: an hour-long call runs to megabytes.
+# The cap of /retell/webhook, counted on the wire by bot.edge (Slack's is 1 MiB there).
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
@@ -99,8 +102,10 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         ),
         metrics=metrics,
     )
+    ingest = Ingest(store, calls, default_channel=settings.notify_channel is not None,
+                    on_applied=outbox.wake)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(),
-                     Guard(settings, store))
+                     Guard(settings, store), ingest)
     return ctx, slack, retell
 
 
@@ -126,6 +131,7 @@ def _slack_client(settings: Settings, retry: list[AsyncRetryHandler]) -> AsyncWe
 
 
 def create_app(settings: Settings) -> web.Application:
+    install_scrubbing()  # whoever embeds the app: no log line carries a number or a token
     ctx, slack, retell = build_context(settings)
     bolt = AsyncApp(
         client=slack,
@@ -139,14 +145,27 @@ def create_app(settings: Settings) -> web.Application:
     views.register(bolt, ctx)
     events.register(bolt, ctx)
     # Polls often enough to notice a late call within a few seconds of its deadline.
+    # One lease owner id per process (the outbox's): leases keep work meant for one
+    # process in one when two share the database during a rolling deploy.
     poller = Poller(ctx.calls, ctx.outbox.wake,
-                    interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)))
-    retention = Retention(ctx.store, settings.retention_days)
+                    interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)),
+                    owner=ctx.outbox.owner)
+    retention = Retention(ctx.store, settings.retention_days,
+                          housekeeping_days=settings.housekeeping_days, owner=ctx.outbox.owner)
     socket_mode: AsyncSocketModeHandler | None = None
     socket_tasks: list[asyncio.Task[None]] = []
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
-        bolt_request = await to_bolt_request(request)
+        """Bolt sees only what bot.edge verified (signature) and checked (what Bolt's request
+        constructor parses); the body is already read, decoded here as UTF-8 as Slack sends."""
+        raw = await request.read()
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=raw.decode("utf-8"), query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+            )
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+            return edge.refuse(request, 400, f"malformed Slack request ({type(exc).__name__})")
         if not bolt_request.body:
             _reparse_form(bolt_request)
         bolt_response = await bolt.async_dispatch(bolt_request)
@@ -155,9 +174,12 @@ def create_app(settings: Settings) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         nonlocal socket_mode
         await ctx.store.open()
+        ctx.ingest.start()
         ctx.outbox.start()
         poller.start()
         retention.start()
+        # auth.test in the background: a Slack outage never holds up /healthz or webhooks.
+        slack_check.start()
         if settings.slack_app_token:
             socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token,
                                                  web_client=slack)
@@ -166,7 +188,7 @@ def create_app(settings: Settings) -> web.Application:
             socket_tasks.append(asyncio.create_task(
                 socket_mode.connect_async(), name="socket-mode"  # type: ignore[no-untyped-call]
             ))
-        log.info("ready: database %s, Retell at %s, Slack over %s", settings.database_path,
+        log.info("started: database %s, Retell at %s, Slack over %s", settings.database_path,
                  settings.retell_base_url, "Socket Mode" if socket_mode else "HTTP")
 
     async def on_shutdown(app: web.Application) -> None:
@@ -184,21 +206,29 @@ def create_app(settings: Settings) -> web.Application:
             if not await ctx.inflight.wait_idle(grace):
                 log.warning("stopping: %d Slack listener(s) still running after %g s",
                             ctx.inflight.count, grace)
+            await ctx.ingest.stop(grace)
             await poller.stop()
             await retention.stop()
             await ctx.outbox.stop(grace)
             await ctx.home.stop()
         finally:
+            await slack_check.stop()
             await retell.aclose()
             await ctx.store.close()
             log.info("stopped: database closed")
 
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[access_log(ctx.metrics)])
+    # The edge reads and caps bodies per route (bot.edge.SLACK_MAX_BODY for Slack);
+    # client_max_size is what any other route may read.
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
+        access_log(ctx.metrics),
+        edge.Edge(settings, ctx.metrics, retell_cap=MAX_BODY_BYTES).middleware(),
+    ])
     app[CONTEXT] = ctx
     if settings.slack_signing_secret:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/retell/webhook", webhook.make_handler(ctx))
-    app.router.add_get("/healthz", health.make_handler(ctx))
+    slack_check = health.SlackCheck(slack, bolt, ctx.metrics)
+    app.router.add_get("/healthz", health.make_handler(ctx, slack_check))
     app.router.add_get("/metrics", health.make_metrics_handler(ctx))
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

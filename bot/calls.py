@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+
+import orjson
 
 from bot.guard import Ticket, audit_entry, callee_asked
 from bot.parsing import CallCommand, StatsPeriod
@@ -23,9 +26,9 @@ from bot.retell import (
     RetellCall,
     RetellClient,
     RetellError,
-    WebhookBody,
 )
 from storage.base import Store
+from storage.errors import store_failure
 from storage.models import (
     STAGE_ANALYZED,
     STAGE_ENDED,
@@ -37,11 +40,27 @@ from storage.models import (
     CallRecord,
     CallStats,
     DncEntry,
+    InboxEntry,
 )
 
 log = logging.getLogger(__name__)
 
 METADATA_SOURCE = "slack-callbot"
+# The metadata key that carries a create's idempotency key, so a call whose create answer
+# was lost is recognised when its webhook comes (or found with list-calls).
+REQUEST_KEY_FIELD = "callbot_key"
+# What metadata may say about where a call belongs; anything else is ignored, not trusted.
+_META_SHAPES = {
+    "slack_team_id": re.compile(r"[TE][A-Z0-9]{2,20}"),
+    "slack_channel_id": re.compile(r"[CGD][A-Z0-9]{2,20}"),
+    "slack_user_id": re.compile(r"[UW][A-Z0-9]{2,20}"),
+    "slack_message_ts": re.compile(r"[0-9]{1,12}\.[0-9]{1,9}"),
+    "slack_thread_ts": re.compile(r"[0-9]{1,12}\.[0-9]{1,9}"),
+    REQUEST_KEY_FIELD: re.compile(r"[0-9a-f]{40}"),
+}
+# The words of a call, kept in their own column: the stored payload leaves them out.
+_TRANSCRIPT_KEYS = frozenset({"transcript", "transcript_object", "transcript_with_tool_calls",
+                              "scrubbed_transcript_with_tool_calls"})
 # What each event asks Slack to show; the outbox delivers these after the commit.
 EVENT_EFFECTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "call_started": (STAGE_STARTED, ("card",)),
@@ -61,9 +80,19 @@ class AgentLookupError(Exception):
 class CallFailed(Exception):
     """Retell did not place the call; `str()` is the answer for the person who asked."""
 
-    def __init__(self, message: str, row_id: int = 0) -> None:
+    def __init__(self, message: str, row_id: int = 0, *, unrecorded: bool = False) -> None:
         super().__init__(message)
         self.row_id = row_id  # the recorded attempt, so "Call again" can retry it
+        self.unrecorded = unrecorded  # the database could not keep the attempt either
+
+
+class CallNotRecorded(Exception):
+    """Retell placed the call but the database could not record it (locked, full)."""
+
+    def __init__(self, call_id: str, cause: str | None = None) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
+        self.cause = cause  # locked | full | unavailable, when the store said
 
 
 class NotAllowed(Exception):
@@ -162,6 +191,7 @@ def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | 
         user_id=_meta(meta, "slack_user_id"),
         message_ts=_meta(meta, "slack_message_ts"),
         thread_ts=_meta(meta, "slack_thread_ts"),
+        request_key=_meta(meta, REQUEST_KEY_FIELD),
         from_number=call.from_number,
         to_number=call.to_number,
         agent_id=call.agent_id,
@@ -193,7 +223,14 @@ def _callee_dnc(call: RetellCall, now: float) -> tuple[DncEntry, AuditEntry] | N
 
 def _meta(meta: dict[str, Any], key: str) -> str | None:
     value = meta.get(key)
-    return value if isinstance(value, str) and 0 < len(value) <= 64 else None
+    shape = _META_SHAPES[key]
+    return value if isinstance(value, str) and shape.fullmatch(value) else None
+
+
+def compact_payload(call: dict[str, Any]) -> str:
+    """The call object as stored: everything but the transcript, which has its own column
+    (a transcript with word timings is most of a webhook's bytes)."""
+    return orjson.dumps({k: v for k, v in call.items() if k not in _TRANSCRIPT_KEYS}).decode()
 
 
 class CallService:
@@ -300,7 +337,7 @@ class CallService:
                 to_number=command.phone.e164,
                 agent_id=attempt.agent_id,
                 variables=command.variables,
-                metadata=route.metadata(),
+                metadata={**route.metadata(), REQUEST_KEY_FIELD: request_key},
                 idempotency_key=request_key,
             )
         except RetellError as exc:
@@ -308,15 +345,19 @@ class CallService:
             if exc.uncertain:
                 message += (" Retell may still place it: if it does, this card will show it,"
                             " and *Try again* will not call twice.")
-            row_id = await self.store.record_failed_attempt(
-                attempt, message, error_kind=exc.kind, request_key=request_key,
-                hold_id=ticket.hold_id if ticket else None,
-                audit=ticket.entry("failed", exc.kind) if ticket else None,
-            )
-            log.warning(
-                "call refused to=%s kind=%s status=%s reason=%s",
-                mask_phone(command.phone.e164), exc.kind, exc.status, exc.reason,
-            )
+            log.warning("call refused to=%s kind=%s status=%s", mask_phone(command.phone.e164),
+                        exc.kind, exc.status)
+            try:
+                row_id = await self.store.record_failed_attempt(
+                    attempt, message, error_kind=exc.kind, request_key=request_key,
+                    hold_id=ticket.hold_id if ticket else None,
+                    audit=ticket.entry("failed", exc.kind) if ticket else None,
+                    uncertain=exc.uncertain,
+                )
+            except Exception as store_exc:  # the database is down too: say so, lose nothing
+                log.error("failed call not recorded to=%s: %s", mask_phone(command.phone.e164),
+                          type(store_exc).__name__)
+                raise CallFailed(message, 0, unrecorded=True) from None
             raise CallFailed(message, row_id) from None
         log.info(
             "call placed call_id=%s to=%s agent=%s in %.0f ms",
@@ -328,14 +369,24 @@ class CallService:
             agent_id=call.agent_id or attempt.agent_id,
             agent_name=call.agent_name or attempt.agent_name,
         )
-        await self.store.save_placed_call(
-            placed, call.call_id, call.call_status or "registered", call.model_dump_json(),
-            poll_at=time.time() + self.poll_after,
-            hold_id=ticket.hold_id if ticket else None,
-            audit=ticket.entry("placed", call_id=call.call_id) if ticket else None,
-        )
-        record = await self.store.get_call(call.call_id)
-        assert record is not None
+        try:
+            await self.store.save_placed_call(
+                placed, call.call_id, call.call_status or "registered",
+                compact_payload(call.model_dump(mode="json")),
+                poll_at=time.time() + self.poll_after,
+                hold_id=ticket.hold_id if ticket else None,
+                audit=ticket.entry("placed", call_id=call.call_id) if ticket else None,
+                request_key=request_key,
+            )
+            record = await self.store.get_call(call.call_id)
+        except Exception as exc:
+            # Retell placed it: its webhooks carry the route and key, and will record it
+            # (and settle its hold) once the database takes writes again.
+            log.error("placed call not recorded call_id=%s: %s", call.call_id,
+                      type(exc).__name__)
+            raise CallNotRecorded(call.call_id, store_failure(exc)) from None
+        if record is None:
+            raise CallNotRecorded(call.call_id)
         return record
 
     async def find(self, ref: str) -> CallRecord | None:
@@ -392,18 +443,27 @@ class CallService:
 
     # -- what Retell reports -----------------------------------------------------------------
 
-    async def record_webhook(self, body: WebhookBody, raw: str) -> str:
-        """Store one webhook; returns `stored`, `duplicate` or `ignored`."""
-        fields = fields_from_webhook(body.event, body.call, raw)
-        if fields is None:
-            return "ignored"
-        _, effects = EVENT_EFFECTS[body.event]
+    def webhook_entry(self, inbox_id: int, event: str, merge: bool, parsed: RetellCall,
+                      call: dict[str, Any]) -> InboxEntry:
+        """What a webhook means for the store: the call's changes, the Slack work its event
+        causes, and a do-not-call entry if the callee asked for one."""
+        fields = fields_from_webhook(event, parsed, compact_payload(call))
+        _, kinds = EVENT_EFFECTS.get(event, (0, ()))
         now = time.time()
-        new = await self.store.record_events(
-            [(body.event, effects)], fields, poll_at=now + self.poll_after,
-            dnc=_callee_dnc(body.call, now),
-        )
-        return "stored" if new else "duplicate"
+        return InboxEntry(inbox_id, event, merge, fields, kinds,
+                          _callee_dnc(parsed, now), now + self.poll_after)
+
+    def stored_entry(self, inbox_id: int, event: str, merge: bool, body: str) -> InboxEntry:
+        """An entry from a body read back from the store (after a restart or a spill)."""
+        try:
+            data = orjson.loads(body)
+            call = data["call"]
+            if not isinstance(call, dict):
+                raise TypeError
+            parsed = RetellCall.model_validate(call)
+        except (ValueError, KeyError, TypeError):  # ValidationError is a ValueError
+            return InboxEntry(inbox_id, event, merge, None)
+        return self.webhook_entry(inbox_id, event, merge, parsed, call)
 
     async def _record_call(
         self, call: RetellCall, *, source: str, always: tuple[str, ...] = ()
@@ -430,10 +490,15 @@ class CallService:
             next_at: float | None = now + self.poll_delay(call.poll_attempts)
             try:
                 found = await self.retell.get_call(call.call_id)
-            except RetellError as exc:
-                log.warning("poll failed call_id=%s: %s", call.call_id, exc)
-            else:
+                if found.call_id != call.call_id:
+                    raise RetellError("bad_answer", "get-call answered for another call")
                 new = await self._record_call(found, source="poll")
+            except RetellError as exc:
+                log.warning("poll failed call_id=%s: %s %s", call.call_id, exc.kind,
+                            exc.status or "")
+            except Exception as exc:  # one bad answer must not stop polling for the rest
+                log.error("poll failed call_id=%s: %s", call.call_id, type(exc).__name__)
+            else:
                 if new:
                     log.info("poll call_id=%s found %s", call.call_id, ",".join(new))
             if now - call.created_at > POLL_GIVE_UP_SECONDS:
@@ -441,7 +506,33 @@ class CallService:
                             POLL_GIVE_UP_SECONDS // 3600)
                 next_at = None
             await self.store.schedule_poll(call.call_id, next_at)
-        return len(due)
+        # Creates whose answer was lost: Retell has had as long to show them as a call's
+        # webhooks have to come before we poll.
+        return len(due) + await self.settle_uncertain(older_than=min(30.0, self.poll_after))
+
+    async def settle_uncertain(self, *, older_than: float = 30.0, limit: int = 20) -> int:
+        """Creates whose answer was lost keep a hold on the limits; ask Retell whether each
+        was placed (list-calls by the key in its metadata). Placed: record it, which frees
+        the hold for the call row. Not placed: release the hold. Returns how many settled."""
+        now = time.time()
+        settled = 0
+        for hold_id, key in await self.store.uncertain_holds(now - older_than, limit):
+            try:
+                found = await self.retell.find_call(REQUEST_KEY_FIELD, key)
+                if found is not None:
+                    await self._record_call(found, source="poll", always=("card",))
+                else:
+                    await self.store.release_hold(hold_id)
+            except RetellError as exc:
+                log.warning("could not settle an uncertain create: %s %s", exc.kind,
+                            exc.status or "")
+                continue
+            except Exception as exc:
+                log.error("could not settle an uncertain create: %s", type(exc).__name__)
+                continue
+            settled += 1
+            log.info("uncertain create settled: %s", "placed" if found else "not placed")
+        return settled
 
     def poll_delay(self, attempts: int) -> float:
         """Backoff between polls of one call: quick at first, then every few minutes."""

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=0, ge=0, le=36_500,
                                 alias="CALLBOT_RETENTION_DAYS")  # 0: keep everything
 
+    # Hardening: who from outside the workspace, bookkeeping that would only grow, and the
+    # server's defences against slow or hostile clients (README: "Running it safely").
+    allow_external_users: bool = Field(default=False, alias="CALLBOT_ALLOW_EXTERNAL_USERS")
+    housekeeping_days: int = Field(default=30, ge=1, le=36_500,
+                                   alias="CALLBOT_HOUSEKEEPING_DAYS")
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000,
+                                 alias="CALLBOT_MAX_CONNECTIONS")
+    header_timeout: float = Field(default=10.0, gt=0, le=300, alias="CALLBOT_HEADER_TIMEOUT")
+    body_timeout: float = Field(default=30.0, gt=0, le=600, alias="CALLBOT_BODY_TIMEOUT")
+
     @field_validator(
         "retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel",
         "slack_signing_secret",

@@ -8,6 +8,7 @@ from bot.calls import CallService
 from bot.config import Settings
 from bot.guard import Guard
 from bot.home import HomePublisher
+from bot.ingest import Ingest
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
 from bot.tasks import InFlight
@@ -24,3 +25,4 @@ class AppContext:
     metrics: Metrics
     inflight: InFlight
     guard: Guard
+    ingest: Ingest

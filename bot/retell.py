@@ -12,14 +12,19 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from bot.phones import mask_numbers
 
 log = logging.getLogger(__name__)
-# Failures after which Retell may still have done what was asked.
-UNCERTAIN_KINDS = frozenset({"timeout", "unreachable", "server_error"})
+# Failures after which Retell may still have done what was asked (a 2xx we could not read
+# is one: Retell answered that it did something).
+UNCERTAIN_KINDS = frozenset({"timeout", "unreachable", "server_error", "bad_answer"})
+# Retell's own error texts are shown to people: long ones are cut, not passed on whole.
+MAX_REASON_CHARS = 300
 MAX_EPOCH_MS = 10**14  # the year 5138: far past any real timestamp, far below 2**63
 
 
@@ -34,7 +39,8 @@ class RetellError(Exception):
         retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{kind}: {reason}" + (f" (HTTP {status})" if status else ""))
-        self.kind = kind  # refused | rate_limited | server_error | timeout | unreachable
+        # refused | rate_limited | server_error | timeout | unreachable | bad_answer
+        self.kind = kind
         self.reason = reason
         self.status = status
         self.retry_after = retry_after  # seconds, when Retell said how long to wait
@@ -58,6 +64,8 @@ class RetellError(Exception):
             return f"Retell had a server error (HTTP {self.status}): {self.reason}. Try again."
         if self.kind == "timeout":
             return f"Retell did not answer in time ({self.reason})."
+        if self.kind == "bad_answer":
+            return f"Retell answered with something I could not read ({self.reason})."
         return f"Could not reach Retell ({self.reason}). Try again shortly."
 
 
@@ -97,6 +105,17 @@ class CallCost(_Lenient):
     combined_cost: float | None = None
 
 
+def _whole(value: Any) -> Any:
+    """Retell's integers sometimes arrive as floats (`95000.0`, even `95000.4`): a reading
+    off by a fraction of a millisecond is still the reading, not a reason to drop a call."""
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return round(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+
+
 class RetellCall(_Lenient):
     call_id: str = Field(min_length=1, max_length=200)
     call_status: str | None = None
@@ -106,9 +125,9 @@ class RetellCall(_Lenient):
     agent_id: str | None = None
     agent_name: str | None = None
     # Bounded so that nothing a sender makes up overflows a SQLite integer.
-    start_timestamp: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
-    end_timestamp: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
-    duration_ms: int | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
+    start_timestamp: Whole | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
+    end_timestamp: Whole | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
+    duration_ms: Whole | None = Field(default=None, ge=0, le=MAX_EPOCH_MS)
     transcript: str | None = None
     recording_url: str | None = None
     public_log_url: str | None = None
@@ -175,11 +194,24 @@ class RetellClient:
         # Only a key makes a retry safe: Retell then answers a repeat with the same call.
         data = await self._request("POST", "/v2/create-phone-call", json=body,
                                    retry=idempotency_key is not None)
-        return RetellCall.model_validate(data)
+        return _call_from(data, "create-phone-call")
 
     async def get_call(self, call_id: str) -> RetellCall:
         data = await self._request("GET", f"/v2/get-call/{call_id}")
-        return RetellCall.model_validate(data)
+        return _call_from(data, "get-call")
+
+    async def find_call(self, metadata_key: str, value: str) -> RetellCall | None:
+        """The call whose metadata has `metadata_key` = `value`, if Retell has one: how a
+        create whose answer was lost is found (list-calls' keyed metadata filter)."""
+        data = await self._request("POST", "/v3/list-calls", json={
+            "limit": 1,
+            "filter_criteria": {"metadata": [
+                {"key": metadata_key, "type": "string", "op": "eq", "value": value}]},
+        })
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not items:
+            return None
+        return _call_from(items[0], "list-calls")
 
     async def stop_call(self, call_id: str) -> None:
         """Hang up a live call; Retell then ends it with `manual_stopped`."""
@@ -275,6 +307,23 @@ class RetellClient:
             ) from None
 
 
+def _call_from(data: Any, operation: str) -> RetellCall:
+    """A call object from an answer, or a RetellError saying the answer was unreadable."""
+    try:
+        return RetellCall.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        raise RetellError("bad_answer", f"{operation}: {where or 'the answer'} is invalid",
+                          200) from None
+
+
+def clean_reason(text: str) -> str:
+    """Retell's words, on one line and cut to a readable length."""
+    flat = mask_numbers(" ".join(text.split()))
+    return flat if len(flat) <= MAX_REASON_CHARS else flat[: MAX_REASON_CHARS - 1] + "…"
+
+
 def _transport_reason(exc: httpx.HTTPError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "connection refused or DNS failure"
@@ -289,10 +338,10 @@ def _error_from(response: httpx.Response) -> RetellError:
     try:
         data = response.json()
         if isinstance(data, dict):
-            reason = str(data.get("message") or data.get("error_message") or "")
+            reason = str(data.get("message") or data.get("error_message") or "")[:4000]
     except ValueError:
-        reason = response.text.strip()[:200]
-    reason = reason or response.reason_phrase or f"HTTP {status}"
+        reason = response.text[:4000]
+    reason = clean_reason(reason or response.reason_phrase or f"HTTP {status}")
     retry_after = _retry_after(response.headers.get("retry-after"))
     if status == 429:
         return RetellError("rate_limited", reason, status, retry_after)

@@ -6,21 +6,26 @@ rule (card first, then Retell; a failure shown on the card and to the person) ho
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
+import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import already_placed_card, call_card, not_in_channel_text
-from bot.calls import AgentLookupError, CallFailed, SlackRoute, idempotency_key
+from bot import answers
+from bot.blocks import ERROR_LIMIT, already_placed_card, call_card, said
+from bot.calls import AgentLookupError, CallFailed, CallNotRecorded, SlackRoute, idempotency_key
 from bot.context import AppContext
-from bot.guard import Refused
+from bot.guard import Refused, Ticket
 from bot.parsing import CallCommand
 from bot.phones import mask_phone
 from bot.retell import Agent
+from storage.errors import store_failure
 from storage.models import CallRecord
 
 log = logging.getLogger(__name__)
@@ -40,12 +45,50 @@ class Placement:
     note: str | None = None
     source: str = "command"
     request_key: str | None = None  # reuse this idempotency key (retrying an unknown outcome)
+    # The person's own organisation when it is not the app's (Slack Connect): guard.team_may.
+    external_team: str | None = None
 
 
 async def place_from_slack(
     ctx: AppContext, client: AsyncWebClient, placement: Placement, tell: Tell
 ) -> CallRecord | None:
-    """Post the card, ask Retell, and tell the person what went wrong if anything did."""
+    """Post the card, ask Retell, and tell the person what went wrong if anything did.
+
+    Whatever fails on the way (Slack, the database, Retell, our own code) the person gets
+    an answer that fits the cause, the card ends in a final state, and the hold on the
+    limits is settled: nothing is acked and then forgotten."""
+    tell = _safe(tell)
+    state = _Progress()
+    try:
+        return await _place(ctx, client, placement, tell, state)
+    except Exception as exc:
+        cause = store_failure(exc)
+        log.error("%s failed at %s: %s", placement.source, state.step, type(exc).__name__)
+        if state.ticket is not None and state.step != "recorded":
+            with contextlib.suppress(Exception):  # the database may be the cause
+                await ctx.guard.abandon(state.ticket, f"{state.step}: {type(exc).__name__}")
+        if state.card_ts is not None and state.pending is not None:
+            failed = replace(state.pending, status="failed",
+                             error=answers.unexpected(type(exc).__name__))
+            await _update_card(ctx, client, placement.route.channel_id or "", state.card_ts,
+                               failed)
+        if cause is not None and state.card_ts is None:
+            await tell(f":x: {answers.store_down_before(cause)}")
+        else:
+            await tell(f":x: {answers.unexpected(type(exc).__name__)}")
+        return None
+
+
+@dataclass
+class _Progress:
+    step: str = "agent"
+    ticket: Ticket | None = None
+    card_ts: str | None = None
+    pending: CallRecord | None = None
+
+
+async def _place(ctx: AppContext, client: AsyncWebClient, placement: Placement, tell: Tell,
+                 state: _Progress) -> CallRecord | None:
     route = placement.route
     log.info("%s user=%s channel=%s to=%s", placement.source, route.user_id, route.channel_id,
              mask_phone(placement.command.phone.e164))
@@ -54,18 +97,25 @@ async def place_from_slack(
         try:
             agent = await ctx.calls.resolve_agent(placement.command.agent)
         except AgentLookupError as exc:
-            await tell(f":warning: {exc}")
+            await tell(f":warning: {said(str(exc), ERROR_LIMIT)}")
             return None
+    # Known before the card: the hold carries it, so the call settles the hold however it
+    # is recorded.
+    key = placement.request_key or idempotency_key(route.team_id or "",
+                                                   *placement.request_parts)
+    state.step = "admission"
     try:  # every rule, before the card and before Retell
         ticket = await ctx.guard.admit(
             user_id=route.user_id, channel_id=route.channel_id,
             number=placement.command.phone.e164,
             agent=(agent.agent_name or agent.agent_id) if agent else None,
-            source=placement.source,
+            source=placement.source, external_team=placement.external_team,
+            request_key=key,
         )
     except Refused as exc:
         await tell(f":no_entry: {exc}")
         return None
+    state.ticket = ticket
     now = time.time()
     pending = CallRecord(
         id=0, call_id=None, direction="outbound", status="placing", stage=0,
@@ -79,40 +129,87 @@ async def place_from_slack(
     card = call_card(pending, show_full_numbers=show,
                      post_transcripts=ctx.settings.post_transcripts)
     channel = route.channel_id or ""
+    state.step = "card"
     try:
         posted = await client.chat_postMessage(
             channel=channel, text=card.text, blocks=card.blocks, thread_ts=route.thread_ts
         )
-    except SlackApiError as exc:
-        error = str(exc.response.get("error", "unknown_error"))
-        log.warning("%s card not posted channel=%s error=%s", placement.source, channel, error)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        error, status = _slack_failure(exc)
+        log.warning("%s card not posted channel=%s error=%s status=%s", placement.source,
+                    channel, error, status)
+        state.ticket = None
         await ctx.guard.abandon(ticket, f"card not posted: {error}")
-        await tell(not_in_channel_text(channel, error))
+        await tell(f":x: {answers.card_not_posted(channel, error, status)}")
         return None
     route = replace(route, message_ts=str(posted["ts"]))
-    key = placement.request_key or idempotency_key(route.team_id or "",
-                                                   *placement.request_parts)
+    state.card_ts, state.pending = route.message_ts, pending
+    state.step = "retell"
     try:
         record = await ctx.calls.place_call(
             placement.command, agent, route, key,
             from_number=placement.from_number, note=placement.note, ticket=ticket,
         )
     except CallFailed as exc:
-        failed = replace(pending, id=exc.row_id, status="failed", error=str(exc))
-        card = call_card(failed, show_full_numbers=show)
-        await client.chat_update(channel=channel, ts=route.message_ts or "", text=card.text,
-                                 blocks=card.blocks)
-        await tell(f":x: {exc}")
+        state.step = "recorded"  # the store settled the hold (or it expires)
+        message = answers.failed_unrecorded(str(exc)) if exc.unrecorded else str(exc)
+        failed = replace(pending, id=exc.row_id, status="failed", error=message)
+        await _update_card(ctx, client, channel, route.message_ts or "", failed)
+        await tell(f":x: {said(message, ERROR_LIMIT, show_full_numbers=show)}")
+        return None
+    except CallNotRecorded as exc:
+        state.step = "recorded"  # its webhooks will record it and settle the hold
+        message = answers.placed_not_recorded(exc.call_id, exc.cause)
+        placed = replace(pending, call_id=exc.call_id, status="registered", error=message)
+        await _update_card(ctx, client, channel, route.message_ts or "", placed)
+        await tell(f":warning: {said(message, ERROR_LIMIT, show_full_numbers=show)}")
         return None
     finally:
+        ctx.outbox.wake()
         if route.user_id:
             ctx.home.refresh(route.user_id)
+    state.step = "recorded"
     if record.message_ts and record.message_ts != route.message_ts:
         card = already_placed_card(record, show_full_numbers=show)
-        await client.chat_update(channel=channel, ts=route.message_ts or "", text=card.text,
-                                 blocks=card.blocks)
-    ctx.outbox.wake()
+        await _edit(client, channel, route.message_ts or "", card.text, card.blocks)
     return record
+
+
+async def _update_card(ctx: AppContext, client: AsyncWebClient, channel: str, ts: str,
+                       call: CallRecord) -> None:
+    card = call_card(call, show_full_numbers=ctx.settings.show_full_numbers)
+    await _edit(client, channel, ts, card.text, card.blocks)
+
+
+async def _edit(client: AsyncWebClient, channel: str, ts: str, text: str,
+                blocks: list[dict[str, Any]]) -> None:
+    """Best effort: the person has been told already; a card Slack won't update is logged."""
+    try:
+        await client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+    except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        error, status = _slack_failure(exc)
+        log.warning("card not updated channel=%s error=%s status=%s", channel, error, status)
+
+
+def _slack_failure(exc: Exception) -> tuple[str, int | None]:
+    """(Slack's error code, HTTP status) of a failed call; status None: no answer at all."""
+    if isinstance(exc, SlackApiError) and exc.response is not None:
+        data = exc.response.data
+        error = data.get("error") if isinstance(data, dict) else None
+        return str(error or f"http_{exc.response.status_code}"), exc.response.status_code
+    return type(exc).__name__, None
+
+
+def _safe(tell: Tell) -> Tell:
+    """Telling the person must never be what fails: log it and go on."""
+
+    async def safe(text: str) -> None:
+        try:
+            await tell(text)
+        except Exception as exc:
+            log.warning("could not answer the person: %s", type(exc).__name__)
+
+    return safe
 
 
 def tell_in_thread(client: AsyncWebClient, channel: str, user: str, thread_ts: str | None) -> Tell:

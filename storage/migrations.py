@@ -134,4 +134,44 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('number_key_salt', lower(hex(randomblob(16))));
     """,
+    # 5: hardening: two processes on one file (leases), the webhook inbox (verified raw
+    # bodies, turned into calls by a batched consumer), admission that never scans history,
+    # uncertain creates that keep their hold, and indexes for pruning what only grows.
+    """
+    ALTER TABLE outbox ADD COLUMN lease_owner TEXT;     -- the process delivering it now
+    ALTER TABLE outbox ADD COLUMN lease_until REAL;     -- another may take it after this
+    CREATE INDEX outbox_done ON outbox (done_at) WHERE done_at IS NOT NULL;
+
+    -- One holder at a time for work that must run once (poller, retention, housekeeping).
+    CREATE TABLE leases (
+        name   TEXT PRIMARY KEY,
+        owner  TEXT NOT NULL,
+        until  REAL NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Verified webhook bodies, committed before the 2xx; consumed in batches.
+    CREATE TABLE webhook_inbox (
+        id          INTEGER PRIMARY KEY,
+        received_at REAL NOT NULL,
+        call_id     TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        merge       INTEGER NOT NULL DEFAULT 0,     -- 1: a poll saw the event first
+        body        TEXT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,     -- consumer failures, bounded
+        last_error  TEXT
+    );
+
+    -- Only calls still on the line: the concurrent cap counts these, not all history.
+    CREATE INDEX calls_live ON calls (created_at)
+        WHERE call_id IS NOT NULL AND stage < 2 AND status IN ('registered', 'ongoing');
+
+    -- A create whose outcome is unknown keeps its hold until it is resolved.
+    ALTER TABLE call_holds ADD COLUMN request_key TEXT;
+    ALTER TABLE call_holds ADD COLUMN expires_at REAL;
+    CREATE INDEX call_holds_key ON call_holds (request_key);
+    CREATE INDEX call_holds_user ON call_holds (user_id, created_at);
+
+    CREATE INDEX claims_at ON claims (claimed_at);
+    CREATE INDEX webhook_events_at ON webhook_events (received_at);
+    """,
 ]

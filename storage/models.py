@@ -95,6 +95,21 @@ class CallFields:
     public_log_url: str | None = None
     note: str | None = None
     raw_payload: str | None = None
+    request_key: str | None = None  # the idempotency key the create carried (metadata)
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A verified webhook turned into what the consumer stores: the call's changes, the
+    Slack work its event causes, and a do-not-call entry when the callee asked for one."""
+
+    inbox_id: int
+    event: str
+    merge: bool  # a poll saw this event first: merge the fuller data, queue nothing
+    fields: CallFields | None  # None: the stored body no longer validates; drop it
+    kinds: tuple[str, ...] = ()
+    dnc: tuple[DncEntry, AuditEntry] | None = None
+    poll_at: float | None = None  # when to ask Retell if the next webhook does not come
 
 
 @dataclass(frozen=True)

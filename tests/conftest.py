@@ -21,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import CONTEXT, create_app
 from bot.config import Settings
 from bot.context import AppContext
+from bot.edge import make_runner
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -29,8 +30,9 @@ TEAM = "T0TEST"
 CHANNEL = "C0GENERAL"
 USER = "U0ALICE"
 BOT_USER = "U0BOT"
-# /healthz with nothing waiting for Slack.
-HEALTHY_IDLE = (200, {"status": "ok", "outbox": {"backlog": 0, "oldest_age_seconds": 0.0}})
+# /healthz with nothing waiting for Slack, and the bot token accepted by auth.test.
+HEALTHY_IDLE = (200, {"status": "ok", "outbox": {"backlog": 0, "oldest_age_seconds": 0.0},
+                      "slack": "ok"})
 
 
 def button(
@@ -113,7 +115,8 @@ class Server:
 
     async def start(self) -> None:
         app = create_app(self.settings)
-        self.runner = web.AppRunner(app, access_log=None)
+        # Built as the real server builds it (bot.cli): timeouts, connection bound, no inflating.
+        self.runner = make_runner(app, self.settings)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -200,7 +203,9 @@ class Server:
         """Everything queued for Slack so far has been delivered (or given up on)."""
         conn = sqlite3.connect(self.settings.database_path)
         try:
-            return not conn.execute("SELECT 1 FROM outbox WHERE done_at IS NULL").fetchall()
+            return not conn.execute(
+                "SELECT 1 FROM outbox WHERE done_at IS NULL "
+                "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < 5").fetchall()
         finally:
             conn.close()
 

@@ -184,6 +184,7 @@ async def test_call_again_places_the_same_call_with_a_new_card(
     )
     await eventually(lambda: len(slack.messages(CHANNEL)) == 2)
     await eventually(lambda: bool(slack.responses_for("double") or slack.responses_for("btn")))
+    await eventually(lambda: len(retell.created_calls()) >= 2)  # the new card's create
     await idle(server)
     first, second = retell.created_calls()
     assert len(retell.created_calls()) == 2  # the double click placed one call

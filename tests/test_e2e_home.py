@@ -15,6 +15,7 @@ from typing import Any
 from tests.conftest import USER, Server, button
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
+from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
 
 CAROL = "U0CAROL"  # never placed a call
@@ -94,6 +95,8 @@ async def test_home_tab_publishes_the_home_view_for_that_user(
 ) -> None:
     await fill_inbound(server, retell)
     await place(server, slack, retell, "+14155550177", user=BOB)  # someone else's call
+    # Retell was asked; its answer is recorded a moment later.
+    await eventually(lambda: rows(server, "SELECT count(*) FROM calls") == [(5,)])
     await eventually(server.outbox_idle)
 
     status, _ = await server.event(home_opened(CAROL))

@@ -81,3 +81,20 @@ async def test_calls_reported_by_webhooks_are_not_polled(
     await slack.wait_for(lambda: len(summaries(slack)) == 1)
     assert rows(server, "SELECT next_poll_at FROM calls WHERE call_id = ?", call_id) == [(None,)]
     assert polls(retell, call_id) == []
+
+
+async def test_one_malformed_get_call_answer_does_not_stop_polling_the_others(
+    polling: Server, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    for i in range(2):
+        await polling.slash("/call", f"+1415555012{i}", response_url=slack.response_url(f"p{i}"))
+    await eventually(lambda: len(retell.calls) == 2)
+    first, second = retell.calls
+    # The first call's get-call answers come back unreadable (no call id) every time.
+    retell.answer_next(f"/v2/get-call/{first}", 200, {"call_status": "ended"}, times=1000)
+    # The second ends, and Retell reports its duration as a float.
+    retell.event_body(second, "call_analyzed", duration_ms=95_000.4)
+    await eventually(lambda: rows(polling, "SELECT stage, duration_ms FROM calls "
+                                  "WHERE call_id = ?", second) == [(3, 95_000)], timeout=10)
+    await eventually(lambda: len(polls(retell, first)) >= 2, timeout=10)  # still tried
+    assert rows(polling, "SELECT stage FROM calls WHERE call_id = ?", first) == [(0,)]

@@ -187,10 +187,11 @@ async def test_inbound_without_notify_channel_is_stored_only(
     call_id = retell.new_inbound_call("+442079460123", retell.phone_numbers[0]["phone_number"])
     for event in EVENTS:
         assert (await send(server, retell, call_id, event))[0] == 200
-    await eventually(lambda: rows(
-        server, "SELECT count(*) FROM outbox WHERE done_at IS NOT NULL") == [(4,)])
-    assert slack.calls_to("chat.postMessage") == []
+    await eventually(server.outbox_idle)
     assert rows(server, "SELECT direction, stage FROM calls") == [("inbound", 3)]
+    # A call that posts nowhere queues no Slack work at all: nothing to read, fetch or skip.
+    assert rows(server, "SELECT count(*) FROM outbox") == [(0,)]
+    assert slack.calls_to("chat.postMessage") == []
 
 
 async def test_forged_webhooks_are_refused_with_no_side_effect(

@@ -142,7 +142,7 @@ class RecordedRequest:
 
 @dataclass
 class _Rule:
-    """A queued failure; ``kind`` is "fail", "hang" or "drop"."""
+    """A queued failure; ``kind`` is "fail", "hang", "drop" or "answer"."""
 
     prefix: str
     kind: str
@@ -152,6 +152,7 @@ class _Rule:
     retry_after: int | None = None
     legacy: bool = False
     seconds: float = 0.0
+    body: Any = None
 
 
 class RetellStandIn(LoopbackServer):
@@ -255,6 +256,11 @@ class RetellStandIn(LoopbackServer):
         """
         self._rules.append(_Rule(path, "drop", times))
 
+    def answer_next(self, path: str, status: int, body: Any, *, times: int = 1) -> None:
+        """Answer the next requests under ``path`` with ``body`` (JSON) and ``status``, doing
+        nothing: a Retell that answers 2xx with something a client cannot use."""
+        self._rules.append(_Rule(path, "answer", times, status=status, body=body))
+
     def _take_rule(self, path: str) -> _Rule | None:
         for rule in self._rules:
             if path.startswith(rule.prefix):
@@ -297,6 +303,8 @@ class RetellStandIn(LoopbackServer):
             if rule.retry_after is not None:
                 resp.headers["retry-after"] = str(rule.retry_after)
             return resp
+        if rule is not None and rule.kind == "answer":
+            return web.json_response(rule.body, status=rule.status)
         if rule is not None and rule.kind == "drop":
             transport = request.transport
             if transport is not None:
@@ -472,7 +480,7 @@ class RetellStandIn(LoopbackServer):
         limit = body.get("limit", 50)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             return _error(400, "limit must be an integer between 1 and 1000")
-        calls = list(self.calls.values())
+        calls = [c for c in self.calls.values() if _matches(c, body.get("filter_criteria"))]
         if body.get("sort_order", "descending") == "descending":
             calls.reverse()
         page, more, next_key = _page(calls, "call_id", limit, body.get("pagination_key"))
@@ -775,3 +783,16 @@ def _default_numbers(first: str | None, second: str | None) -> list[dict[str, An
             "inbound_agent_id": second,
         },
     ]
+
+
+def _matches(call: dict[str, Any], criteria: Any) -> bool:
+    """list-calls' keyed metadata filters (string `eq` only, which is what the app sends)."""
+    if not isinstance(criteria, dict):
+        return True
+    metadata = call.get("metadata") if isinstance(call.get("metadata"), dict) else {}
+    for rule in criteria.get("metadata") or []:
+        if rule.get("type") != "string" or rule.get("op") != "eq":
+            raise ValueError(f"unsupported metadata filter {rule!r}")
+        if metadata.get(rule.get("key")) != rule.get("value"):
+            return False
+    return True

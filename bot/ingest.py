@@ -1,0 +1,129 @@
+"""Webhook ingest in two steps, so answering Retell costs little more than keeping the body.
+
+The handler verifies a webhook, keeps its body in the inbox (deduplicated on call id and
+event) and answers. This consumer then turns kept bodies into call rows and Slack work in
+batches, one transaction each, and drops them from the inbox in that same transaction. What
+the handler already parsed is handed over in memory; anything else (a restart after a
+crash, a spill under load, another process that died) is read back from the inbox.
+
+While webhooks keep arriving the consumer takes about a tenth of the loop, so a burst is
+answered at nearly the speed of the durable write alone; it catches up when the burst ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+from bot.calls import CallService
+from bot.tasks import finish_or_cancel
+from storage.base import Store
+from storage.models import InboxEntry
+
+log = logging.getLogger(__name__)
+BATCH = 64  # per transaction: small enough that a webhook's own write never waits long
+MEMORY = 2000  # entries held in memory at most; beyond, they are read back from the store
+IDLE_CHECK = 5.0  # seconds between looks at the inbox for rows no one holds in memory
+ORPHAN_AGE = 5.0  # a row this old that nobody applied was left by a stopped process
+
+
+class Ingest:
+    def __init__(self, store: Store, calls: CallService, *, default_channel: bool,
+                 on_applied: Callable[[], None]) -> None:
+        self.store = store
+        self.calls = calls
+        self.default_channel = default_channel
+        self.on_applied = on_applied
+        self._queue: deque[InboxEntry] = deque()
+        self._spilled = True  # at start: a crash may have left rows behind
+        self._pushed = 0
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.applied = 0  # for tests and metrics
+
+    def push(self, entry: InboxEntry) -> None:
+        """A kept webhook, already parsed by the handler."""
+        if len(self._queue) < MEMORY:
+            self._queue.append(entry)
+        else:
+            self._spilled = True
+        self._pushed += 1
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="webhook-ingest")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish the batch in hand; what is left stays in the inbox for the next start."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        self._wake.set()
+        await finish_or_cancel([self._task], grace)
+        self._task = None
+
+    async def drain(self) -> int:
+        """Apply everything pending now (memory and inbox); returns how many were applied."""
+        total = 0
+        while True:
+            count = await self._step(orphans_before=None)
+            total += count
+            if not count:
+                return total
+
+    async def _run(self) -> None:
+        last_look = 0.0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            pushed, started = self._pushed, time.perf_counter()
+            look = time.monotonic() - last_look >= IDLE_CHECK
+            try:
+                count = await self._step(
+                    orphans_before=time.time() - ORPHAN_AGE if look else None)
+            except Exception as exc:  # the store is failing: try again soon, quietly
+                log.error("webhook ingest pass failed: %s", type(exc).__name__)
+                count = 0
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+            if look:
+                last_look = time.monotonic()
+            if count:
+                self.on_applied()
+                if self._pushed != pushed:  # webhooks are still coming: leave them the CPU
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(),
+                                               9 * (time.perf_counter() - started))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), IDLE_CHECK)
+
+    async def _step(self, *, orphans_before: float | None) -> int:
+        """One batch: from memory if any, else rows read back from the inbox."""
+        if self._queue:
+            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+        elif self._spilled or orphans_before is not None:
+            rows = await self.store.inbox_rows(
+                BATCH, received_before=None if self._spilled else orphans_before)
+            if not rows:
+                self._spilled = False
+                return 0
+            batch = [self.calls.stored_entry(*row) for row in rows]
+        else:
+            return 0
+        applied = await self.store.apply_inbox(batch, default_channel=self.default_channel)
+        for entry in applied:
+            if entry.fields is None:
+                log.warning("webhook dropped from the inbox: event=%s no longer validates",
+                            entry.event[:40])
+        self.applied += len(applied)
+        return len(batch)
