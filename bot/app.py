@@ -168,7 +168,8 @@ def create_app(settings: Settings) -> web.Application:
             return edge.refuse(request, 400, f"malformed Slack request ({type(exc).__name__})")
         if not bolt_request.body:
             _reparse_form(bolt_request)
-        bolt_response = await bolt.async_dispatch(bolt_request)
+        with ctx.inflight.answering():
+            bolt_response = await bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def on_startup(app: web.Application) -> None:

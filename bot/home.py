@@ -12,9 +12,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls import CallService
 from bot.views import MAX_HOME_CALLS, home_view
+from storage.models import CallStats
 
 log = logging.getLogger(__name__)
 WEEK = 7 * 24 * 3600
+# Refreshes after a call changes reuse the team's week figures for a while, in proportion
+# to what they cost: with a long history they are the costly part of a publish, and a burst
+# of calls would repeat them. Cheap figures are always fresh; dear ones at most 30 s old.
+TEAM_FIGURES_REUSE = 100.0  # reuse for this many times the time they took to count
+TEAM_FIGURES_TTL = 30.0
 
 
 class HomePublisher:
@@ -31,12 +37,14 @@ class HomePublisher:
         self.show_full_numbers = show_full_numbers
         self.debounce = debounce
         self._pending: dict[str, asyncio.Task[None]] = {}
+        self._team: tuple[float, float, CallStats] | None = None  # (when, cost, figures)
 
-    async def publish(self, user_id: str) -> None:
-        """Render and publish now; a failure is logged, never raised (Home is a view)."""
+    async def publish(self, user_id: str, *, fresh: bool = True) -> None:
+        """Render and publish now; a failure is logged, never raised (Home is a view).
+        `fresh` False: the team's figures may be up to TEAM_FIGURES_TTL seconds old."""
         try:
             recent = await self.calls.recent_calls(user_id, MAX_HOME_CALLS)
-            team = await self.calls.stats_since(time.time() - WEEK)
+            team = await self._team_figures(fresh)
             view = home_view(recent, team, show_full_numbers=self.show_full_numbers)
             await self.client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
@@ -44,6 +52,16 @@ class HomePublisher:
                         exc.response.get("error") if exc.response is not None else "?")
         except Exception:
             log.exception("home not published user=%s", user_id)
+
+    async def _team_figures(self, fresh: bool) -> CallStats:
+        now = time.monotonic()
+        if not fresh and self._team is not None:
+            at, cost, figures = self._team
+            if now - at <= min(TEAM_FIGURES_TTL, cost * TEAM_FIGURES_REUSE):
+                return figures
+        figures = await self.calls.stats_since(time.time() - WEEK)
+        self._team = (now, time.monotonic() - now, figures)
+        return figures
 
     def refresh(self, user_id: str) -> None:
         """Publish soon; a burst of changes to one person's calls becomes one publish."""
@@ -56,7 +74,7 @@ class HomePublisher:
             await asyncio.sleep(self.debounce)
         finally:
             self._pending.pop(user_id, None)
-        await self.publish(user_id)
+        await self.publish(user_id, fresh=False)
 
     async def stop(self) -> None:
         tasks = list(self._pending.values())

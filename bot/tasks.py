@@ -4,11 +4,12 @@ and leases that keep work meant for one process in one process when two share a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import ParamSpec
 
 P = ParamSpec("P")
@@ -40,6 +41,28 @@ class InFlight:
         self._count = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._answering = 0  # Slack requests still waiting for their ack
+        self._acked = asyncio.Event()
+        self._acked.set()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Around a Slack request until its HTTP answer (the ack) is ready."""
+        self._answering += 1
+        self._acked.clear()
+        try:
+            yield
+        finally:
+            self._answering -= 1
+            if self._answering == 0:
+                self._acked.set()
+
+    async def after_acks(self, limit: float = 0.25) -> None:
+        """Work after an ack waits (briefly) for the acks still owed: Slack gives up on a
+        request after 3 s, while placing a call can start a few milliseconds later. In a
+        burst of 50 commands this keeps the last ack from queueing behind 49 placements."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._acked.wait(), limit)
 
     @property
     def count(self) -> int:

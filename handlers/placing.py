@@ -59,6 +59,7 @@ async def place_from_slack(
     limits is settled: nothing is acked and then forgotten."""
     tell = _safe(tell)
     state = _Progress()
+    await ctx.inflight.after_acks()
     try:
         return await _place(ctx, client, placement, tell, state)
     except Exception as exc:
