@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -153,6 +154,7 @@ def create_app(settings: Settings) -> web.Application:
     retention = Retention(ctx.store, settings.retention_days,
                           housekeeping_days=settings.housekeeping_days, owner=ctx.outbox.owner)
     socket_mode: AsyncSocketModeHandler | None = None
+    slack_http: aiohttp.ClientSession | None = None
     socket_tasks: list[asyncio.Task[None]] = []
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
@@ -173,7 +175,11 @@ def create_app(settings: Settings) -> web.Application:
         return await to_aiohttp_response(bolt_response)
 
     async def on_startup(app: web.Application) -> None:
-        nonlocal socket_mode
+        nonlocal socket_mode, slack_http
+        # One connection pool for every Slack call: slack_sdk otherwise opens a session (a
+        # new connection, TLS included) per call, which costs more than the call itself.
+        slack_http = aiohttp.ClientSession()
+        slack.session = ctx.outbox.client.session = slack_http
         await ctx.store.open()
         ctx.ingest.start()
         ctx.outbox.start()
@@ -215,6 +221,8 @@ def create_app(settings: Settings) -> web.Application:
         finally:
             await slack_check.stop()
             await retell.aclose()
+            if slack_http is not None:
+                await slack_http.close()
             await ctx.store.close()
             log.info("stopped: database closed")
 
