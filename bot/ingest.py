@@ -6,7 +6,7 @@ batches, one transaction each, and drops them from the inbox in that same transa
 the handler already parsed is handed over in memory; anything else (a restart after a
 crash, a spill under load, another process that died) is read back from the inbox.
 
-While webhooks keep arriving the consumer takes about a tenth of the loop, so a burst is
+While webhooks keep arriving the consumer takes about a twentieth of the loop, so a burst is
 answered at nearly the speed of the durable write alone; it catches up when the burst ends.
 """
 
@@ -26,9 +26,15 @@ from storage.models import InboxEntry
 
 log = logging.getLogger(__name__)
 BATCH = 64  # per transaction: small enough that a webhook's own write never waits long
-MEMORY = 2000  # entries held in memory at most; beyond, they are read back from the store
+# Parsed webhooks held in memory at most (their text, roughly); beyond, they are read back
+# from the store, which costs parsing them again.
+MEMORY_BYTES = 16 * 1024 * 1024
+ENTRY_OVERHEAD = 1024  # the rest of an entry: its fields, the dataclasses, the queue
 IDLE_CHECK = 5.0  # seconds between looks at the inbox for rows no one holds in memory
 ORPHAN_AGE = 5.0  # a row this old that nobody applied was left by a stopped process
+# While webhooks keep coming, pause this many times as long as a batch took: the consumer
+# then takes about a twentieth of the loop, and catches up once the burst is over.
+YIELD = 19
 
 
 class Ingest:
@@ -41,6 +47,7 @@ class Ingest:
         self._queue: deque[InboxEntry] = deque()
         self._spilled = True  # at start: a crash may have left rows behind
         self._pushed = 0
+        self._held = 0  # bytes of the entries in the queue
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -48,8 +55,10 @@ class Ingest:
 
     def push(self, entry: InboxEntry) -> None:
         """A kept webhook, already parsed by the handler."""
-        if len(self._queue) < MEMORY:
+        size = _size(entry)
+        if self._held + size <= MEMORY_BYTES:
             self._queue.append(entry)
+            self._held += size
         else:
             self._spilled = True
         self._pushed += 1
@@ -102,7 +111,7 @@ class Ingest:
                 if self._pushed != pushed:  # webhooks are still coming: leave them the CPU
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stopping.wait(),
-                                               9 * (time.perf_counter() - started))
+                                               YIELD * (time.perf_counter() - started))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_CHECK)
@@ -111,6 +120,7 @@ class Ingest:
         """One batch: from memory if any, else rows read back from the inbox."""
         if self._queue:
             batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            self._held -= sum(_size(entry) for entry in batch)
         elif self._spilled or orphans_before is not None:
             rows = await self.store.inbox_rows(
                 BATCH, received_before=None if self._spilled else orphans_before)
@@ -127,3 +137,11 @@ class Ingest:
                             entry.event[:40])
         self.applied += len(applied)
         return len(batch)
+
+
+def _size(entry: InboxEntry) -> int:
+    fields = entry.fields
+    if fields is None:
+        return ENTRY_OVERHEAD
+    return (ENTRY_OVERHEAD + len(fields.transcript or "") + len(fields.raw_payload or "")
+            + len(fields.summary or ""))

@@ -26,6 +26,8 @@ from bot.signatures import check_retell_signature
 
 log = logging.getLogger(__name__)
 SUMMARY_EVERY = 10.0  # seconds between the lines that count webhooks
+# The two answers a kept webhook gets, serialised once.
+ANSWERS = {outcome: f'{{"status": "{outcome}"}}'.encode() for outcome in ("stored", "duplicate")}
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -96,7 +98,7 @@ def make_handler(ctx: AppContext) -> Handler:
             ctx.ingest.push(replace(entry, inbox_id=inbox_id, merge=outcome == "duplicate"))
         counted.labels(event, outcome).inc()
         counts.add(outcome)
-        return web.json_response({"status": outcome})
+        return web.Response(body=ANSWERS[outcome], content_type="application/json")
 
     def _invalid(event: str, message: str) -> web.Response:
         log.warning("webhook refused: %s", message[:120])
