@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 BATCH = 64  # per transaction: small enough that a webhook's own write never waits long
 # Parsed webhooks held in memory at most (their text, roughly); beyond, they are read back
 # from the store, which costs parsing them again.
-MEMORY_BYTES = 16 * 1024 * 1024
-ENTRY_OVERHEAD = 1024  # the rest of an entry: its fields, the dataclasses, the queue
+MEMORY_BYTES = 8 * 1024 * 1024
+ENTRY_OVERHEAD = 2048  # the rest of an entry: its fields, the dataclasses, the queue
 IDLE_CHECK = 5.0  # seconds between looks at the inbox for rows no one holds in memory
 ORPHAN_AGE = 5.0  # a row this old that nobody applied was left by a stopped process
 # While webhooks keep coming, pause this many times as long as a batch took: the consumer

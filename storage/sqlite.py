@@ -9,6 +9,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields as dc_fields
 from dataclasses import replace
 from pathlib import Path
@@ -164,6 +165,9 @@ class SQLiteStore:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
+        if self._heavy is not None:
+            heavy, self._heavy = self._heavy, None
+            await heavy.close()
         await self._writer.close()
 
     async def __aenter__(self) -> SQLiteStore:
@@ -802,18 +806,18 @@ class SQLiteStore:
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_heartbeat', ?)",
             (stamp,)))
 
-    _heavy_lock: asyncio.Lock | None = None
+    _heavy: _HeavyReader | None = None
 
     async def _stats_read(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """A heavy query (stats over all history) on a short-lived connection of its own in
-        a worker thread, one at a time: the shared reader, which health checks, the outbox
-        and the Home tab use, never waits behind it, and a burst cannot take every thread."""
+        """A heavy query (stats over all history) on a read-only connection of its own, in
+        a thread of its own, one at a time: the shared reader, which health checks, the
+        outbox and the Home tab use, never waits behind it. The connection is kept (its page
+        cache makes the next query several times faster than a fresh connection's)."""
         if not self._open:
             raise RuntimeError("store is not open")
-        if self._heavy_lock is None:
-            self._heavy_lock = asyncio.Lock()
-        async with self._heavy_lock:
-            return await asyncio.to_thread(_read_apart, self.path, sql, params)
+        if self._heavy is None:
+            self._heavy = _HeavyReader(self.path)
+        return await self._heavy.read(sql, params)
 
     # -- stats ---------------------------------------------------------------------------
 
@@ -945,16 +949,35 @@ def _resolve_holds(conn: sqlite3.Connection, request_key: str | None) -> None:
         conn.execute("DELETE FROM call_holds WHERE request_key = ?", (request_key,))
 
 
-def _read_apart(path: Path, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
-    """Run one read-only query on a connection opened and closed for it (in a thread)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("PRAGMA query_only = ON")
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+class _HeavyReader:
+    """One read-only connection owned by one thread, for queries that scan history."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-heavy")
+        self._conn: sqlite3.Connection | None = None
+
+    async def read(self, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, sql, params)
+
+    def _run(self, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA query_only = ON")
+            self._conn = conn
+        return self._conn.execute(sql, params).fetchall()
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
 
 def _rowcount(sql: str, params: dict[str, Any], conn: sqlite3.Connection) -> int:
     return int(conn.execute(sql, params).rowcount)

@@ -128,7 +128,8 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
     retry = [b for b, ok in zip(bodies, got, strict=True) if not ok] + bodies[:20]
     assert all(await burst(server, retry, kill_after=None))
     await eventually(lambda: all(summaries(slack, c) >= 1 for c in calls), timeout=60)
-    await eventually(lambda: query(db_path, "SELECT count(*) FROM outbox WHERE done_at IS NULL")
+    await eventually(lambda: query(db_path, "SELECT (SELECT count(*) FROM outbox WHERE "
+                                   "done_at IS NULL) + (SELECT count(*) FROM webhook_inbox)")
                      == [(0,)], timeout=30)
 
     counts = [summaries(slack, c) for c in calls]

@@ -231,8 +231,9 @@ async def test_sigterm_while_the_outbox_delivers_never_loses_or_repeats_a_summar
 
     slack.delay(0)
     await server.restart()
-    await eventually(
-        lambda: not query(db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL"), timeout=10)
+    await eventually(lambda: not query(
+        db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL UNION ALL "
+                 "SELECT 1 FROM webhook_inbox"), timeout=10)
     assert {c: summaries(c) for c in cards} == dict.fromkeys(cards, 1), server.log_tail()
 
     server.signal(signal.SIGTERM)

@@ -47,7 +47,9 @@ def delivery_keys(slack: SlackStandIn) -> Counter[str]:
 
 
 def idle(db_path: Path) -> bool:
-    return not rows(db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL")
+    """Every webhook answered is applied and every item it queued is delivered."""
+    return not rows(db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL "
+                             "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < 5")
 
 
 async def send(server: ServerProcess, retell: RetellStandIn, call_id: str, event: str) -> None:
