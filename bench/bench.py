@@ -135,6 +135,9 @@ class Sizes:
     stats_runs: int  # /callstats commands per period (reference figure)
     history: int  # stored calls for the placement figure at scale (cached, see CACHE)
     endings: int  # calls ending at once into one channel (outcomes figure)
+    # Ingest calls carry a Slack channel (their cards and summaries then go out at Slack's
+    # pace while the rounds run); False: they post nowhere, so only the ingest path counts.
+    ingest_channels: bool = True
 
 
 FULL = Sizes(rows=100_000, starts=5, calls=50, bursts=5, webhooks=5_000, rounds=3,
@@ -887,7 +890,8 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
         senders, n = (1, sizes.single) if kind == "single" else (SENDERS, sizes.webhooks)
         ids = [new_call_id() for _ in range(n)]
         job = bench.webhooks(server, senders, [
-            ("call_ended", call_id, CHANNELS[i % len(CHANNELS)]) for i, call_id in enumerate(ids)
+            ("call_ended", call_id, CHANNELS[i % len(CHANNELS)] if sizes.ingest_channels else "")
+            for i, call_id in enumerate(ids)
         ])
         inline = kind == "inline"
         result = await (loadgen.blast(job) if inline else loadgen_process(job, bench.workdir))
@@ -1360,6 +1364,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="checkout whose server (and schema) is measured, e.g. /work/base "
                              "for before figures; the bench, floor and stand-ins stay this "
                              "checkout's (default: this checkout)")
+    parser.add_argument("--ingest-nowhere", action="store_true",
+                        help="ingest rounds with calls that post nowhere (no Slack channel): "
+                             "the ingest path alone, without Slack deliveries running beside it")
     parser.add_argument("--history", type=int, metavar="N",
                         help="stored calls for the placement figure at scale (default "
                              f"{FULL.history:,}, {QUICK.history:,} with --quick; cached "
@@ -1370,6 +1377,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = dataclasses.replace(sizes, webhooks=args.webhooks)
     if args.history:
         sizes = dataclasses.replace(sizes, history=args.history)
+    if args.ingest_nowhere:
+        sizes = dataclasses.replace(sizes, ingest_channels=False)
     only = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = sorted(set(only) - set(SCENARIOS))
     if unknown or not only:
