@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -292,6 +292,24 @@ def make_settings(
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+async def make_server(
+    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
+    """Servers with settings of the test's choosing (on the same stand-ins and file)."""
+    servers: list[Server] = []
+
+    async def make(**settings: Any) -> Server:
+        srv = Server(make_settings(slack, retell, db_path, **settings))
+        await srv.start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        await srv.stop()
 
 
 @pytest.fixture

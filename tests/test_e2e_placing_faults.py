@@ -18,19 +18,12 @@ import pytest
 from tests.conftest import CHANNEL, Server, make_settings
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
+from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("sound_database")
 CREATE = "/v2/create-phone-call"
 NUMBER = "+14155550123"
-
-
-def rows(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def creates(retell: RetellStandIn) -> list[Any]:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL, Server, make_settings
+from tests.conftest import CHANNEL, Server
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import rows
@@ -26,23 +25,6 @@ pytestmark = pytest.mark.usefixtures("sound_database")
 OTHER = "C0OTHER"
 GONE = "C0GONE"
 MakeServer = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_server(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
-) -> AsyncIterator[MakeServer]:
-    servers: list[Server] = []
-
-    async def make(**settings: Any) -> Server:
-        srv = Server(make_settings(slack, retell, db_path, **settings))
-        await srv.start()
-        servers.append(srv)
-        return srv
-
-    yield make
-    for srv in servers:
-        await srv.stop()
 
 
 async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,

@@ -37,7 +37,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -469,26 +469,10 @@ class SlackStandIn(LoopbackServer):
         return None
 
     def _take_answer(self, method: str, args: dict[str, Any]) -> _Answer | None:
-        for rule in self._answers:
-            if rule.method != method or (rule.remaining is not None and rule.remaining <= 0):
-                continue
-            if rule.channel is not None and _channel_of(args) != rule.channel:
-                continue
-            if rule.remaining is not None:
-                rule.remaining -= 1
-            return rule
-        return None
+        return _take(self._answers, method, args)
 
     def _take_failure(self, method: str, args: dict[str, Any]) -> _Failure | None:
-        for rule in self._failures:
-            if rule.method != method or (rule.remaining is not None and rule.remaining <= 0):
-                continue
-            if rule.channel is not None and _channel_of(args) != rule.channel:
-                continue
-            if rule.remaining is not None:
-                rule.remaining -= 1
-            return rule
-        return None
+        return _take(self._failures, method, args)
 
     # ------------------------------------------------------------------ waiting
 
@@ -1126,3 +1110,20 @@ class SlackStandIn(LoopbackServer):
             message.update(files=copy.deepcopy(answered), upload=True, display_as_bot=False)
             self._messages.append(message)
         return {"ok": True, "files": answered}
+
+
+_R = TypeVar("_R", "_Answer", "_Failure")
+
+
+def _take(rules: list[_R], method: str, args: dict[str, Any]) -> _R | None:
+    """The first rule for `method` (and the call's channel, if the rule names one) that has
+    uses left, counting this one."""
+    for rule in rules:
+        if rule.method != method or (rule.remaining is not None and rule.remaining <= 0):
+            continue
+        if rule.channel is not None and _channel_of(args) != rule.channel:
+            continue
+        if rule.remaining is not None:
+            rule.remaining -= 1
+        return rule
+    return None
