@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import pytest
 
-from tests.conftest import BOT_USER, CHANNEL, USER, Server, make_settings
+from tests.conftest import BOT_USER, CHANNEL, USER, Server
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.test_e2e_buttons import press
@@ -41,21 +40,9 @@ class StartServer(Protocol):
 
 
 @pytest.fixture
-async def start(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
-) -> AsyncIterator[StartServer]:
+def start(make_server: StartServer) -> StartServer:
     """Start the real server with these settings (all on the same database); stopped after."""
-    started: list[Server] = []
-
-    async def start_(**overrides: Any) -> Server:
-        srv = Server(make_settings(slack, retell, db_path, **overrides))
-        await srv.start()
-        started.append(srv)
-        return srv
-
-    yield start_
-    for srv in started:
-        await srv.stop()
+    return make_server
 
 
 # -- helpers -----------------------------------------------------------------------------------
