@@ -6,7 +6,7 @@ cause: a Slack outage is not a missing invitation, a locked database is not a re
 
 from __future__ import annotations
 
-from bot.blocks import channel_link
+from bot.blocks import channel_link, said
 
 # Slack errors that mean the bot cannot post in the channel until someone changes that.
 _MEMBERSHIP = frozenset({"not_in_channel", "channel_not_found"})
@@ -21,6 +21,7 @@ _DATABASE = {
 
 def card_not_posted(channel_id: str, error: str, status: int | None) -> str:
     """The call card could not be posted, so nothing was placed."""
+    error = said(error, 100)
     where = channel_link(channel_id) if channel_id else "this conversation"
     if error in _MEMBERSHIP:
         return (f"I can't post the call card in {where} (`{error}`), so no call was placed. "

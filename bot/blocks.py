@@ -545,15 +545,6 @@ def stats_message(stats: CallStats, period_label: str) -> Message:
     return Message(text=text, blocks=_render(blocks))
 
 
-def not_in_channel_text(channel_id: str, error: str) -> str:
-    return (
-        f"I can't post the call card in {channel_link(channel_id)} (`{said(error, 100)}`), "
-        "so no call was placed. "
-        "Invite me with `/invite @Callbot` (in a private channel, or use the channel's "
-        "Integrations tab), then run the command again."
-    )
-
-
 # -- guardrail answers (ephemeral, to the person who asked) -----------------------------------
 
 
