@@ -2,9 +2,9 @@
 
 Run from the repository root::
 
-    /work/venv/bin/python -m bench.bench [--quick] [--only NAMES] [--tree PATH]
+    python -m bench.bench [--quick] [--only NAMES] [--tree PATH]
 
-`--only ingest,placement,outcomes` runs just those scenarios; `--tree /work/base` measures
+`--only ingest,placement,outcomes` runs just those scenarios; `--tree ../old-checkout` measures
 another checkout's server (its schema too: the databases are seeded through its store), with
 this checkout's bench, floor, load generator and stand-ins, for "before" figures.
 
@@ -1361,7 +1361,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated scenarios to run, of: " + ", ".join(SCENARIOS)
                              + " (default: all)")
     parser.add_argument("--tree", type=Path, default=REPO, metavar="PATH",
-                        help="checkout whose server (and schema) is measured, e.g. /work/base "
+                        help="checkout whose server (and schema) is measured (an old worktree) "
                              "for before figures; the bench, floor and stand-ins stay this "
                              "checkout's (default: this checkout)")
     parser.add_argument("--ingest-nowhere", action="store_true",

@@ -3,7 +3,7 @@
     python bench/seed.py DB --history N [--recent M] [--transcripts] [--cards FILE]
 
 Run as a script, with PYTHONPATH naming the tree whose schema the file must get: the bench
-seeds databases for the checkout under test and for an older one (e.g. /work/base), so
+seeds databases for the checkout under test and for an older one (an older worktree), so
 `storage` must be that tree's. It prints one JSON line: rows added, seconds, schema version.
 
 - `--history N`: N ended calls over the last 60 days, from 200 users.
