@@ -51,7 +51,6 @@ class Ingest:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.applied = 0  # for tests and metrics
 
     def push(self, entry: InboxEntry) -> None:
         """A kept webhook, already parsed by the handler."""
@@ -63,10 +62,6 @@ class Ingest:
             self._spilled = True
         self._pushed += 1
         self._wake.set()
-
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
 
     def start(self) -> None:
         self._stopping = asyncio.Event()
@@ -80,15 +75,6 @@ class Ingest:
         self._wake.set()
         await finish_or_cancel([self._task], grace)
         self._task = None
-
-    async def drain(self) -> int:
-        """Apply everything pending now (memory and inbox); returns how many were applied."""
-        total = 0
-        while True:
-            count = await self._step(orphans_before=None)
-            total += count
-            if not count:
-                return total
 
     async def _run(self) -> None:
         last_look = 0.0
@@ -135,7 +121,6 @@ class Ingest:
             if entry.fields is None:
                 log.warning("webhook dropped from the inbox: event=%s no longer validates",
                             entry.event[:40])
-        self.applied += len(applied)
         return len(batch)
 
 

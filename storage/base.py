@@ -96,11 +96,8 @@ class Store(Protocol):
     async def accept_webhook(self, call_id: str, event: str, body: str) -> tuple[str, int | None]:
         """Keep a verified webhook body, deduplicated: (`stored` | `duplicate`, inbox id)."""
 
-    async def inbox_rows(self, limit: int, *, after_id: int = 0,
-                         received_before: float | None = None,
-                         max_attempts: int = 5) -> list[tuple[int, str, bool, str]]: ...
-
-    async def inbox_backlog(self) -> int: ...
+    async def inbox_rows(self, limit: int, *, received_before: float | None = None
+                         ) -> list[tuple[int, str, bool, str]]: ...
 
     async def apply_inbox(self, entries: Sequence[InboxEntry], *,
                           default_channel: bool) -> list[InboxEntry]:
@@ -148,8 +145,6 @@ class Store(Protocol):
 
     async def outbox_outcomes(self, call_ids: Collection[str]) -> set[str]:
         """The calls among these with a summary waiting."""
-
-    async def pending_card_items(self, call_id: str) -> list[int]: ...
 
     async def outbox_backlog(self) -> tuple[int, float | None]:
         """(pending items, when the oldest was queued)."""

@@ -44,6 +44,8 @@ LIVE_SECONDS = 2 * 3600.0
 # A create whose outcome is unknown (timeout, lost connection) keeps its hold this long at
 # most: Retell's idempotency window, after which the same key could place a new call.
 UNCERTAIN_HOLD_SECONDS = 3600.0
+# A kept webhook whose applying failed this many times is left in the inbox for an operator.
+INBOX_MAX_ATTEMPTS = 5
 # What retention removes: the words of the call and where they can be fetched again.
 PURGED_COLUMNS = ("transcript", "raw_payload", "recording_url", "public_log_url")
 _DNC_COLUMNS = "number, reason, added_by, call_id, added_at"  # DncEntry's fields, in order
@@ -130,6 +132,7 @@ class SQLiteStore:
         self._reader: aiosqlite.Connection | None = None
         self._open = False
         self._salt = ""  # for audit lookup keys; per database, set by migration 4
+        self._heavy: _HeavyReader | None = None  # opened on the first heavy query
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,10 +225,9 @@ class SQLiteStore:
                 params,
             )
             release = hold_id
-            if uncertain and hold_id is not None and request_key:
-                conn.execute(
-                    "UPDATE call_holds SET request_key = ?, expires_at = ? WHERE id = ?",
-                    (request_key, now + UNCERTAIN_HOLD_SECONDS, hold_id))
+            if uncertain and hold_id is not None:  # the hold carries the key since admission
+                conn.execute("UPDATE call_holds SET expires_at = ? WHERE id = ?",
+                             (now + UNCERTAIN_HOLD_SECONDS, hold_id))
                 release = None
             self._settle(conn, release, audit, now)
             return int(cur.lastrowid or 0)
@@ -387,14 +389,21 @@ class SQLiteStore:
         /callstats reads. In batches, so a large purge never holds the writer for long."""
         has_any = " OR ".join(f"{c} IS NOT NULL" for c in PURGED_COLUMNS)
         cleared = ", ".join(f"{c} = NULL" for c in PURGED_COLUMNS)
-        purged = 0
+        return await self._in_batches(
+            f"UPDATE calls SET {cleared} WHERE id IN (SELECT id FROM calls "
+            f"WHERE created_at < :cutoff AND ({has_any}) LIMIT :batch)",
+            {"cutoff": cutoff, "batch": batch})
+
+    async def _in_batches(self, sql: str, params: dict[str, Any]) -> int:
+        """Run `sql` (which touches at most :batch rows) until a run touches fewer, each
+        run its own write, so a large clean-up never holds the writer for long."""
+        done = 0
+        run = functools.partial(_rowcount, sql, params)
         while True:
-            count = await self._writer.write(lambda conn: conn.execute(
-                f"UPDATE calls SET {cleared} WHERE id IN (SELECT id FROM calls "
-                f"WHERE created_at < ? AND ({has_any}) LIMIT ?)", (cutoff, batch)).rowcount)
-            purged += count
-            if count < batch:
-                return purged
+            count = await self._writer.write(run)
+            done += count
+            if count < params["batch"]:
+                return done
 
     async def record_events(
         self,
@@ -473,15 +482,14 @@ class SQLiteStore:
 
         return await self._writer.write(accept)
 
-    async def inbox_rows(self, limit: int, *, after_id: int = 0,
-                         received_before: float | None = None,
-                         max_attempts: int = 5) -> list[tuple[int, str, bool, str]]:
+    async def inbox_rows(self, limit: int, *, received_before: float | None = None
+                         ) -> list[tuple[int, str, bool, str]]:
         """Webhooks kept but not yet turned into calls: (id, event, merge, body), oldest
-        first. Rows that failed `max_attempts` times stay for an operator to read."""
+        first. Rows that failed INBOX_MAX_ATTEMPTS times stay for an operator to read."""
         rows = await self._read(
-            "SELECT id, event, merge, body FROM webhook_inbox WHERE id > ? AND attempts < ? "
+            "SELECT id, event, merge, body FROM webhook_inbox WHERE attempts < ? "
             "AND received_at <= ? ORDER BY id LIMIT ?",
-            (after_id, max_attempts,
+            (INBOX_MAX_ATTEMPTS,
              received_before if received_before is not None else float("inf"), limit))
         return [(int(r[0]), str(r[1]), bool(r[2]), str(r[3])) for r in rows]
 
@@ -492,10 +500,6 @@ class SQLiteStore:
             "AND request_key IS NOT NULL AND created_at <= ? ORDER BY created_at LIMIT ?",
             (created_before, limit))
         return [(int(r[0]), str(r[1])) for r in rows]
-
-    async def inbox_backlog(self) -> int:
-        [row] = await self._read("SELECT count(*) FROM webhook_inbox WHERE attempts < 5")
-        return int(row[0])
 
     async def apply_inbox(self, entries: Sequence[InboxEntry], *,
                           default_channel: bool) -> list[InboxEntry]:
@@ -692,15 +696,6 @@ class SQLiteStore:
             "AND done_at IS NULL", (json.dumps(list(call_ids)),))
         return {str(r[0]) for r in rows}
 
-    async def pending_card_items(self, call_id: str) -> list[int]:
-        """Card updates still queued for a call: one update shows them all."""
-        rows = await self._read(
-            "SELECT id FROM outbox INDEXED BY outbox_call_pending "
-            "WHERE call_id = ? AND done_at IS NULL AND kind = 'card'",
-            (call_id,),
-        )
-        return [int(r[0]) for r in rows]
-
     async def outbox_backlog(self) -> tuple[int, float | None]:
         """How many items wait for Slack, and when the oldest of them was queued."""
         [row] = await self._read(
@@ -785,16 +780,8 @@ class SQLiteStore:
                       "outbox_done WHERE done_at < :cutoff AND kind != 'transcript' "
                       "LIMIT :batch)",
         }
-        counts = dict.fromkeys(deletes, 0)
         params = {"cutoff": cutoff, "batch": batch}
-        for table, sql in deletes.items():
-            delete = functools.partial(_rowcount, sql, params)
-            while True:
-                count = await self._writer.write(delete)
-                counts[table] += count
-                if count < batch:
-                    break
-        return counts
+        return {table: await self._in_batches(sql, params) for table, sql in deletes.items()}
 
     # -- health and heavy reads ------------------------------------------------------------
 
@@ -805,8 +792,6 @@ class SQLiteStore:
         await self._writer.write(lambda conn: conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('health_heartbeat', ?)",
             (stamp,)))
-
-    _heavy: _HeavyReader | None = None
 
     async def _stats_read(self, sql: str, params: dict[str, Any]) -> list[Any]:
         """A heavy query (stats over all history) on a read-only connection of its own, in

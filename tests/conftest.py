@@ -22,6 +22,7 @@ from bot.app import CONTEXT, create_app
 from bot.config import Settings
 from bot.context import AppContext
 from bot.edge import make_runner
+from storage.sqlite import INBOX_MAX_ATTEMPTS
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 
@@ -200,12 +201,14 @@ class Server:
         return await self.post("/slack/events", body, headers)
 
     def outbox_idle(self) -> bool:
-        """Everything queued for Slack so far has been delivered (or given up on)."""
+        """Every webhook answered is applied and everything queued for Slack delivered (or
+        given up on)."""
         conn = sqlite3.connect(self.settings.database_path)
         try:
             return not conn.execute(
                 "SELECT 1 FROM outbox WHERE done_at IS NULL "
-                "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < 5").fetchall()
+                "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < ?",
+                (INBOX_MAX_ATTEMPTS,)).fetchall()
         finally:
             conn.close()
 

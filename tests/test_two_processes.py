@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from storage.sqlite import INBOX_MAX_ATTEMPTS
 from tests.conftest import CHANNEL
 from tests.process import ServerProcess
 from tests.standins.retell import RetellStandIn
@@ -48,8 +49,8 @@ def delivery_keys(slack: SlackStandIn) -> Counter[str]:
 
 def idle(db_path: Path) -> bool:
     """Every webhook answered is applied and every item it queued is delivered."""
-    return not rows(db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL "
-                             "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < 5")
+    return not rows(db_path, "SELECT 1 FROM outbox WHERE done_at IS NULL UNION ALL "
+                             "SELECT 1 FROM webhook_inbox WHERE attempts < ?", INBOX_MAX_ATTEMPTS)
 
 
 async def send(server: ServerProcess, retell: RetellStandIn, call_id: str, event: str) -> None:
