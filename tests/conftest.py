@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -297,10 +297,13 @@ def make_settings(
     return Settings(_env_file=None, **values)
 
 
+MakeServer = Callable[..., Awaitable[Server]]
+
+
 @pytest.fixture
 async def make_server(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path
-) -> AsyncIterator[Callable[..., Any]]:
+) -> AsyncIterator[MakeServer]:
     """Servers with settings of the test's choosing (on the same stand-ins and file)."""
     servers: list[Server] = []
 

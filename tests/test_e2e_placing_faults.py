@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL, Server, make_settings
+from tests.conftest import CHANNEL, MakeServer, Server
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import rows
@@ -120,13 +120,8 @@ async def test_a_huge_retell_error_text_is_cut_and_never_shows_the_number(
 
 
 @pytest.fixture
-async def slow_retell_server(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
-) -> AsyncIterator[Server]:
-    srv = Server(make_settings(slack, retell, db_path, CALLBOT_RETELL_TIMEOUT=8.0))
-    await srv.start()
-    yield srv
-    await srv.stop()
+async def slow_retell_server(make_server: MakeServer) -> Server:
+    return await make_server(CALLBOT_RETELL_TIMEOUT=8.0)
 
 
 async def test_a_call_placed_while_the_database_is_locked_is_recorded_by_its_webhook(
@@ -158,15 +153,10 @@ async def test_a_call_placed_while_the_database_is_locked_is_recorded_by_its_web
 
 
 @pytest.fixture
-async def limited(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
-) -> AsyncIterator[Server]:
+async def limited(make_server: MakeServer) -> Server:
     """One call an hour per person; creates time out fast; uncertain ones settle after 2 s."""
-    srv = Server(make_settings(slack, retell, db_path, CALLBOT_USER_CALLS_PER_HOUR=1,
-                               CALLBOT_RETELL_TIMEOUT=0.3, CALLBOT_POLL_AFTER_SECONDS=2.0))
-    await srv.start()
-    yield srv
-    await srv.stop()
+    return await make_server(CALLBOT_USER_CALLS_PER_HOUR=1, CALLBOT_RETELL_TIMEOUT=0.3,
+                             CALLBOT_POLL_AFTER_SECONDS=2.0)
 
 
 async def test_a_create_that_timed_out_but_was_placed_keeps_counting(

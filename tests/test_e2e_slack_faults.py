@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL, Server
+from tests.conftest import CHANNEL, MakeServer, Server
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import rows
@@ -24,7 +22,6 @@ pytestmark = pytest.mark.usefixtures("sound_database")
 
 OTHER = "C0OTHER"
 GONE = "C0GONE"
-MakeServer = Callable[..., Any]
 
 
 async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,

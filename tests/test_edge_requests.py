@@ -20,7 +20,7 @@ import pytest
 
 from bot import edge
 from bot.signatures import retell_signature, slack_signature
-from tests.conftest import SIGNING_SECRET, Server, command_form, make_settings
+from tests.conftest import SIGNING_SECRET, MakeServer, Server, command_form
 from tests.process import raw_exchange, status_of
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
@@ -230,26 +230,22 @@ async def test_large_signed_webhooks_are_verified_off_the_loop_and_accepted(
 
 
 async def test_a_kept_alive_connection_may_idle_but_its_next_headers_must_come_in_time(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path,
+    make_server: MakeServer,
 ) -> None:
-    srv = Server(make_settings(slack, retell, db_path, CALLBOT_HEADER_TIMEOUT=0.5))
-    await srv.start()
-    try:
-        port = int(srv.url.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
-        await reader.readexactly(length)
-        # Idle for longer than the header timeout: still open (clients reuse connections).
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(reader.read(1), 1.5)
-        # A request begun and not finished: closed once the header timeout has passed.
-        writer.write(b"GET /heal")
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        assert await asyncio.wait_for(reader.read(1), 5) == b""
-        assert loop.time() - started >= 0.4
-        writer.close()
-    finally:
-        await srv.stop()
+    srv = await make_server(CALLBOT_HEADER_TIMEOUT=0.5)
+    port = int(srv.url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    # Idle for longer than the header timeout: still open (clients reuse connections).
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(reader.read(1), 1.5)
+    # A request begun and not finished: closed once the header timeout has passed.
+    writer.write(b"GET /heal")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await asyncio.wait_for(reader.read(1), 5) == b""
+    assert loop.time() - started >= 0.4
+    writer.close()

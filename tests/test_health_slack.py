@@ -9,9 +9,8 @@ from being recorded. Slack being unreachable never holds up health or the webhoo
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-from tests.conftest import HEALTHY_IDLE, Server, make_settings
+from tests.conftest import HEALTHY_IDLE, MakeServer, Server
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
@@ -33,55 +32,43 @@ async def test_a_burst_of_commands_shares_one_auth_test(
 
 
 async def test_a_bad_token_is_reported_but_health_stays_up(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+    make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
-    srv = Server(make_settings(slack, retell, db_path, SLACK_BOT_TOKEN="xoxb-revoked"))
-    await srv.start()
-    try:
-        status, body = await srv.get("/healthz")
-        assert status == 200 and body["status"] == "ok"
-        assert body["slack"] == "invalid_auth"
-        # The database part still tells the truth on its own.
-        assert body["outbox"] == {"backlog": 0, "oldest_age_seconds": 0.0}
-        # Webhooks are still taken.
-        call_id = retell.new_inbound_call("+442079460123", "+14155550100")
-        got, _ = await retell.send_webhook(srv.url + "/retell/webhook",
-                                           retell.event_body(call_id, "call_started"))
-        assert got == 200
-        assert len(slack.calls_to("auth.test")) == 1  # not asked again: a restart fixes it
-    finally:
-        await srv.stop()
+    srv = await make_server(SLACK_BOT_TOKEN="xoxb-revoked")
+    status, body = await srv.get("/healthz")
+    assert status == 200 and body["status"] == "ok"
+    assert body["slack"] == "invalid_auth"
+    # The database part still tells the truth on its own.
+    assert body["outbox"] == {"backlog": 0, "oldest_age_seconds": 0.0}
+    # Webhooks are still taken.
+    call_id = retell.new_inbound_call("+442079460123", "+14155550100")
+    got, _ = await retell.send_webhook(srv.url + "/retell/webhook",
+                                       retell.event_body(call_id, "call_started"))
+    assert got == 200
+    assert len(slack.calls_to("auth.test")) == 1  # not asked again: a restart fixes it
 
 
 async def test_a_slack_outage_is_reported_and_asked_again_until_it_passes(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+    make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     slack.http_error("auth.test", 503)  # the first answer only
-    srv = Server(make_settings(slack, retell, db_path))
-    await srv.start()
-    try:
-        status, body = await srv.get("/healthz")
-        assert status == 200 and body["status"] == "ok"
-        assert body["slack"] in ("http_503", "ok"), body  # "ok" only if already asked again
-        await slack.wait_for(lambda: len(slack.calls_to("auth.test")) == 2, timeout=10)
-        assert await srv.get("/healthz") == HEALTHY_IDLE
-        assert len(slack.calls_to("auth.test")) == 2
-    finally:
-        await srv.stop()
+    srv = await make_server()
+    status, body = await srv.get("/healthz")
+    assert status == 200 and body["status"] == "ok"
+    assert body["slack"] in ("http_503", "ok"), body  # "ok" only if already asked again
+    await slack.wait_for(lambda: len(slack.calls_to("auth.test")) == 2, timeout=10)
+    assert await srv.get("/healthz") == HEALTHY_IDLE
+    assert len(slack.calls_to("auth.test")) == 2
 
 
 async def test_a_slack_that_never_answers_does_not_hold_up_health_or_webhooks(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+    make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     slack.delay(30.0, methods=["auth.test"])
-    srv = Server(make_settings(slack, retell, db_path))
-    await srv.start()
-    try:
-        status, body = await srv.get("/healthz")  # waits at most SLACK_FIRST_WAIT for it
-        assert (status, body["status"], body["slack"]) == (200, "ok", "checking")
-        call_id = retell.new_inbound_call("+442079460123", "+14155550100")
-        got, _ = await retell.send_webhook(srv.url + "/retell/webhook",
-                                           retell.event_body(call_id, "call_started"))
-        assert got == 200
-    finally:
-        await srv.stop()
+    srv = await make_server()
+    status, body = await srv.get("/healthz")  # waits at most SLACK_FIRST_WAIT for it
+    assert (status, body["status"], body["slack"]) == (200, "ok", "checking")
+    call_id = retell.new_inbound_call("+442079460123", "+14155550100")
+    got, _ = await retell.send_webhook(srv.url + "/retell/webhook",
+                                       retell.event_body(call_id, "call_started"))
+    assert got == 200

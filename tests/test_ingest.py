@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from storage.sqlite import SQLiteStore
-from tests.conftest import Server, make_settings
+from tests.conftest import MakeServer, Server, make_settings
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
@@ -32,7 +32,7 @@ def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
 
 
 async def test_bodies_kept_before_a_stop_are_applied_at_the_next_start(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+    make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
     call_id = retell.new_inbound_call("+442079460123", retell.phone_numbers[0]["phone_number"])
     bodies = [retell.event_body(call_id, e) for e in ("call_started", "call_ended",
@@ -45,17 +45,13 @@ async def test_bodies_kept_before_a_stop_are_applied_at_the_next_start(
             "duplicate", None)
     assert rows(db_path, "SELECT count(*) FROM calls") == [(0,)]
 
-    server = Server(make_settings(slack, retell, db_path, CALLBOT_NOTIFY_CHANNEL=NOTIFY))
-    await server.start()
-    try:
-        await eventually(server.outbox_idle)
-        assert rows(db_path, "SELECT direction, stage FROM calls") == [("inbound", 3)]
-        assert rows(db_path, "SELECT count(*) FROM webhook_inbox") == [(0,)]
-        await slack.wait_for(lambda: len(slack.messages(NOTIFY)) == 1)
-        [card] = slack.messages(NOTIFY)
-        await slack.wait_for(lambda: len(slack.thread(NOTIFY, card["ts"])) == 1)  # one summary
-    finally:
-        await server.stop()
+    server = await make_server(CALLBOT_NOTIFY_CHANNEL=NOTIFY)
+    await eventually(server.outbox_idle)
+    assert rows(db_path, "SELECT direction, stage FROM calls") == [("inbound", 3)]
+    assert rows(db_path, "SELECT count(*) FROM webhook_inbox") == [(0,)]
+    await slack.wait_for(lambda: len(slack.messages(NOTIFY)) == 1)
+    [card] = slack.messages(NOTIFY)
+    await slack.wait_for(lambda: len(slack.thread(NOTIFY, card["ts"])) == 1)  # one summary
 
 
 async def test_a_kept_body_that_no_longer_reads_is_dropped_once_and_logged(

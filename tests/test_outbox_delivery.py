@@ -8,12 +8,10 @@ requests, cut connections) or from what Retell sends, never from patching our co
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from tests.conftest import CHANNEL
+from tests.conftest import CHANNEL, MakeServer
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.test_e2e_slack_faults import place, posts_with_key, webhook
@@ -24,7 +22,6 @@ pytestmark = pytest.mark.usefixtures("sound_database")
 
 ODD = "C0ODD"
 PUBLIC = "C0PUBLIC"
-MakeServer = Callable[..., Any]
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> int:

@@ -15,14 +15,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from bot.blocks import ACTION_TRANSCRIPT
 from bot.logs import install_scrubbing, scrub, scrub_block
-from tests.conftest import CHANNEL, USER, Server, button, make_settings
+from tests.conftest import CHANNEL, USER, MakeServer, Server, button
 from tests.standins.retell import RetellStandIn
 from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
@@ -213,13 +212,8 @@ async def test_no_full_number_in_any_post_answer_or_log_line(
     pytest.param({"CALLBOT_POST_RECORDINGS": False}, id="no-recordings"),
     pytest.param({"CALLBOT_POST_TRANSCRIPTS": False}, id="no-transcripts"),
 ])
-async def private_server(
-    request: pytest.FixtureRequest, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
-) -> AsyncIterator[Server]:
-    srv = Server(make_settings(slack, retell, db_path, **request.param))
-    await srv.start()
-    yield srv
-    await srv.stop()
+async def private_server(request: pytest.FixtureRequest, make_server: MakeServer) -> Server:
+    return await make_server(**request.param)
 
 
 async def test_call_log_link_appears_nowhere_when_a_switch_is_off(
