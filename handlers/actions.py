@@ -11,12 +11,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
 from bot.calls import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
-from bot.guard import foreign_team
 from bot.parsing import CallCommand
 from bot.phones import PhoneNumberError, parse_phone
 from bot.retell import Agent
 from bot.views import ACTION_OPEN_MODAL
-from handlers.placing import Placement, Tell, place_from_slack, tell_by_dm
+from handlers.placing import (
+    Placement,
+    Tell,
+    external_team,
+    interaction_team,
+    place_from_slack,
+    tell_by_dm,
+)
 from handlers.views import open_call_modal
 
 log = logging.getLogger(__name__)
@@ -122,7 +128,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             note=source.note,
             source="call again",
             request_key=retry_key(source),
-            external_team=foreign_team(_user_team(body), _home_team(context)),
+            external_team=external_team(interaction_team(body), context),
         )
         await place_from_slack(ctx, client, placement, tell)
 
@@ -136,14 +142,3 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     app.action(ACTION_CALL_AGAIN)(ctx.inflight.track(call_again))
     app.action(ACTION_OPEN_MODAL)(ctx.inflight.track(open_modal))
 
-
-def _user_team(body: dict[str, Any]) -> str | None:
-    """The presser's own team: a Slack Connect user's differs from the app's."""
-    user = body.get("user") or {}
-    return user.get("team_id") or (body.get("team") or {}).get("id")
-
-
-def _home_team(context: AsyncBoltContext) -> str | None:
-    """The app's own team, from Bolt's authorization (auth.test) of this request."""
-    result = context.authorize_result
-    return result.team_id if result is not None else None

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import audit_message, dnc_line, dnc_list_message, stats_message
 from bot.calls import SlackRoute
 from bot.context import AppContext
-from bot.guard import Busy, HeavyGate, Refused, foreign_team
+from bot.guard import Busy, HeavyGate, Refused
 from bot.parsing import (
     AUDIT_USAGE,
     CALL_USAGE,
@@ -29,7 +29,7 @@ from bot.parsing import (
     parse_stats_period,
 )
 from bot.phones import show_phone
-from handlers.placing import Placement, place_from_slack
+from handlers.placing import Placement, external_team, place_from_slack
 from handlers.views import open_call_modal
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         user_team = command.get("user_team") or command.get("team_id")
         placement = Placement(
             request, route, ("command", trigger), source="/call",
-            external_team=foreign_team(user_team, _home_team(context)),
+            external_team=external_team(user_team, context),
         )
         await place_from_slack(ctx, client, placement, tell)
 
@@ -197,8 +197,3 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     app.command("/calldnc")(ctx.inflight.track(calldnc_command))
     app.command("/callaudit")(ctx.inflight.track(callaudit_command))
 
-
-def _home_team(context: AsyncBoltContext) -> str | None:
-    """The app's own team, from Bolt's authorization (auth.test) of this request."""
-    result = context.authorize_result
-    return result.team_id if result is not None else None

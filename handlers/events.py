@@ -15,9 +15,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls import SlackRoute
 from bot.context import AppContext
-from bot.guard import foreign_team
 from bot.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text
-from handlers.placing import Placement, place_from_slack, tell_in_thread
+from handlers.placing import Placement, external_team, place_from_slack, tell_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +71,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                            thread_ts=thread)
         # Slack Connect: `user_team` is the writer's own team, the app's is auth.test's.
         user_team = event.get("user_team") or event.get("team")
-        home = context.authorize_result.team_id if context.authorize_result else None
         placement = Placement(request, route, ("message", channel, ts),
                               source="mention" if mentioned else "message",
-                              external_team=foreign_team(user_team, home))
+                              external_team=external_team(user_team, context))
         await place_from_slack(ctx, client, placement, tell)
 
     async def message(

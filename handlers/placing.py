@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
+from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -21,7 +22,7 @@ from bot import answers
 from bot.blocks import ERROR_LIMIT, already_placed_card, call_card, said
 from bot.calls import AgentLookupError, CallFailed, CallNotRecorded, SlackRoute, idempotency_key
 from bot.context import AppContext
-from bot.guard import Refused, Ticket
+from bot.guard import Refused, Ticket, foreign_team
 from bot.parsing import CallCommand
 from bot.phones import mask_phone
 from bot.retell import Agent
@@ -211,6 +212,19 @@ def _safe(tell: Tell) -> Tell:
             log.warning("could not answer the person: %s", type(exc).__name__)
 
     return safe
+
+
+def external_team(user_team: str | None, context: AsyncBoltContext) -> str | None:
+    """The person's own team when it is not the app's (Slack Connect); the app's team is
+    Bolt's authorization (auth.test) of this request. See guard.team_may."""
+    result = context.authorize_result
+    return foreign_team(user_team, result.team_id if result is not None else None)
+
+
+def interaction_team(body: dict[str, Any]) -> str | None:
+    """The team of the person behind a button press or a modal submission."""
+    user = body.get("user") or {}
+    return user.get("team_id") or (body.get("team") or {}).get("id")
 
 
 def tell_in_thread(client: AsyncWebClient, channel: str, user: str, thread_ts: str | None) -> Tell:

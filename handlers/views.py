@@ -13,7 +13,6 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.calls import SlackRoute
 from bot.context import AppContext
-from bot.guard import foreign_team
 from bot.parsing import ModalError, parse_modal_values
 from bot.retell import Agent, CallerNumber, RetellError
 from bot.views import (
@@ -24,7 +23,14 @@ from bot.views import (
     modal_metadata,
     read_modal_metadata,
 )
-from handlers.placing import Placement, Tell, place_from_slack, tell_by_dm
+from handlers.placing import (
+    Placement,
+    Tell,
+    external_team,
+    interaction_team,
+    place_from_slack,
+    tell_by_dm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +107,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             request.command, route, ("modal", str(view.get("id", ""))), agent=agent,
             use_number_agent=agent is None, from_number=request.from_number,
             note=request.note, source="modal",
-            external_team=foreign_team(
-                (body.get("user") or {}).get("team_id") or (body.get("team") or {}).get("id"),
-                context.authorize_result.team_id if context.authorize_result else None),
+            external_team=external_team(interaction_team(body), context),
         )
         await place_from_slack(ctx, client, placement, _tell_for_modal(body, client, user))
 
