@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from bot.calls import EVENT_EFFECTS
 from bot.context import AppContext
-from bot.edge import VERIFIED
+from bot.edge import VERIFIED, refuse
 from bot.logs import LOGGED
 from bot.retell import WebhookBody
 from bot.signatures import check_retell_signature
@@ -28,10 +28,6 @@ log = logging.getLogger(__name__)
 SUMMARY_EVERY = 10.0  # seconds between the lines that count webhooks
 # The two answers a kept webhook gets, serialised once.
 ANSWERS = {outcome: f'{{"status": "{outcome}"}}'.encode() for outcome in ("stored", "duplicate")}
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -71,18 +67,18 @@ def make_handler(ctx: AppContext) -> Handler:
         refused = None if request.get(VERIFIED) else check_retell_signature(
             raw, key, request.headers.get("x-retell-signature"))
         if refused:
-            log.warning("webhook refused: %s (from %s)", refused, request.remote)
             counted.labels("unknown", "unsigned").inc()
-            return _error(401, f"invalid signature: {refused}")
+            return refuse(request, 401, f"invalid signature: {refused}")
         try:
             # orjson: four times faster on a transcript-sized body, and it refuses what
             # SQLite could not store (lone surrogates) and nesting past 1024 levels.
             data = orjson.loads(raw)
             text = raw.decode("utf-8")
         except (UnicodeError, ValueError):
-            return _invalid("unknown", "body is not valid UTF-8 JSON")
+            return _invalid(request, "unknown", "body is not valid UTF-8 JSON")
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
-            return _invalid("unknown", "body must be a JSON object with an `event` string")
+            return _invalid(request, "unknown",
+                            "body must be a JSON object with an `event` string")
         event = data["event"]
         if event not in EVENT_EFFECTS:
             counted.labels("other", "ignored").inc()
@@ -91,7 +87,7 @@ def make_handler(ctx: AppContext) -> Handler:
         try:
             body = WebhookBody.model_validate(data)
         except ValidationError as exc:
-            return _invalid(event, _validation_message(exc))
+            return _invalid(request, event, _validation_message(exc))
         entry = ctx.calls.webhook_entry(0, event, False, body.call, data["call"])
         outcome, inbox_id = await ctx.store.accept_webhook(body.call.call_id, event, text)
         if inbox_id is not None:
@@ -100,9 +96,8 @@ def make_handler(ctx: AppContext) -> Handler:
         counts.add(outcome)
         return web.Response(body=ANSWERS[outcome], content_type="application/json")
 
-    def _invalid(event: str, message: str) -> web.Response:
-        log.warning("webhook refused: %s", message[:120])
+    def _invalid(request: web.Request, event: str, message: str) -> web.Response:
         counted.labels(event, "invalid").inc()
-        return _error(400, message)
+        return refuse(request, 400, message)
 
     return retell_webhook
