@@ -905,3 +905,61 @@ def test_found_modal_block_that_is_not_an_object(harness: Harness) -> None:
                                   "selected_conversation": CHANNEL}},
     }
     _check_modal(harness, values, with_url=False, metadata=None)
+
+
+# -- headers ------------------------------------------------------------------------------------
+
+# What a header value can carry over HTTP/1.1 (no control characters: aiohttp's client will not
+# send them), with the spellings that break naive parsers over-represented: digit runs in any
+# script, thousands of them, signs, spaces.
+_header_chars = st.characters(blacklist_categories=("Cs", "Cc"))
+header_values = st.one_of(
+    st.text(_header_chars, max_size=200),
+    st.from_regex(r"\A[ +\-]?[0-9٠-٩²①]{0,3000}\Z", fullmatch=True),
+    st.from_regex(r"\Av=[0-9²①٣]{0,400},d=[0-9a-fA-F]{0,80}\Z", fullmatch=True),
+    st.from_regex(r"\Av0=[0-9a-f]{0,70}\Z", fullmatch=True),
+)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=150)
+@given(timestamp=header_values, signature=header_values, retell_signature=header_values,
+       content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded",
+                                     "text/plain", "", "application/json; charset=latin-1"]),
+       encoding=st.sampled_from(["", "identity", "gzip", "br", "deflate, gzip", "x"]))
+def test_any_signature_headers_are_refused_without_a_5xx_or_a_change(
+    harness: Harness, timestamp: str, signature: str, retell_signature: str, content_type: str,
+    encoding: str,
+) -> None:
+    """Headers nobody signed never get past a 4xx, whatever their spelling, and never change
+    anything: the slash command places no call, the webhook stores no event."""
+    before = harness.counts()
+    harness.errors.take()
+    form = {"command": "/call", "text": "+14155550123", "user_id": USER, "channel_id": CHANNEL,
+            "team_id": TEAM, "trigger_id": f"p.{uuid.uuid4().hex}",
+            "response_url": harness.response_url()}
+    slack_body = "&".join(f"{k}={v}" for k, v in form.items()).encode()
+    call_id = f"call_{uuid.uuid4().hex}"
+    retell_body = json.dumps({"event": "call_started", "call": {"call_id": call_id}}).encode()
+
+    def headers(extra: dict[str, str]) -> dict[str, str]:
+        out = {"Content-Type": content_type, **extra}
+        if encoding:
+            out["Content-Encoding"] = encoding
+        return {k: v for k, v in out.items() if v}
+
+    async def go() -> list[tuple[int, Any]]:
+        answers = [
+            await harness.server.post("/slack/events", slack_body, headers(
+                {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})),
+            await harness.server.post(WEBHOOK, retell_body, headers(
+                {"x-retell-signature": retell_signature})),
+        ]
+        await harness.settle()
+        return answers
+
+    for status, answer in harness.run(go()):
+        _note(f"headers: HTTP {status}")
+        assert 400 <= status < 500, (status, answer)
+        assert isinstance(answer, dict) and isinstance(answer.get("error"), str), answer
+    assert harness.counts() == before, "unsigned headers changed the database"
+    harness.check_alive()
