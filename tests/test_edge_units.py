@@ -10,7 +10,7 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-from slack_sdk.signature import SignatureVerifier
+from slack_sdk.signature import Clock, SignatureVerifier
 
 from bot.edge import (
     JSON_MAX_DEPTH,
@@ -47,10 +47,26 @@ def test_slack_signatures_agree_with_slack_sdk() -> None:
 
 @pytest.mark.parametrize("skew", [-301, 301])
 def test_stale_slack_timestamps_are_refused_like_slack_sdk(skew: int) -> None:
-    ts = str(int(time.time()) + skew)
+    # One frozen clock for both checks: a second that ticks between them must not matter.
+    now = float(int(time.time()))
+    ts = str(int(now) + skew)
     signature = slack_signature(BODY, SECRET, ts)
-    assert not SignatureVerifier(SECRET).is_valid(BODY.decode(), ts, signature)
-    assert check_slack_signature(BODY, SECRET, ts, signature) == "stale timestamp"
+    assert not SignatureVerifier(SECRET, clock=_FrozenClock(now)).is_valid(
+        BODY.decode(), ts, signature)
+    assert check_slack_signature(BODY, SECRET, ts, signature, now=now) == "stale timestamp"
+    inside = str(int(now) + (300 if skew > 0 else -300))
+    fresh = slack_signature(BODY, SECRET, inside)
+    assert SignatureVerifier(SECRET, clock=_FrozenClock(now)).is_valid(
+        BODY.decode(), inside, fresh)
+    assert check_slack_signature(BODY, SECRET, inside, fresh, now=now) is None
+
+
+class _FrozenClock(Clock):
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
 
 
 @pytest.mark.parametrize(("timestamp", "signature", "reason"), [
