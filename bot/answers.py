@@ -47,6 +47,12 @@ def card_not_posted(channel_id: str, error: str, status: int | None) -> str:
     return f"Slack refused the call card (`{error}`), so no call was placed."
 
 
+def card_lost() -> str:
+    """On a card Slack posted but never confirmed: the attempt ended there."""
+    return ("Slack did not confirm this card when it was posted, so no call was placed. "
+            "Run the command again to place it.")
+
+
 def store_down_before(cause: str) -> str:
     """The rules could not be checked: nothing was posted or placed."""
     return (f"I couldn't check this call against the limits: {_DATABASE[cause]}. "

@@ -154,6 +154,12 @@ class OutboxWorker:
     def wake(self) -> None:
         self._wake.set()
 
+    async def find_post(self, channel: str, thread_ts: str | None, since: float,
+                        key: str) -> str | None:
+        """The ts of a message posted with `marker(key)` since `since`, if Slack has it: for
+        posts made outside the outbox (the call card) whose answer was lost."""
+        return await self._find_posted(channel, thread_ts, since, key, None)
+
     def start(self) -> None:
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
@@ -478,8 +484,7 @@ class OutboxWorker:
         await self.store.mark_posting(item.id, time.time())
         response = await self._call(
             "chat_postMessage", channel=channel, text=text, blocks=blocks, thread_ts=thread_ts,
-            unfurl_links=False, unfurl_media=False,
-            metadata={"event_type": MARKER_TYPE, "event_payload": {"key": key}},
+            unfurl_links=False, unfurl_media=False, metadata=marker(key),
         )
         return str(response["ts"])
 
@@ -577,6 +582,11 @@ class OutboxWorker:
                 await asyncio.wait_for(self._stop.wait(), slot - now)
             if self._stop.is_set():
                 raise _Stopping
+
+
+def marker(key: str) -> dict[str, Any]:
+    """Message metadata naming a post, so a post whose answer was lost can be found again."""
+    return {"event_type": MARKER_TYPE, "event_payload": {"key": key}}
 
 
 def _thread(call: CallRecord) -> str | None:

@@ -6,6 +6,7 @@ rule (card first, then Retell; a failure shown on the card and to the person) ho
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -23,6 +24,7 @@ from bot.blocks import ERROR_LIMIT, already_placed_card, call_card, said
 from bot.calls import AgentLookupError, CallFailed, CallNotRecorded, SlackRoute, idempotency_key
 from bot.context import AppContext
 from bot.guard import Refused, Ticket, foreign_team
+from bot.outbox import marker
 from bot.parsing import CallCommand
 from bot.phones import mask_phone
 from bot.retell import Agent
@@ -32,6 +34,7 @@ from storage.models import CallRecord
 log = logging.getLogger(__name__)
 
 Tell = Callable[[str], Awaitable[None]]
+_LOST_CARD_LOOKS = (0.0, 3.0)  # seconds to wait before each look for an unanswered card
 
 
 @dataclass(frozen=True)
@@ -132,9 +135,11 @@ async def _place(ctx: AppContext, client: AsyncWebClient, placement: Placement, 
                      post_transcripts=ctx.settings.post_transcripts)
     channel = route.channel_id or ""
     state.step = "card"
+    card_key = f"card:{key}"
     try:
         posted = await client.chat_postMessage(
-            channel=channel, text=card.text, blocks=card.blocks, thread_ts=route.thread_ts
+            channel=channel, text=card.text, blocks=card.blocks, thread_ts=route.thread_ts,
+            metadata=marker(card_key),
         )
     except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
         error, status = _slack_failure(exc)
@@ -143,6 +148,8 @@ async def _place(ctx: AppContext, client: AsyncWebClient, placement: Placement, 
         state.ticket = None
         await ctx.guard.abandon(ticket, f"card not posted: {error}")
         await tell(f":x: {answers.card_not_posted(channel, error, status)}")
+        if status is None or status >= 500:  # Slack may have posted it all the same
+            await _close_lost_card(ctx, client, route, card_key, now, pending)
         return None
     route = replace(route, message_ts=str(posted["ts"]))
     state.card_ts, state.pending = route.message_ts, pending
@@ -175,6 +182,27 @@ async def _place(ctx: AppContext, client: AsyncWebClient, placement: Placement, 
         card = already_placed_card(record, show_full_numbers=show)
         await _edit(client, channel, route.message_ts or "", card.text, card.blocks)
     return record
+
+
+async def _close_lost_card(ctx: AppContext, client: AsyncWebClient, route: SlackRoute,
+                           card_key: str, since: float, pending: CallRecord) -> None:
+    """A card whose post went unanswered may be in the channel, saying "placing…" forever:
+    find it by its marker and show that nothing was placed. Slack may store it a moment
+    after the connection broke, so look twice."""
+    channel = route.channel_id or ""
+    for wait in _LOST_CARD_LOOKS:
+        await asyncio.sleep(wait)
+        try:
+            ts = await ctx.outbox.find_post(channel, route.thread_ts, since, card_key)
+        except Exception as exc:  # best effort: the person has their answer already
+            log.warning("could not look for a lost card channel=%s: %s", channel,
+                        type(exc).__name__)
+            return
+        if ts is not None:
+            log.info("found a card whose post went unanswered channel=%s ts=%s", channel, ts)
+            closed = replace(pending, status="failed", error=answers.card_lost())
+            await _update_card(ctx, client, channel, ts, closed)
+            return
 
 
 async def _update_card(ctx: AppContext, client: AsyncWebClient, channel: str, ts: str,

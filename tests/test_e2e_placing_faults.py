@@ -77,6 +77,22 @@ async def test_a_dropped_connection_on_the_card_gets_an_answer(
     assert rows(server, "SELECT count(*) FROM call_holds") == [(0,)]
     [(outcome, reason)] = audit(server)
     assert outcome == "failed" and reason.startswith("card not posted")
+    # Slack did post the card before the connection broke: it must not say "placing" forever.
+    [card] = slack.messages(CHANNEL)
+    await eventually(lambda: "no call was placed" in str(slack.message(CHANNEL, card["ts"])))
+    final = str(slack.message(CHANNEL, card["ts"]))
+    assert "Placing" not in final and "placing" not in final.replace("no call was placed", "")
+
+
+async def test_a_card_slack_never_stored_is_not_looked_for_forever(
+    server: Server, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    slack.http_error("chat.postMessage", 503)
+    text = await ask(server, slack, "r")
+    assert "HTTP 503" in text and "no call was placed" in text
+    # Two looks at the channel's history (now and a moment later), then it lets go.
+    await eventually(lambda: len(slack.calls_to("conversations.history")) == 2, timeout=10)
+    assert slack.messages(CHANNEL) == [] and slack.calls_to("chat.update") == []
 
 
 async def test_a_locked_database_at_admission_is_said_plainly(
