@@ -72,6 +72,9 @@ MARKER_TYPE = "callbot_delivery"
 _PACED = frozenset({"chat_postMessage", "chat_update", "files_upload_v2"})
 _LOOKUP_PAGES = 5  # how far back to look for a lost post (pages of 200 messages)
 _HEADS_PER_PASS = 500
+# Calls queued in memory per channel, at most (a minute of writes at Slack's pace): a deep
+# backlog stays in the database, and a pass skips the channels that have enough in hand.
+_LANE_DEPTH = 64
 _PASS_INTERVAL = 0.05  # seconds between two reads of the outbox, at the most
 # Without a wake-up, look again this often: another process sharing the database may have
 # queued items (its webhooks wake only it), or died holding a lease that has now run out.
@@ -208,8 +211,11 @@ class OutboxWorker:
         """Queue each due call in its channel's lane; returns when to look again."""
         now = time.time()
         next_due: float | None = None
+        full = {c for c, q in self._queues.items() if len(q) >= _LANE_DEPTH}
+        if self.notify_channel in full:
+            full.add("")  # calls with no channel of their own go to the notify channel
         heads = await self.store.outbox_heads(_HEADS_PER_PASS, skip=self._busy_calls,
-                                              owner=self.owner, now=now)
+                                              owner=self.owner, now=now, skip_channels=full)
         for item in heads:
             if item.call_id in self._busy_calls:
                 continue
@@ -217,6 +223,8 @@ class OutboxWorker:
                 next_due = min(next_due or item.next_attempt_at, item.next_attempt_at)
                 continue
             channel = item.channel_id or self.notify_channel or ""
+            if len(self._queues.get(channel, ())) >= _LANE_DEPTH:
+                continue  # the next pass brings it, once the lane has room
             self._busy_calls.add(item.call_id)
             self._queues.setdefault(channel, []).append(item)
             if channel not in self._lanes:

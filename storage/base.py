@@ -125,10 +125,11 @@ class Store(Protocol):
 
     async def outbox_heads(
         self, limit: int, skip: Collection[str] = (), *, owner: str | None = None,
-        now: float | None = None,
+        now: float | None = None, skip_channels: Collection[str] = (),
     ) -> list[OutboxItem]:
         """The oldest pending item of each call not in `skip`, soonest due first (a call
-        leased by another owner is due when the lease runs out)."""
+        leased by another owner is due when the lease runs out); none for the channels in
+        `skip_channels` ("" stands for calls with no channel of their own)."""
 
     async def lease_outbox(
         self, call_id: str, owner: str, now: float, until: float

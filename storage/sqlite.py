@@ -612,7 +612,7 @@ class SQLiteStore:
 
     async def outbox_heads(
         self, limit: int, skip: Collection[str] = (), *, owner: str | None = None,
-        now: float | None = None,
+        now: float | None = None, skip_channels: Collection[str] = (),
     ) -> list[OutboxItem]:
         """The oldest pending item of each call (a call's items go out together, in order),
         soonest due first, with the channel it goes to; calls in `skip` (already in hand)
@@ -631,9 +631,12 @@ class SQLiteStore:
                JOIN outbox o ON o.id = h.id
                LEFT JOIN calls c ON c.call_id = h.call_id
                WHERE h.call_id NOT IN (SELECT value FROM json_each(:skip))
+                 AND coalesce(c.channel_id, '')
+                     NOT IN (SELECT value FROM json_each(:skip_channels))
                ORDER BY h.due, h.id LIMIT :limit""",
             {"limit": limit, "skip": json.dumps(list(skip)), "owner": owner,
-             "now": time.time() if now is None else now},
+             "now": time.time() if now is None else now,
+             "skip_channels": json.dumps(list(skip_channels))},
         )
         return [OutboxItem(*r) for r in rows]
 

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from storage.migrations import MIGRATIONS
-from storage.models import STAGE_ANALYZED, STAGE_ENDED, STAGE_STARTED, Attempt, CallFields
+from storage.models import (
+    STAGE_ANALYZED,
+    STAGE_ENDED,
+    STAGE_STARTED,
+    Attempt,
+    CallFields,
+    OutboxItem,
+)
 from storage.sqlite import SQLiteStore
 
 
@@ -232,3 +239,24 @@ async def test_outbox_heads_keep_each_calls_items_in_order(store: SQLiteStore) -
     assert (head.call_id, head.kind) == ("call_a", "card") and head.next_attempt_at > time.time()
     count, oldest = await store.outbox_backlog()
     assert count == 2 and oldest is not None and oldest <= time.time()
+
+
+async def test_outbox_heads_leave_out_the_channels_with_enough_in_hand(
+    store: SQLiteStore,
+) -> None:
+    """A worker with a full lane for a channel asks for the others' heads only, so a deep
+    backlog in one channel neither crowds out another nor piles up in memory."""
+    await store.record_events([("call_ended", ["card"])], ended("call_a1", channel_id="C1"))
+    await store.record_events([("call_ended", ["card"])], ended("call_a2", channel_id="C1"))
+    await store.record_events([("call_ended", ["card"])], ended("call_b", channel_id="C2"))
+    await store.record_events([("call_ended", ["card"])], ended("call_nowhere"))
+
+    def calls(heads: list[OutboxItem]) -> list[str]:
+        return [h.call_id for h in heads]
+
+    assert calls(await store.outbox_heads(10)) == ["call_a1", "call_a2", "call_b",
+                                                   "call_nowhere"]
+    assert calls(await store.outbox_heads(1, skip_channels={"C1"})) == ["call_b"]
+    assert calls(await store.outbox_heads(10, skip_channels={"C1", ""})) == ["call_b"]
+    assert calls(await store.outbox_heads(10, skip={"call_b"}, skip_channels={"C1"})) == [
+        "call_nowhere"]
