@@ -153,6 +153,7 @@ class OutboxWorker:
         self._next_slot: dict[str, float] = {}  # per channel: when the next write may go
         self._traced: set[str] = set()
         self._pass_failing = False
+        self._pass: asyncio.Future[float | None] | None = None  # the worker's pass under way
 
     def wake(self) -> None:
         self._wake.set()
@@ -188,7 +189,8 @@ class OutboxWorker:
             self._wake.clear()
             started = time.perf_counter()
             try:
-                next_due = await self._dispatch()
+                self._pass = asyncio.ensure_future(self._dispatch())
+                next_due = await self._pass
                 self._pass_failing = False
             except Exception as exc:
                 # A traceback for the first failure, then one line each (the store is down).
@@ -239,8 +241,11 @@ class OutboxWorker:
             while queue and not self._stop.is_set():
                 # Choose (and lease) the next call only once the channel may take a write:
                 # whatever arrived for it meanwhile then goes in the same turn.
+                idle = self._next_slot.get(channel, 0.0) <= time.monotonic()
                 if not await self._wait_slot(channel):
                     break
+                if idle:  # a waiting lane was caught up by the worker's passes meanwhile
+                    await self._catch_up()
                 item = await self._pick(queue)
                 try:
                     await self._turn(item)
@@ -255,6 +260,17 @@ class OutboxWorker:
                 self._busy_calls.discard(item.call_id)
             queue.clear()
             del self._lanes[channel]
+
+    async def _catch_up(self) -> None:
+        """Items announced (or being read) but not in a lane yet compete for this turn too:
+        a call whose outcome just arrived must not lose its place to a pass not yet run."""
+        try:
+            if self._pass is not None and not self._pass.done():
+                await asyncio.wait([self._pass])
+            if self._wake.is_set():
+                await self._dispatch()
+        except Exception:  # only an ordering hint: the worker's own pass retries
+            return
 
     async def _pick(self, queue: list[OutboxItem]) -> OutboxItem:
         """The lane's next call: the first with an outcome waiting, else the first."""
