@@ -39,7 +39,7 @@ calls for peak RSS (shown, not judged where the size is below the target's).
 
 The server is `python -m bot serve`, configured only through its environment
 (CALLBOT_MAX_CONCURRENT_CALLS is set high: counted on every /call, never reached). The Slack
-and Retell stand-ins from tests/standins run in this process, on loopback. Databases are
+and Retell stand-ins from standins/ run in this process, on loopback. Databases are
 seeded through the store (bench/seed.py); the bench only reads them, to see what the server
 did. Posts the outbox marks with a key are counted per key, so a post that goes out twice is
 reported.
@@ -79,8 +79,8 @@ from slack_sdk.signature import SignatureVerifier
 from bench import loadgen
 from bench.loadgen import Job, Result, process_cpu
 from bench.seed import conversation
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "bench-signing-secret-0123456789abcdef"

@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from bench.bare import MAX_BODY_BYTES, healthz
-from bot.signatures import check_retell_signature
+from bot.http.signatures import check_retell_signature
 from storage.writer import GroupWriter
 
 PRAGMAS = ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.standins.retell import sign
+from standins.retell import sign
 
 CALL_ID = "@CALL_ID@"  # placeholders in the templates
 CHANNEL = "@CHANNEL@"

@@ -21,27 +21,27 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import edge
-from bot.calls import CallService
+from bot.calls.ingest import Ingest
+from bot.calls.polling import Poller
+from bot.calls.retention import Retention
+from bot.calls.service import CallService
 from bot.config import Settings
 from bot.context import AppContext
-from bot.guard import Guard
-from bot.home import HomePublisher
-from bot.ingest import Ingest
-from bot.logs import LOGGED, install_scrubbing
-from bot.metrics import Metrics
-from bot.outbox import OutboxWorker, RetryPolicy
-from bot.poller import Poller
-from bot.retell import RetellClient
-from bot.retention import Retention
-from bot.tasks import InFlight
+from bot.guard.admission import Guard
+from bot.http import edge
+from bot.retell.client import RetellClient
+from bot.runtime.logs import LOGGED, install_scrubbing
+from bot.runtime.metrics import Metrics
+from bot.runtime.tasks import InFlight
+from bot.slack.home import HomePublisher
+from bot.slack.outbox import OutboxWorker, RetryPolicy
 from handlers import actions, commands, events, health, views, webhook
 from storage.sqlite import SQLiteStore
 
 log = logging.getLogger("bot.http")
 CONTEXT = web.AppKey("context", AppContext)
 # Retell's call payloads carry word-level transcripts: an hour-long call runs to megabytes.
-# The cap of /retell/webhook, counted on the wire by bot.edge (Slack's is 1 MiB there).
+# The cap of /retell/webhook, counted on the wire by bot.http.edge (Slack's is 1 MiB there).
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
@@ -158,7 +158,7 @@ def create_app(settings: Settings) -> web.Application:
     socket_tasks: list[asyncio.Task[None]] = []
 
     async def slack_events(request: web.Request) -> web.StreamResponse:
-        """Bolt sees only what bot.edge verified (signature) and checked (what Bolt's request
+        """Bolt sees only what bot.http.edge verified (signature) and checked (what Bolt's request
         constructor parses); the body is already read, decoded here as UTF-8 as Slack sends."""
         raw = await request.read()
         try:
@@ -226,7 +226,7 @@ def create_app(settings: Settings) -> web.Application:
             await ctx.store.close()
             log.info("stopped: database closed")
 
-    # The edge reads and caps bodies per route (bot.edge.SLACK_MAX_BODY for Slack);
+    # The edge reads and caps bodies per route (bot.http.edge.SLACK_MAX_BODY for Slack);
     # client_max_size is what any other route may read.
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[
         access_log(ctx.metrics),

@@ -18,13 +18,13 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.edge import (
+from bot.http.edge import (
     connection_budget,
     install_loop_exception_handler,
     make_runner,
     raise_open_files_limit,
 )
-from bot.logs import setup_logging
+from bot.runtime.logs import setup_logging
 
 # Connections the kernel may queue before we accept them: a burst of webhooks (or of
 # slow clients) must not overflow a short queue into SYN retransmits of a second or more.

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.calls import CallService
+from bot.calls.ingest import Ingest
+from bot.calls.service import CallService
 from bot.config import Settings
-from bot.guard import Guard
-from bot.home import HomePublisher
-from bot.ingest import Ingest
-from bot.metrics import Metrics
-from bot.outbox import OutboxWorker
-from bot.tasks import InFlight
+from bot.guard.admission import Guard
+from bot.runtime.metrics import Metrics
+from bot.runtime.tasks import InFlight
+from bot.slack.home import HomePublisher
+from bot.slack.outbox import OutboxWorker
 from storage.base import Store
 
 

@@ -8,13 +8,13 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
-from bot.calls import CallFailed, NotAllowed, SlackRoute, retry_key
+from bot.calls.service import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
-from bot.parsing import CallCommand
-from bot.phones import PhoneNumberError, parse_phone
-from bot.retell import Agent
-from bot.views import ACTION_OPEN_MODAL
+from bot.input.parsing import CallCommand
+from bot.input.phones import PhoneNumberError, parse_phone
+from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
+from bot.render.views import ACTION_OPEN_MODAL
+from bot.retell.client import Agent
 from handlers.placing import (
     Placement,
     Tell,

@@ -12,11 +12,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import audit_message, dnc_line, dnc_list_message, stats_message
-from bot.calls import SlackRoute
+from bot.calls.service import SlackRoute
 from bot.context import AppContext
-from bot.guard import Busy, HeavyGate, Refused
-from bot.parsing import (
+from bot.guard.admission import Busy, HeavyGate, Refused
+from bot.input.parsing import (
     AUDIT_USAGE,
     CALL_USAGE,
     DNC_USAGE,
@@ -28,7 +27,8 @@ from bot.parsing import (
     parse_dnc_text,
     parse_stats_period,
 )
-from bot.phones import show_phone
+from bot.input.phones import show_phone
+from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
 from handlers.placing import Placement, external_team, place_from_slack
 from handlers.views import open_call_modal
 

@@ -13,9 +13,9 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.calls import SlackRoute
+from bot.calls.service import SlackRoute
 from bot.context import AppContext
-from bot.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text
+from bot.input.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text
 from handlers.placing import Placement, external_team, place_from_slack, tell_in_thread
 
 log = logging.getLogger(__name__)

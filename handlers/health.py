@@ -31,7 +31,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.context import AppContext
-from bot.metrics import CONTENT_TYPE, Metrics
+from bot.runtime.metrics import CONTENT_TYPE, Metrics
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 2.0  # the database part of a health check: a read, then a write

@@ -19,15 +19,21 @@ from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import answers
-from bot.blocks import ERROR_LIMIT, already_placed_card, call_card, said
-from bot.calls import AgentLookupError, CallFailed, CallNotRecorded, SlackRoute, idempotency_key
+from bot.calls.service import (
+    AgentLookupError,
+    CallFailed,
+    CallNotRecorded,
+    SlackRoute,
+    idempotency_key,
+)
 from bot.context import AppContext
-from bot.guard import Refused, Ticket, foreign_team
-from bot.outbox import marker
-from bot.parsing import CallCommand
-from bot.phones import mask_phone
-from bot.retell import Agent
+from bot.guard.admission import Refused, Ticket, foreign_team
+from bot.input.parsing import CallCommand
+from bot.input.phones import mask_phone
+from bot.render import answers
+from bot.render.blocks import ERROR_LIMIT, already_placed_card, call_card, said
+from bot.retell.client import Agent
+from bot.slack.outbox import marker
 from storage.errors import store_failure
 from storage.models import CallRecord
 

@@ -11,11 +11,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.calls import SlackRoute
+from bot.calls.service import SlackRoute
 from bot.context import AppContext
-from bot.parsing import ModalError, parse_modal_values
-from bot.retell import Agent, CallerNumber, RetellError
-from bot.views import (
+from bot.input.parsing import ModalError, parse_modal_values
+from bot.render.views import (
     CALL_MODAL,
     NUMBER_DEFAULT_AGENT,
     call_modal,
@@ -23,6 +22,7 @@ from bot.views import (
     modal_metadata,
     read_modal_metadata,
 )
+from bot.retell.client import Agent, CallerNumber, RetellError
 from handlers.placing import (
     Placement,
     Tell,

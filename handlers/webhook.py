@@ -1,7 +1,7 @@
 """`POST /retell/webhook`: verify, keep the body durably, answer; the rest happens later.
 
 The answer comes once the body is committed to the inbox (deduplicated on call id and
-event), which is all a 2xx promises Retell; bot/ingest.py turns it into the call row and
+event), which is all a 2xx promises Retell; bot/calls/ingest.py turns it into the call row and
 the Slack work. Per-request log lines would cost as much as the write under a burst: counts
 go to /metrics, and one line every few seconds says how many came.
 """
@@ -17,12 +17,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
-from bot.calls import EVENT_EFFECTS
+from bot.calls.service import EVENT_EFFECTS
 from bot.context import AppContext
-from bot.edge import VERIFIED, refuse
-from bot.logs import LOGGED
-from bot.retell import WebhookBody
-from bot.signatures import check_retell_signature
+from bot.http.edge import VERIFIED, refuse
+from bot.http.signatures import check_retell_signature
+from bot.retell.client import WebhookBody
+from bot.runtime.logs import LOGGED
 
 log = logging.getLogger(__name__)
 SUMMARY_EVERY = 10.0  # seconds between the lines that count webhooks

@@ -21,10 +21,10 @@ from slack_sdk.signature import SignatureVerifier
 from bot.app import CONTEXT, create_app
 from bot.config import Settings
 from bot.context import AppContext
-from bot.edge import make_runner
+from bot.http.edge import make_runner
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from storage.sqlite import INBOX_MAX_ATTEMPTS
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM = "T0TEST"

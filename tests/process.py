@@ -35,9 +35,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, SIGNING_SECRET, USER, command_form, slack_headers
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0

@@ -10,6 +10,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from storage.models import Limits
 from storage.sqlite import LIVE_COUNT_SQL, USER_RECENT_SQL, SQLiteStore
 
@@ -70,6 +72,7 @@ async def seed(store: SQLiteStore, db: Path, ended: int, user_calls: int) -> Non
         conn.close()
 
 
+@pytest.mark.slow
 async def test_admission_cost_does_not_grow_with_history(tmp_path: Path) -> None:
     small, large = tmp_path / "small.db", tmp_path / "large.db"
     for db, ended in ((small, 1_000), (large, 100_000)):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import analysis_reply, call_card, chunk_text, escape, stats_message
+from bot.render.blocks import analysis_reply, call_card, chunk_text, escape, stats_message
 from storage.models import STAGE_ANALYZED, STAGE_ENDED, CallRecord, CallStats
 
 

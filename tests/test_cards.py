@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import (
+from bot.render.blocks import (
     ACTION_CALL_AGAIN,
     ACTION_HANG_UP,
     ACTION_REFRESH,

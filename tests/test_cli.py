@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from bot.config import SettingsError, load_settings
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "RETELL_API_KEY", "RETELL_FROM_NUMBER")
 

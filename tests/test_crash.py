@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import TEAM, USER
 from tests.process import ServerProcess
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("sound_database")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 
 CALLS = 100
 CHANNELS = ("C0SALES", "C0SUPPORT", "C0SURVEYS", "C0REMIND")

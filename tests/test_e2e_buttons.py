@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, button, make_settings
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import card, placed_call, rows, send, summaries
 from tests.waiting import eventually
 
@@ -44,6 +46,7 @@ async def idle(server: Server) -> None:
     await eventually(server.outbox_idle)
 
 
+@pytest.mark.slow
 async def test_card_shows_only_buttons_that_fit_the_state(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -116,6 +119,7 @@ async def test_refresh_reads_retell_when_webhooks_never_come(
         ("webhook",)]
 
 
+@pytest.mark.slow
 async def test_refresh_when_retell_fails_says_so(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -149,6 +153,7 @@ async def test_transcript_goes_into_the_thread_once(
     assert len(summaries(slack)) == 2
 
 
+@pytest.mark.slow
 async def test_long_transcript_is_uploaded_as_a_file_in_the_thread(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, USER, Server, slack_headers
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 
 
 def creates(retell: RetellStandIn) -> list[Any]:
@@ -178,6 +178,7 @@ async def test_legacy_error_key_is_read(
         slack.responses_for("legacy")[0]["text"])
 
 
+@pytest.mark.slow
 async def test_retell_timeout_and_connection_errors(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -213,6 +214,7 @@ async def test_retell_down_entirely(
     assert "Could not reach Retell (connection refused" in slack.responses_for("down")[0]["text"]
 
 
+@pytest.mark.slow
 async def test_ack_does_not_wait_for_retell(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import BOT_USER, CHANNEL, USER, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_buttons import press
 from tests.test_e2e_messages import ephemerals, mention, message
 from tests.test_e2e_modal import open_modal, state_values, submission
@@ -281,6 +281,7 @@ async def test_message_and_mention_triggers_are_refused(
     assert_refusal_row(from_mention, "user_not_allowed", source="mention")
 
 
+@pytest.mark.slow
 async def test_call_again_is_refused_after_the_rules_tighten(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -307,6 +308,7 @@ async def test_call_again_is_refused_after_the_rules_tighten(
 # -- how many ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_hourly_limit_lets_exactly_one_of_a_burst_through_and_holds_after_restart(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -338,6 +340,7 @@ async def test_hourly_limit_lets_exactly_one_of_a_burst_through_and_holds_after_
     assert_creates_honor_dnc(retell)
 
 
+@pytest.mark.slow
 async def test_concurrent_cap_admits_exactly_the_cap_and_frees_a_place_when_a_call_ends(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from bot.parsing import AUDIT_USAGE, DNC_USAGE
+from bot.input.parsing import AUDIT_USAGE, DNC_USAGE
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, make_settings
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_buttons import action_ids, press, requests_to
 from tests.test_e2e_call import creates
 from tests.test_e2e_webhook import card, placed_call, send, summaries
@@ -187,6 +187,7 @@ async def test_call_to_a_listed_number_is_refused_before_retell(
 # -- 3. the callee asks not to be called -----------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_callee_request_adds_the_number_once_and_blocks_the_next_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
@@ -410,6 +411,7 @@ def age(db_path: Path, call_ids: list[str], days: float) -> None:
         conn.close()
 
 
+@pytest.mark.slow
 async def test_retention_forgets_old_words_and_keeps_the_figures(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:

@@ -12,9 +12,11 @@ import sqlite3
 import time
 from typing import Any
 
+import pytest
+
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, button
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
 
@@ -114,6 +116,7 @@ async def test_home_tab_publishes_the_home_view_for_that_user(
     assert place_button(view)["text"]["text"] == "Place a call"
 
 
+@pytest.mark.slow
 async def test_home_shows_the_ten_most_recent_calls_masked(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -172,6 +175,7 @@ async def test_messages_tab_publishes_nothing(
     assert len(slack.calls_to("views.publish")) == 1
 
 
+@pytest.mark.slow
 async def test_home_is_republished_after_the_user_places_a_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

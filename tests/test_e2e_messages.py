@@ -14,9 +14,9 @@ from typing import Any, cast
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import BOT_USER, CHANNEL, TEAM, USER, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 DM = "D0ALICE"
@@ -285,6 +285,7 @@ async def test_retried_delivery_places_no_second_call(
     assert ephemerals(slack, CHANNEL) == []
 
 
+@pytest.mark.slow
 async def test_retry_racing_the_first_delivery_places_one_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

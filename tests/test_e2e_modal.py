@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, view_submission
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 OTHER_CHANNEL = "C0SALES"
@@ -158,6 +158,7 @@ async def test_empty_call_opens_the_full_modal_at_once_then_from_the_cache(
     assert slack.calls_to("views.update") == []
 
 
+@pytest.mark.slow
 async def test_slow_retell_opens_a_loading_view_then_updates_it_with_the_hash(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, MakeServer, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("sound_database")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 CREATE = "/v2/create-phone-call"
 NUMBER = "+14155550123"
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import Server, make_settings
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import card, placed_call, rows, send, summaries
 from tests.waiting import eventually
 
@@ -31,6 +31,7 @@ def polls(retell: RetellStandIn, call_id: str) -> list[Any]:
     return [r for r in retell.requests if r.path == f"/v2/get-call/{call_id}"]
 
 
+@pytest.mark.slow
 async def test_outcome_arrives_once_by_polling_and_late_webhooks_change_nothing(
     polling: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -56,6 +57,7 @@ async def test_outcome_arrives_once_by_polling_and_late_webhooks_change_nothing(
     assert len(slack.messages("C0GENERAL")) == 1
 
 
+@pytest.mark.slow
 async def test_polling_survives_retell_errors_and_backs_off(
     polling: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -83,6 +85,7 @@ async def test_calls_reported_by_webhooks_are_not_polled(
     assert polls(retell, call_id) == []
 
 
+@pytest.mark.slow
 async def test_one_malformed_get_call_answer_does_not_stop_polling_the_others(
     polling: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

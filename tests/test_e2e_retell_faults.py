@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import ACTION_CALL_AGAIN
+from bot.render.blocks import ACTION_CALL_AGAIN
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server, button, make_settings
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("sound_database")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 
 CREATE = "/v2/create-phone-call"
 

@@ -12,13 +12,13 @@ import logging
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, MakeServer, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("sound_database")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 
 OTHER = "C0OTHER"
 GONE = "C0GONE"
@@ -101,7 +101,7 @@ async def test_a_permanent_error_is_recorded_once_and_holds_up_no_other_call(
 
     slack.fail("chat.postMessage", "channel_not_found", channel=GONE)
     slack.fail("chat.update", "channel_not_found", channel=GONE)
-    with caplog.at_level(logging.ERROR, logger="bot.outbox"):
+    with caplog.at_level(logging.ERROR, logger="bot.slack.outbox"):
         await webhook(server, retell, gone_call, "call_analyzed")
         await webhook(server, retell, ok_call, "call_analyzed")
         await slack.wait_for(

@@ -15,6 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
+from standins.socket_mode import SocketModeStandIn
 from tests.conftest import (
     BOT_USER,
     CHANNEL,
@@ -27,9 +30,6 @@ from tests.conftest import (
     make_settings,
     slack_headers,
 )
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
-from tests.standins.socket_mode import SocketModeStandIn
 from tests.waiting import eventually
 
 APP_TOKEN = "xapp-1-test"

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 OUTCOMES = [
@@ -32,7 +32,7 @@ async def fill(server: Server, retell: RetellStandIn) -> None:
             call_analysis={"user_sentiment": sentiment, "call_successful": ok},
         )
         assert (await retell.send_webhook(server.url + "/retell/webhook", body))[0] == 200
-    # A 2xx means the body is kept; the calls are made from it a moment later (bot/ingest.py).
+    # A 2xx means the body is kept; the calls are made from it a moment later (bot/calls/ingest.py).
     await eventually(lambda: _analyzed_calls(server) == len(OUTCOMES))
 
 

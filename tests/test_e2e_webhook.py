@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn, sign
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, HEALTHY_IDLE, Server, make_settings
-from tests.standins.retell import RetellStandIn, sign
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 EVENTS = ("call_started", "call_ended", "call_analyzed")
@@ -48,6 +48,7 @@ def summaries(slack: SlackStandIn) -> list[dict[str, Any]]:
     return slack.thread(CHANNEL, card(slack)["ts"])
 
 
+@pytest.mark.slow
 async def test_events_in_order_update_the_card_and_post_the_summary(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -96,6 +97,7 @@ async def test_out_of_order_and_repeated_events(
         ("not_connected", 3)]
 
 
+@pytest.mark.slow
 async def test_repeat_after_restart_has_no_second_effect(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -246,6 +248,7 @@ async def test_separate_webhook_key(
         ('{"event": "transcript_updated", "call": {"call_id": "c"}}', 200, "ignored"),
     ],
 )
+@pytest.mark.slow
 async def test_signed_but_malformed_or_unknown_bodies(
     server: Server, retell: RetellStandIn, body: str, status: int, fragment: str
 ) -> None:

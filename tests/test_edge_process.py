@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.signatures import retell_signature
+from bot.http.signatures import retell_signature
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.process import ServerProcess, free_port, raw_exchange, status_of
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 

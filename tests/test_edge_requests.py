@@ -18,17 +18,19 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from bot import edge
-from bot.signatures import retell_signature, slack_signature
+from bot.http import edge
+from bot.http.signatures import retell_signature, slack_signature
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import SIGNING_SECRET, MakeServer, Server, command_form
 from tests.process import raw_exchange, status_of
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 TABLES = ("calls", "webhook_events", "outbox", "claims", "dnc", "audit", "call_holds",
           "webhook_inbox")
 # The loggers a request's own lines come from (edge refusals, access log, webhook handler).
-REQUEST_LOGGERS = ("bot.edge", "bot.http", "handlers.webhook")
+REQUEST_LOGGERS = ("bot.http.edge", "bot.http", "handlers.webhook")
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 

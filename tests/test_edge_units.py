@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import pytest
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from bot.edge import (
+from bot.http.edge import (
     JSON_MAX_DEPTH,
     ByteBudget,
     LogLimiter,
@@ -20,7 +20,7 @@ from bot.edge import (
     install_loop_exception_handler,
     slack_body_problem,
 )
-from bot.signatures import (
+from bot.http.signatures import (
     check_retell_header,
     check_retell_signature,
     check_slack_headers,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import (
     BOT_USER,
     CHANNEL,
@@ -18,8 +20,6 @@ from tests.conftest import (
     command_form,
     slack_headers,
 )
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_guard import (
     REFUSED,
     StartServer,

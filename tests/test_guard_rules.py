@@ -17,7 +17,7 @@ import phonenumbers
 import pytest
 
 from bot.config import Settings, SettingsError, load_settings
-from bot.guard import (
+from bot.guard.admission import (
     Busy,
     HeavyGate,
     Refused,
@@ -28,7 +28,7 @@ from bot.guard import (
     number_may,
     team_may,
 )
-from bot.parsing import CommandError, parse_audit_text, parse_dnc_text
+from bot.input.parsing import CommandError, parse_audit_text, parse_dnc_text
 from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits
 from storage.sqlite import SQLiteStore
 

@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from storage.models import CallRecord
 from tests.conftest import HEALTHY_IDLE, Server
 from tests.process import ServerProcess, get
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 HISTORY = 200_000
 BURST = 40

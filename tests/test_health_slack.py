@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import HEALTHY_IDLE, MakeServer, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 NUMBER = "+14155550123"
 

@@ -19,19 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import (
-    SECTION_LIMIT,
-    TRANSCRIPT_FILE_LIMIT,
-    Message,
-    TextFile,
-    analysis_reply,
-    chunk_text,
-    speaker_turns,
-    transcript_blocks,
-    transcript_post,
-)
-from bot.logs import scrub
-from bot.parsing import (
+from bot.input.parsing import (
     _NUMBER_PIECE,
     _SLACK_LINK,
     MAX_AUDIT_TEXT,
@@ -45,11 +33,23 @@ from bot.parsing import (
     parse_stats_period,
     split_words,
 )
-from bot.phones import mask_numbers
+from bot.input.phones import mask_numbers
+from bot.render.blocks import (
+    SECTION_LIMIT,
+    TRANSCRIPT_FILE_LIMIT,
+    Message,
+    TextFile,
+    analysis_reply,
+    chunk_text,
+    speaker_turns,
+    transcript_blocks,
+    transcript_post,
+)
+from bot.runtime.logs import scrub
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, CallRecord
 from tests.conftest import CHANNEL, USER, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 
 MAX_RATIO = 30
 # Below this a measurement is noise; the small run is taken as at least this long.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.retention import DAY, Retention
+from bot.calls.retention import DAY, Retention
 from storage.models import CallFields
 from storage.sqlite import SQLiteStore
 

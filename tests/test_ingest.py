@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from storage.sqlite import SQLiteStore
 from tests.conftest import MakeServer, Server, make_settings
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("sound_database")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.blocks import (
+from bot.render.blocks import (
     analysis_reply,
     audit_line,
     call_card,
@@ -31,12 +31,12 @@ from bot.blocks import (
     transcript_post,
     user_mention,
 )
-from bot.logs import install_scrubbing, scrub
-from bot.views import home_call_line
+from bot.render.views import home_call_line
+from bot.runtime.logs import install_scrubbing, scrub
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, AuditRow, CallRecord, CallStats
 from tests.conftest import CHANNEL, USER, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 CREATE = "/v2/create-phone-call"
@@ -198,7 +198,7 @@ async def test_hostile_retell_error_text_never_pings(
 
 @pytest.fixture
 def scrubbed_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """What `callbot serve` does at start-up (bot.logs.setup_logging), undone afterwards."""
+    """What `callbot serve` does at start-up (bot.runtime.logs.setup_logging), undone afterwards."""
     previous = logging.getLogRecordFactory()
     install_scrubbing()
     caplog.set_level(logging.DEBUG)

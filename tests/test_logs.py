@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import ScrubFilter, clean_record, install_scrubbing, scrub
+from bot.runtime.logs import ScrubFilter, clean_record, install_scrubbing, scrub
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import SIGNING_SECRET, Server
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 
 
 def test_scrub_masks_numbers_and_tokens() -> None:

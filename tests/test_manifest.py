@@ -11,10 +11,10 @@ import jsonschema
 import pytest
 import yaml
 
-from bot.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
-from bot.views import ACTION_OPEN_MODAL
+from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
+from bot.render.views import ACTION_OPEN_MODAL
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, Server, button, slack_headers
-from tests.standins.slack import SlackStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT.parent / "shared" / "slack-manifest.schema.json"

@@ -11,9 +11,9 @@ import logging
 
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, MakeServer
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.test_e2e_slack_faults import place, posts_with_key, webhook
 from tests.test_e2e_webhook import rows
 from tests.waiting import eventually
@@ -25,9 +25,10 @@ PUBLIC = "C0PUBLIC"
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> int:
-    return sum(1 for r in caplog.records if r.name == "bot.outbox" and r.exc_info)
+    return sum(1 for r in caplog.records if r.name == "bot.slack.outbox" and r.exc_info)
 
 
+@pytest.mark.slow
 async def test_a_poison_answer_is_retried_a_few_times_then_given_up_and_others_flow(
     make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn,
     caplog: pytest.LogCaptureFixture,
@@ -42,7 +43,7 @@ async def test_a_poison_answer_is_retried_a_few_times_then_given_up_and_others_f
     posts = lambda: len([c for c in slack.calls_to("chat.postMessage")  # noqa: E731
                          if c.args.get("metadata") == key])
 
-    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+    with caplog.at_level(logging.INFO, logger="bot.slack.outbox"):
         await webhook(server, retell, odd_call, "call_analyzed")
         await webhook(server, retell, ok_call, "call_analyzed")
         await slack.wait_for(
@@ -71,7 +72,7 @@ async def test_a_card_that_cannot_be_rendered_holds_up_nothing_for_long(
     ok_call, ok_ts = await place(server, slack, retell, CHANNEL)
     await eventually(server.outbox_idle)
 
-    with caplog.at_level(logging.INFO, logger="bot.outbox"):
+    with caplog.at_level(logging.INFO, logger="bot.slack.outbox"):
         body = retell.event_body(odd_call, "call_ended", disconnection_reason="x" * 4000)
         status, _ = await retell.send_webhook(server.url + "/retell/webhook", body)
         assert status == 200
@@ -88,6 +89,7 @@ async def test_a_card_that_cannot_be_rendered_holds_up_nothing_for_long(
     assert tracebacks(caplog) <= 1
 
 
+@pytest.mark.slow
 async def test_a_burst_into_one_channel_goes_call_by_call_outcomes_first(
     make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn,
 ) -> None:

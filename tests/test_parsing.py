@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.parsing import CommandError, parse_call_text, parse_stats_period
+from bot.input.parsing import CommandError, parse_call_text, parse_stats_period
 
 
 def test_number_only() -> None:

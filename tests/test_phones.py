@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.phones import PhoneNumberError, mask_phone, parse_phone, show_phone
+from bot.input.phones import PhoneNumberError, mask_phone, parse_phone, show_phone
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.blocks import ACTION_TRANSCRIPT
-from bot.logs import install_scrubbing, scrub, scrub_block
+from bot.render.blocks import ACTION_TRANSCRIPT
+from bot.runtime.logs import install_scrubbing, scrub, scrub_block
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, MakeServer, Server, button
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
 CREATE = "/v2/create-phone-call"
@@ -76,7 +76,7 @@ def slack_traffic(slack: SlackStandIn) -> str:
 
 @pytest.fixture
 def scrubbed_logs() -> Iterator[None]:
-    """What `callbot serve` does at start-up (bot.logs.setup_logging), undone afterwards."""
+    """What `callbot serve` does at start-up (bot.runtime.logs.setup_logging), undone afterwards."""
     previous = logging.getLogRecordFactory()
     install_scrubbing()
     try:
@@ -164,6 +164,7 @@ async def analyzed_call(server: Server, slack: SlackStandIn, retell: RetellStand
     return call_id
 
 
+@pytest.mark.slow
 async def test_no_full_number_in_any_post_answer_or_log_line(
     scrubbed_logs: None, all_debug: pytest.LogCaptureFixture, server: Server,
     slack: SlackStandIn, retell: RetellStandIn,

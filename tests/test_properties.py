@@ -36,8 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context, event
 
-from bot.logs import scrub
-from bot.parsing import (
+from bot.input.parsing import (
     CommandError,
     ModalError,
     parse_audit_text,
@@ -47,8 +46,8 @@ from bot.parsing import (
     parse_stats_period,
     split_words,
 )
-from bot.phones import mask_numbers
-from bot.views import (
+from bot.input.phones import mask_numbers
+from bot.render.views import (
     BLOCK_AGENT,
     BLOCK_CALLER,
     BLOCK_CHANNEL,
@@ -58,9 +57,12 @@ from bot.views import (
     CALL_MODAL,
     NUMBER_DEFAULT_AGENT,
 )
+from bot.runtime.logs import scrub
+from standins.retell import RetellStandIn, sign
+from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, USER, Server, make_settings, view_submission
-from tests.standins.retell import RetellStandIn, sign
-from tests.standins.slack import SlackStandIn
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 T = TypeVar("T")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from bot.calls import POLL_MAX_SECONDS, CallService, implied_events
-from bot.retell import RetellCall
+from bot.calls.service import POLL_MAX_SECONDS, CallService, implied_events
+from bot.retell.client import RetellCall
 from handlers.events import call_text
 
 

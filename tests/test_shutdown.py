@@ -18,12 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from tests.process import ServerProcess, connection_refused
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("sound_database")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 
 CREATE = "/v2/create-phone-call"
 NUMBER = "+14155550123"

@@ -8,7 +8,7 @@ import time
 import pytest
 from retell.lib import webhook_auth  # type: ignore[import-untyped]
 
-from bot.signatures import check_retell_signature, retell_signature
+from bot.http.signatures import check_retell_signature, retell_signature
 
 KEY = "key_0123456789abcdef"
 BODY = json.dumps(

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from retell.lib.webhook_auth import symmetric, verify
 
-from tests.standins.retell import RecordedRequest, RetellStandIn, sign
+from standins.retell import RecordedRequest, RetellStandIn, sign
 
 FROM = "+14155550100"
 TO = "+14155550123"
@@ -180,6 +180,7 @@ async def test_idempotency_key_returns_same_call(
     assert retell.idempotency_keys["k-1"] == first.json()["call_id"]
 
 
+@pytest.mark.slow
 async def test_create_delay(retell: RetellStandIn, client: httpx.AsyncClient) -> None:
     retell.create_delay = 0.3
     t0 = time.monotonic()
@@ -332,6 +333,7 @@ async def test_hang_next_triggers_client_timeout(
     assert time.monotonic() - t0 < 1.0
 
 
+@pytest.mark.slow
 async def test_hang_next_then_answers(retell: RetellStandIn, client: httpx.AsyncClient) -> None:
     retell.hang_next("/v2/create-phone-call", 0.3)
     t0 = time.monotonic()
@@ -530,6 +532,7 @@ async def test_send_webhook(
     assert resp.status_code == 200
 
 
+@pytest.mark.slow
 async def test_timed_out_create_still_creates_the_call(
     retell: RetellStandIn, client: httpx.AsyncClient
 ) -> None:

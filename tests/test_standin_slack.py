@@ -21,7 +21,7 @@ from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.standins.slack import SlackStandIn
+from standins.slack import SlackStandIn
 
 
 @pytest.fixture
@@ -197,6 +197,7 @@ async def test_http_429_without_retry_handler(slack: SlackStandIn, client: Async
     assert slack.messages("C1") == []
 
 
+@pytest.mark.slow
 async def test_http_429_with_rate_limit_retry_handler(slack: SlackStandIn) -> None:
     retrying = AsyncWebClient(
         token=slack.token,
@@ -368,6 +369,7 @@ async def test_rate_limited_share_is_seeded_and_posts_nothing(
     assert len(slack.messages("C1")) == 2 * (40 - limited)  # a 429 did nothing
 
 
+@pytest.mark.slow
 async def test_rate_limit_retry_handler_gets_every_post_through(slack: SlackStandIn) -> None:
     retrying = AsyncWebClient(
         token=slack.token,
@@ -439,6 +441,7 @@ async def test_drop_after_on_a_file_share_still_shares_it(
     assert slack.fault_counts["drop_after"] == 1
 
 
+@pytest.mark.slow
 async def test_default_slack_sdk_client_retries_a_drop_and_posts_twice(
     slack: SlackStandIn,
 ) -> None:

@@ -18,8 +18,8 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.standins.slack import SlackStandIn
-from tests.standins.socket_mode import SocketModeStandIn
+from standins.slack import SlackStandIn
+from standins.socket_mode import SocketModeStandIn
 from tests.waiting import eventually
 
 TEAM = "T0TEST"
@@ -138,6 +138,7 @@ async def test_slash_command_ack_payload_comes_back(
     assert ack == {"envelope_id": envelope["envelope_id"], "payload": {"text": "hello"}}
 
 
+@pytest.mark.slow
 async def test_slash_command_without_ack_times_out(
     slack: SlackStandIn, app: AsyncApp, sm: SocketModeStandIn, handler: AsyncSocketModeHandler
 ) -> None:

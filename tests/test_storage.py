@@ -171,6 +171,7 @@ async def _raw(store: SQLiteStore, call_id: str) -> str:
         conn.close()
 
 
+@pytest.mark.slow
 async def test_reads_always_see_committed_writes_under_concurrent_reads(
     store: SQLiteStore,
 ) -> None:

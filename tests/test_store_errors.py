@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import answers
+from bot.render import answers
 from storage.errors import store_failure
 
 

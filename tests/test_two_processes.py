@@ -12,12 +12,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
 from storage.sqlite import INBOX_MAX_ATTEMPTS
 from tests.conftest import CHANNEL
 from tests.process import ServerProcess
-from tests.standins.retell import RetellStandIn
-from tests.standins.slack import SlackStandIn
 from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
 PER_HOUR = 6
 EXTRA = {

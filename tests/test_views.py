@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.parsing import (
+from bot.input.parsing import (
     MAX_VALUE_LENGTH,
     MAX_VARIABLES,
     CommandError,
@@ -16,8 +16,7 @@ from bot.parsing import (
     parse_modal_values,
     parse_variable_lines,
 )
-from bot.retell import Agent, CallerNumber
-from bot.views import (
+from bot.render.views import (
     ACTION_OPEN_MODAL,
     CALL_MODAL,
     MAX_HOME_CALLS,
@@ -29,6 +28,7 @@ from bot.views import (
     modal_metadata,
     read_modal_metadata,
 )
+from bot.retell.client import Agent, CallerNumber
 from storage.models import STAGE_ANALYZED, CallRecord, CallStats
 
 FROM = "+14155550100"

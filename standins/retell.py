@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.standins.loopback import LoopbackServer
+from standins.loopback import LoopbackServer
 
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -789,7 +789,8 @@ def _matches(call: dict[str, Any], criteria: Any) -> bool:
     """list-calls' keyed metadata filters (string `eq` only, which is what the app sends)."""
     if not isinstance(criteria, dict):
         return True
-    metadata = call.get("metadata") if isinstance(call.get("metadata"), dict) else {}
+    found = call.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
     for rule in criteria.get("metadata") or []:
         if rule.get("type") != "string" or rule.get("op") != "eq":
             raise ValueError(f"unsupported metadata filter {rule!r}")

@@ -40,10 +40,10 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import TextFile, analysis_reply, call_card, transcript_post
-from bot.logs import scrub
-from bot.metrics import Metrics
-from bot.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
+from bot.render.blocks import TextFile, analysis_reply, call_card, transcript_post
+from bot.runtime.logs import scrub
+from bot.runtime.metrics import Metrics
+from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
 from storage.base import Store
 from storage.models import CallRecord, OutboxItem
 

@@ -21,8 +21,8 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from bot.config import Settings
-from bot.phones import mask_phone
-from bot.retell import DNC_REASON
+from bot.input.phones import mask_phone
+from bot.retell.client import DNC_REASON
 from storage.base import Store
 from storage.models import AuditEntry, AuditRow, DncEntry, Limits
 

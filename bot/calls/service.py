@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
-from bot.guard import Ticket, audit_entry, callee_asked
-from bot.parsing import CallCommand, StatsPeriod
-from bot.phones import mask_phone
-from bot.retell import (
+from bot.guard.admission import Ticket, audit_entry, callee_asked
+from bot.input.parsing import CallCommand, StatsPeriod
+from bot.input.phones import mask_phone
+from bot.retell.client import (
     DNC_REASON,
     UNCERTAIN_KINDS,
     Agent,

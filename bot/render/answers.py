@@ -6,7 +6,7 @@ cause: a Slack outage is not a missing invitation, a locked database is not a re
 
 from __future__ import annotations
 
-from bot.blocks import channel_link, said
+from bot.render.blocks import channel_link, said
 
 # Slack errors that mean the bot cannot post in the channel until someone changes that.
 _MEMBERSHIP = frozenset({"not_in_channel", "channel_not_found"})

@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from bot.calls import CallService
-from bot.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
+from bot.calls.service import CallService
+from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
 
 log = logging.getLogger(__name__)
 BATCH = 20

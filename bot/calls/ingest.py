@@ -19,8 +19,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from bot.calls import CallService
-from bot.tasks import finish_or_cancel
+from bot.calls.service import CallService
+from bot.runtime.tasks import finish_or_cancel
 from storage.base import Store
 from storage.models import InboxEntry
 

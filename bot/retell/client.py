@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from bot.phones import mask_numbers
+from bot.input.phones import mask_numbers
 
 log = logging.getLogger(__name__)
 # Failures after which Retell may still have done what was asked (a 2xx we could not read

@@ -38,16 +38,16 @@ from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
 from bot.config import Settings
-from bot.logs import LOGGED
-from bot.metrics import Metrics
-from bot.signatures import (
+from bot.http.signatures import (
     check_retell_header,
     check_retell_signature,
     check_slack_headers,
     check_slack_signature,
 )
+from bot.runtime.logs import LOGGED
+from bot.runtime.metrics import Metrics
 
-log = logging.getLogger("bot.edge")
+log = logging.getLogger("bot.http.edge")
 T = TypeVar("T")
 
 # Slack's largest requests are interactions carrying a whole message (block_actions: up to

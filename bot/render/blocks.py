@@ -34,15 +34,15 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.phones import mask_numbers, show_phone
-from bot.retell import DNC_REASON
-from bot.words import (
+from bot.input.phones import mask_numbers, show_phone
+from bot.render.words import (
     cost_words,
     duration_words,
     percent_words,
     reason_words,
     sentiment_words,
 )
+from bot.retell.client import DNC_REASON
 from storage.models import AuditRow, CallRecord, CallStats, DncEntry
 
 SECTION_LIMIT = 3000

@@ -10,8 +10,8 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.calls import CallService
-from bot.views import MAX_HOME_CALLS, home_view
+from bot.calls.service import CallService
+from bot.render.views import MAX_HOME_CALLS, home_view
 from storage.models import CallStats
 
 log = logging.getLogger(__name__)

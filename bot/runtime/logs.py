@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.phones import mask_numbers
+from bot.input.phones import mask_numbers
 
 # Set on a request whose handler logged its own line, so the access log adds none.
 LOGGED = web.RequestKey("callbot_logged", bool)

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from tests.standins.loopback import LoopbackServer
+from standins.loopback import LoopbackServer
 
 __all__ = ["SlackCall", "SlackStandIn"]
 

@@ -37,8 +37,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.standins.loopback import LoopbackServer
-from tests.standins.slack import APP_ID, SlackStandIn
+from standins.loopback import LoopbackServer
+from standins.slack import APP_ID, SlackStandIn
 
 __all__ = ["SocketModeStandIn"]
 

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.tasks import finish_or_cancel, process_owner
+from bot.runtime.tasks import finish_or_cancel, process_owner
 from storage.base import Store
 
 log = logging.getLogger(__name__)

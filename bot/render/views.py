@@ -28,16 +28,16 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks import (
+from bot.input.phones import show_phone
+from bot.render.blocks import (
     AGENT_LIMIT,
     outcome_line,
     said,
     slack_date,
     status_words,
 )
-from bot.phones import show_phone
-from bot.retell import Agent, CallerNumber
-from bot.words import percent_words, sentiment_words
+from bot.render.words import percent_words, sentiment_words
+from bot.retell.client import Agent, CallerNumber
 from storage.models import CallRecord, CallStats
 
 CALL_MODAL = "call_modal"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.phones import PhoneNumber, PhoneNumberError, mask_numbers, parse_phone
+from bot.input.phones import PhoneNumber, PhoneNumberError, mask_numbers, parse_phone
 
 CALL_USAGE = (
     "Usage: `/call <number> [agent] [name=value ...]`\n"

@@ -1,0 +1,1 @@
+"""The use cases: placing and recording calls, polling, retention, webhook ingest."""

@@ -1,0 +1,1 @@
+"""What people type: command text and phone numbers."""

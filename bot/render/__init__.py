@@ -1,0 +1,1 @@
+"""Every sentence and every block the app shows: cards, replies, answers, views."""

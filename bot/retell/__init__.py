@@ -1,0 +1,1 @@
+"""Retell's API: the httpx client, its models and its typed errors."""

@@ -1,0 +1,1 @@
+"""Process plumbing: logs, metrics, background tasks and leases."""

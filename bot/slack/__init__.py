@@ -1,0 +1,1 @@
+"""Slack delivery: the outbox worker and App Home publishing."""
