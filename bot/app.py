@@ -35,7 +35,7 @@ from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
 from bot.slack.home import HomePublisher
 from bot.slack.outbox import OutboxWorker, RetryPolicy
-from handlers import actions, commands, events, health, views, webhook
+from handlers import health, register_all, webhook
 from storage.sqlite import SQLiteStore
 
 log = logging.getLogger("bot.http")
@@ -103,6 +103,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         ),
         metrics=metrics,
     )
+    calls.subscribe(enqueued=outbox.wake, user_calls=home.refresh)
     ingest = Ingest(store, calls, default_channel=settings.notify_channel is not None,
                     on_applied=outbox.wake)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(),
@@ -141,15 +142,11 @@ def create_app(settings: Settings) -> web.Application:
         request_verification_enabled=settings.slack_signing_secret is not None,
         logger=logging.getLogger("slack_bolt"),
     )
-    commands.register(bolt, ctx)
-    actions.register(bolt, ctx)
-    views.register(bolt, ctx)
-    events.register(bolt, ctx)
+    register_all(bolt, ctx)
     # Polls often enough to notice a late call within a few seconds of its deadline.
     # One lease owner id per process (the outbox's): leases keep work meant for one
     # process in one when two share the database during a rolling deploy.
-    poller = Poller(ctx.calls, ctx.outbox.wake,
-                    interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)),
+    poller = Poller(ctx.calls, interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)),
                     owner=ctx.outbox.owner)
     retention = Retention(ctx.store, settings.retention_days,
                           housekeeping_days=settings.housekeeping_days, owner=ctx.outbox.owner)

@@ -58,7 +58,6 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         except (NotAllowed, CallFailed) as exc:
             await _tell(body, client, respond)(f":warning: {exc}")
             return
-        ctx.outbox.wake()
 
     async def refresh(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
@@ -69,7 +68,6 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         except CallFailed as exc:
             await _tell(body, client, respond)(f":warning: {exc}")
             return
-        ctx.outbox.wake()
 
     async def transcript(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
@@ -83,9 +81,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         if call is None or call.call_id is None or not call.transcript:
             await _tell(body, client, respond)("This call has no transcript yet.")
             return
-        if await ctx.calls.request_transcript(call.call_id):
-            ctx.outbox.wake()
-        else:
+        if not await ctx.calls.request_transcript(call.call_id):
             await _tell(body, client, respond)(
                 "The transcript is already in the card's thread.")
 

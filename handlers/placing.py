@@ -179,10 +179,6 @@ async def _place(ctx: AppContext, client: AsyncWebClient, placement: Placement, 
         await _update_card(ctx, client, channel, route.message_ts or "", placed)
         await tell(f":warning: {said(message, ERROR_LIMIT, show_full_numbers=show)}")
         return None
-    finally:
-        ctx.outbox.wake()
-        if route.user_id:
-            ctx.home.refresh(route.user_id)
     state.step = "recorded"
     if record.message_ts and record.message_ts != route.message_ts:
         card = already_placed_card(record, show_full_numbers=show)

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 
 from bot.calls.service import CallService
 from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
@@ -24,11 +23,10 @@ LEASE = "poller"
 
 class Poller:
     def __init__(
-        self, calls: CallService, on_found: Callable[[], None], *, interval: float = 5.0,
+        self, calls: CallService, *, interval: float = 5.0,
         owner: str | None = None, lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self.calls = calls
-        self.on_found = on_found
         self.interval = interval
         self.owner = owner or process_owner()
         # Renewed every pass: outlives a few of them, so only a dead holder loses it.
@@ -56,8 +54,6 @@ class Poller:
                 try:
                     if await self._hold():
                         polled = await self.calls.poll_due(BATCH)
-                        if polled:
-                            self.on_found()
                 except Exception:
                     log.exception("poll pass failed")
                 if polled < BATCH:

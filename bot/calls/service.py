@@ -254,6 +254,15 @@ class CallService:
         self._clock = clock
         self._agents: tuple[float, list[Agent]] | None = None
         self._numbers: tuple[float, list[CallerNumber]] | None = None
+        self._on_enqueued: Callable[[], None] = _ignore
+        self._on_user_calls: Callable[[str], None] = _ignore_user
+
+    def subscribe(self, *, enqueued: Callable[[], None],
+                  user_calls: Callable[[str], None]) -> None:
+        """Who hears of what a use case did: Slack work queued (the outbox wakes), and a
+        person's calls changed (their Home tab). Callers of the use cases never poke them."""
+        self._on_enqueued = enqueued
+        self._on_user_calls = user_calls
 
     # -- what Retell offers ------------------------------------------------------------------
 
@@ -317,6 +326,25 @@ class CallService:
 
         `ticket` is what the guard admitted: its hold gives way to the call row, and the
         outcome is audited, in the same transaction that records it."""
+        try:
+            return await self._place_call(command, agent, route, request_key,
+                                          from_number=from_number, note=note, ticket=ticket)
+        finally:
+            self._on_enqueued()
+            if route.user_id:
+                self._on_user_calls(route.user_id)
+
+    async def _place_call(
+        self,
+        command: CallCommand,
+        agent: Agent | None,
+        route: SlackRoute,
+        request_key: str,
+        *,
+        from_number: str | None,
+        note: str | None,
+        ticket: Ticket | None,
+    ) -> CallRecord:
         attempt = Attempt(
             team_id=route.team_id,
             channel_id=route.channel_id,
@@ -435,7 +463,10 @@ class CallService:
 
     async def request_transcript(self, call_id: str) -> bool:
         """Queue the transcript for the card's thread; False if it was queued before."""
-        return await self.store.enqueue_once(call_id, "transcript")
+        queued = await self.store.enqueue_once(call_id, "transcript")
+        if queued:
+            self._on_enqueued()
+        return queued
 
     async def claim(self, key: str, window: float | None = None) -> bool:
         """True the first time `key` is seen (within `window` s): makes repeats harmless."""
@@ -476,10 +507,13 @@ class CallService:
         assert fields is not None
         if not events:  # still dialing: nothing happened, so the stage stays where it was
             fields = replace(fields, stage=STAGE_PLACED, status=call.call_status or fields.status)
-        return await self.store.record_events(
+        queued = await self.store.record_events(
             [(e, EVENT_EFFECTS[e][1]) for e in events], fields, source=source, always=always,
             dnc=_callee_dnc(call, time.time()),
         )
+        if queued:
+            self._on_enqueued()
+        return queued
 
     async def poll_due(self, limit: int = 20) -> int:
         """Poll Retell for calls whose webhooks are late; returns how many were polled."""
@@ -549,3 +583,11 @@ class CallService:
 
     async def recent_calls(self, user_id: str, limit: int = 10) -> list[CallRecord]:
         return await self.store.recent_calls(user_id, limit)
+
+
+def _ignore() -> None:
+    """No one listens yet (a service built for a test, or before the wiring subscribes)."""
+
+
+def _ignore_user(user_id: str) -> None:
+    """As _ignore, for a person's calls."""
