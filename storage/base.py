@@ -1,4 +1,8 @@
-"""The store interface the services depend on; SQLite is the embedded implementation."""
+"""The store interfaces, one per concern; SQLite is the embedded implementation.
+
+Each part of the app depends on the narrow interface it uses (the outbox on OutboxStore
+and CallStore, the guard on GuardStore, ...); `Store` is all of them, which is what an
+implementation provides and what the wiring passes around."""
 
 from __future__ import annotations
 
@@ -20,14 +24,8 @@ from storage.models import (
 )
 
 
-class Store(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    @property
-    def commits(self) -> tuple[int, int]:
-        """(write transactions, writes) since open: how well writes are being batched."""
+class CallStore(Protocol):
+    """Calls and attempts: what placing, polling and the buttons read and write."""
 
     async def record_failed_attempt(
         self, attempt: Attempt, error: str, *, error_kind: str | None = None,
@@ -69,11 +67,48 @@ class Store(Protocol):
         event first seen by polling merges its fuller data. `always` is queued regardless.
         """
 
+    async def get_call(self, call_id: str) -> CallRecord | None: ...
+
+    async def get_call_by_row(self, row_id: int) -> CallRecord | None: ...
+
+    async def recent_calls(self, user_id: str, limit: int) -> list[CallRecord]:
+        """The user's latest calls and attempts, without transcripts."""
+
+    async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None: ...
+
+    async def calls_due_for_poll(self, now: float, limit: int) -> list[CallRecord]: ...
+
+    async def schedule_poll(self, call_id: str, next_poll_at: float | None) -> None: ...
+
+    async def import_calls(self, records: Iterable[CallRecord], batch: int = 20_000) -> int:
+        """Bulk-load calls as they stand (history for the bench, imports), in batches."""
+
+
+class InboxStore(Protocol):
+    """The webhook inbox: bodies kept before the 2xx, applied in batches."""
+
+    async def accept_webhook(self, call_id: str, event: str, body: str) -> tuple[str, int | None]:
+        """Keep a verified webhook body, deduplicated: (`stored` | `duplicate`, inbox id)."""
+
+    async def inbox_rows(self, limit: int, *, received_before: float | None = None
+                         ) -> list[tuple[int, str, bool, str]]: ...
+
+    async def apply_inbox(self, entries: Sequence[InboxEntry], *,
+                          default_channel: bool) -> list[InboxEntry]:
+        """Turn kept webhooks into calls and Slack work, atomically; returns those applied."""
+
+
+class GuardStore(Protocol):
+    """The guardrails' state: holds under the limits, the audit log, do-not-call."""
+
     async def admit(self, user_id: str | None, limits: Limits, now: float, *,
                     request_key: str | None = None) -> Admission:
         """Check the limits and take a hold under them, atomically."""
 
     async def release_hold(self, hold_id: int, audit: AuditEntry | None = None) -> None: ...
+
+    async def uncertain_holds(self, created_before: float, limit: int) -> list[tuple[int, str]]:
+        ...
 
     def number_key(self, number: str) -> str: ...
 
@@ -90,36 +125,9 @@ class Store(Protocol):
 
     async def dnc_list(self, limit: int) -> tuple[list[DncEntry], int]: ...
 
-    async def purge_before(self, cutoff: float, batch: int = 500) -> int:
-        """Retention: clear transcripts, payloads and links of calls before `cutoff`."""
 
-    async def accept_webhook(self, call_id: str, event: str, body: str) -> tuple[str, int | None]:
-        """Keep a verified webhook body, deduplicated: (`stored` | `duplicate`, inbox id)."""
-
-    async def inbox_rows(self, limit: int, *, received_before: float | None = None
-                         ) -> list[tuple[int, str, bool, str]]: ...
-
-    async def apply_inbox(self, entries: Sequence[InboxEntry], *,
-                          default_channel: bool) -> list[InboxEntry]:
-        """Turn kept webhooks into calls and Slack work, atomically; returns those applied."""
-
-    async def uncertain_holds(self, created_before: float, limit: int) -> list[tuple[int, str]]:
-        ...
-
-    async def get_call(self, call_id: str) -> CallRecord | None: ...
-
-    async def get_call_by_row(self, row_id: int) -> CallRecord | None: ...
-
-    async def recent_calls(self, user_id: str, limit: int) -> list[CallRecord]:
-        """The user's latest calls and attempts, without transcripts."""
-
-    async def set_card(self, call_id: str, channel_id: str, message_ts: str) -> None: ...
-
-    async def calls_due_for_poll(self, now: float, limit: int) -> list[CallRecord]: ...
-
-    async def schedule_poll(self, call_id: str, next_poll_at: float | None) -> None: ...
-
-    async def claim(self, key: str, now: float, window: float | None = None) -> bool: ...
+class OutboxStore(Protocol):
+    """Slack work queued with the events that caused it, delivered under leases."""
 
     async def enqueue_once(self, call_id: str, kind: str) -> bool: ...
 
@@ -160,20 +168,59 @@ class Store(Protocol):
 
     async def fail_outbox(self, item_id: int, now: float, error: str) -> None: ...
 
+
+class ClaimStore(Protocol):
+    """Claims that make a repeat harmless (a Slack retry, a second click)."""
+
+    async def claim(self, key: str, now: float, window: float | None = None) -> bool: ...
+
+
+class LeaseStore(Protocol):
+    """Named leases: work meant for one process runs in one (poller, retention)."""
+
     async def acquire_lease(self, name: str, owner: str, now: float, until: float, *,
                             reentrant: bool = True) -> bool:
         """Hold a named lease (one process at a time) if free, run out, or ours."""
 
     async def release_lease(self, name: str, owner: str) -> None: ...
 
+
+class StatsStore(Protocol):
+    """Figures over the call history."""
+
+    async def stats(self, since: float | None) -> CallStats: ...
+
+
+class Upkeep(Protocol):
+    """Opening, closing, health and the jobs that keep the database small."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    @property
+    def commits(self) -> tuple[int, int]:
+        """(write transactions, writes) since open: how well writes are being batched."""
+
+    async def check_writable(self) -> None:
+        """Raise unless a write can commit now (health: locked, disk full, read-only)."""
+
+    async def purge_before(self, cutoff: float, batch: int = 500) -> int:
+        """Retention: clear transcripts, payloads and links of calls before `cutoff`."""
+
     async def prune(self, cutoff: float, batch: int = 500) -> dict[str, int]:
         """Delete claims, webhook events and finished outbox items older than `cutoff`
         that dedupe no longer needs; how many of each."""
 
-    async def stats(self, since: float | None) -> CallStats: ...
 
-    async def import_calls(self, records: Iterable[CallRecord], batch: int = 20_000) -> int:
-        """Bulk-load calls as they stand (history for the bench, imports), in batches."""
+class Store(CallStore, InboxStore, GuardStore, OutboxStore, ClaimStore, LeaseStore,
+            StatsStore, Upkeep, Protocol):
+    """Everything a store implementation provides."""
 
-    async def check_writable(self) -> None:
-        """Raise unless a write can commit now (health: locked, disk full, read-only)."""
+
+class DeliveryStore(OutboxStore, CallStore, Protocol):
+    """What the outbox worker uses: its queue, and the calls it renders."""
+
+
+class RetentionStore(Upkeep, LeaseStore, Protocol):
+    """What retention and housekeeping use: the pruning jobs, under a daily lease."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from bot.calls.service import CallService
 from bot.runtime.tasks import finish_or_cancel
-from storage.base import Store
+from storage.base import InboxStore
 from storage.models import InboxEntry
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ YIELD = 19
 
 
 class Ingest:
-    def __init__(self, store: Store, calls: CallService, *, default_channel: bool,
+    def __init__(self, store: InboxStore, calls: CallService, *, default_channel: bool,
                  on_applied: Callable[[], None]) -> None:
         self.store = store
         self.calls = calls

@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from bot.runtime.tasks import finish_or_cancel, process_owner
-from storage.base import Store
+from storage.base import RetentionStore
 
 log = logging.getLogger(__name__)
 DAY = 86400.0
@@ -32,7 +32,7 @@ CHECK_EVERY = 3600.0  # how often a process looks whether a job's day has come
 
 
 class Retention:
-    def __init__(self, store: Store, days: int, *, housekeeping_days: int = 30,
+    def __init__(self, store: RetentionStore, days: int, *, housekeeping_days: int = 30,
                  owner: str | None = None, every: float = DAY,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store

@@ -23,7 +23,7 @@ from phonenumbers import PhoneNumberType
 from bot.config import Settings
 from bot.input.phones import mask_phone
 from bot.retell.client import DNC_REASON
-from storage.base import Store
+from storage.base import GuardStore
 from storage.models import AuditEntry, AuditRow, DncEntry, Limits
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Ticket:
 
 
 class Guard:
-    def __init__(self, settings: Settings, store: Store,
+    def __init__(self, settings: Settings, store: GuardStore,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.store = store

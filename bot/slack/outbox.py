@@ -44,7 +44,7 @@ from bot.render.blocks import TextFile, analysis_reply, call_card, transcript_po
 from bot.runtime.logs import scrub
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
-from storage.base import Store
+from storage.base import DeliveryStore
 from storage.models import CallRecord, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ _DONE, _FAILED, _RETRY, _STOPPED = "done", "failed", "retry", "stopped"
 class OutboxWorker:
     def __init__(
         self,
-        store: Store,
+        store: DeliveryStore,
         client: AsyncWebClient,
         *,
         notify_channel: str | None = None,
