@@ -22,6 +22,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.ingest import Ingest
+from bot.calls.placing import Placing
 from bot.calls.polling import Poller
 from bot.calls.retention import Retention
 from bot.calls.service import CallService
@@ -106,8 +107,9 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     calls.subscribe(enqueued=outbox.wake, user_calls=home.refresh)
     ingest = Ingest(store, calls, default_channel=settings.notify_channel is not None,
                     on_applied=outbox.wake)
-    ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(),
-                     Guard(settings, store), ingest)
+    guard = Guard(settings, store)
+    ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,
+                     Placing(calls, guard))
     return ctx, slack, retell
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.calls.ingest import Ingest
+from bot.calls.placing import Placing
 from bot.calls.service import CallService
 from bot.config import Settings
 from bot.guard.admission import Guard
@@ -26,3 +27,4 @@ class AppContext:
     inflight: InFlight
     guard: Guard
     ingest: Ingest
+    placing: Placing

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calls.placing import PlaceRequest
 from bot.calls.service import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
 from bot.input.parsing import CallCommand
@@ -16,7 +17,6 @@ from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH,
 from bot.render.views import ACTION_OPEN_MODAL
 from bot.retell.client import Agent
 from handlers.placing import (
-    Placement,
     Tell,
     external_team,
     interaction_team,
@@ -112,7 +112,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await tell("You just pressed *Call again* on this card; that call is on its way.")
             return
         agent = Agent(source.agent_id, source.agent_name) if source.agent_id else None
-        placement = Placement(
+        placement = PlaceRequest(
             CallCommand(phone=phone, variables=dict(source.variables)),
             SlackRoute(team_id=(body.get("team") or {}).get("id") or source.team_id,
                        channel_id=channel, user_id=user, thread_ts=source.thread_ts),

@@ -12,6 +12,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calls.placing import PlaceRequest
 from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.guard.admission import Busy, HeavyGate, Refused
@@ -29,7 +30,7 @@ from bot.input.parsing import (
 )
 from bot.input.phones import show_phone
 from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
-from handlers.placing import Placement, external_team, place_from_slack
+from handlers.placing import external_team, place_from_slack
 from handlers.views import open_call_modal
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         trigger = str(command.get("trigger_id") or "")
         # Slack Connect: the invoking person's own team (the app's team is auth.test's).
         user_team = command.get("user_team") or command.get("team_id")
-        placement = Placement(
+        placement = PlaceRequest(
             request, route, ("command", trigger), source="/call",
             external_team=external_team(user_team, context),
         )

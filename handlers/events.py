@@ -13,10 +13,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calls.placing import PlaceRequest
 from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.input.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text
-from handlers.placing import Placement, external_team, place_from_slack, tell_in_thread
+from handlers.placing import external_team, place_from_slack, tell_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                            thread_ts=thread)
         # Slack Connect: `user_team` is the writer's own team, the app's is auth.test's.
         user_team = event.get("user_team") or event.get("team")
-        placement = Placement(request, route, ("message", channel, ts),
+        placement = PlaceRequest(request, route, ("message", channel, ts),
                               source="mention" if mentioned else "message",
                               external_team=external_team(user_team, context))
         await place_from_slack(ctx, client, placement, tell)

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.calls.placing import PlaceRequest
 from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.input.parsing import ModalError, parse_modal_values
@@ -24,7 +25,6 @@ from bot.render.views import (
 )
 from bot.retell.client import Agent, CallerNumber, RetellError
 from handlers.placing import (
-    Placement,
     Tell,
     external_team,
     interaction_team,
@@ -103,7 +103,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             "channel_id")
         route = SlackRoute(team_id=(body.get("team") or {}).get("id"), channel_id=channel,
                            user_id=user)
-        placement = Placement(
+        placement = PlaceRequest(
             request.command, route, ("modal", str(view.get("id", ""))), agent=agent,
             use_number_agent=agent is None, from_number=request.from_number,
             note=request.note, source="modal",

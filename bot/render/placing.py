@@ -1,0 +1,38 @@
+"""What the person who asked for a call is told, for each outcome of placing it."""
+
+from __future__ import annotations
+
+from bot.calls.placing import (
+    AgentUnknown,
+    Broke,
+    CardFailed,
+    NotAllowed,
+    Outcome,
+    Placed,
+    PlacedNotRecorded,
+    RetellRefused,
+    StoreDown,
+)
+from bot.render import answers
+from bot.render.blocks import ERROR_LIMIT, said
+
+
+def placing_answer(outcome: Outcome, *, show_full_numbers: bool = False) -> str | None:
+    """None when there is nothing to say (the card shows a placed call)."""
+    match outcome:
+        case Placed():
+            return None
+        case AgentUnknown(message):
+            return f":warning: {said(message, ERROR_LIMIT)}"
+        case NotAllowed(message):
+            return f":no_entry: {message}"
+        case CardFailed(channel_id, error, status):
+            return f":x: {answers.card_not_posted(channel_id, error, status)}"
+        case RetellRefused(message):
+            return f":x: {said(message, ERROR_LIMIT, show_full_numbers=show_full_numbers)}"
+        case PlacedNotRecorded(message):
+            return f":warning: {said(message, ERROR_LIMIT, show_full_numbers=show_full_numbers)}"
+        case StoreDown(cause):
+            return f":x: {answers.store_down_before(cause)}"
+        case Broke(name):
+            return f":x: {answers.unexpected(name)}"
