@@ -97,8 +97,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         if source is None:
             await tell(":warning: I have no record of that call.")
             return
-        inbound = source.direction == "inbound"
-        number = source.from_number if inbound else source.to_number
+        number = source.other_number
         try:
             phone = parse_phone(number or "", ctx.settings.default_region)
         except PhoneNumberError:
@@ -120,7 +119,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             agent=agent,
             use_number_agent=agent is None,
             # A call back goes out from the number the person called.
-            from_number=source.to_number if inbound else source.from_number,
+            from_number=source.our_number,
             note=source.note,
             source="call again",
             request_key=retry_key(source),

@@ -30,6 +30,7 @@ from bot.input.parsing import (
 )
 from bot.input.phones import show_phone
 from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
+from bot.render.refusals import refusal_words
 from handlers.placing import external_team, place_from_slack
 from handlers.views import open_call_modal
 
@@ -129,7 +130,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         except CommandError as exc:
             await ack(text=f":warning: {exc}\n{DNC_USAGE}")
         except Refused as exc:
-            await ack(text=f":no_entry: {exc}")
+            await ack(text=f":no_entry: {refusal_words(exc)}")
 
     async def _dnc(action: str, number: str, reason: str | None, user: str) -> str:
         guard, full = ctx.guard, ctx.settings.show_full_numbers
@@ -169,7 +170,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await ack(text=f":warning: {exc}\n{AUDIT_USAGE}")
             return
         except Refused as exc:
-            await ack(text=f":no_entry: {exc}")
+            await ack(text=f":no_entry: {refusal_words(exc)}")
             return
         what = (f"for <@{query.user_id}>" if query.user_id else
                 f"for {show_phone(number, full=False)}" if number else "in all")

@@ -54,6 +54,16 @@ class CallRecord:
         return self.stage >= STAGE_ANALYZED
 
     @property
+    def other_number(self) -> str | None:
+        """The other party's number: who was called, or who called in."""
+        return other_party(self.direction, self.from_number, self.to_number)
+
+    @property
+    def our_number(self) -> str | None:
+        """Our side's number: the caller ID, or the number that was called."""
+        return self.to_number if self.direction == "inbound" else self.from_number
+
+    @property
     def live(self) -> bool:
         """Still on the line (or dialing), so it can be hung up."""
         return (
@@ -220,3 +230,10 @@ class Admission:
     limit: str | None = None  # per_hour | per_day | concurrent
     count: int = 0
     free_at: float | None = None
+
+
+def other_party(direction: str | None, from_number: str | None,
+                to_number: str | None) -> str | None:
+    """Which number is the other party's, for any shape of a call: the one place that
+    knows an inbound call's other party is its caller."""
+    return from_number if direction == "inbound" else to_number

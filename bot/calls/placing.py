@@ -101,7 +101,7 @@ class AgentUnknown:
 
 @dataclass(frozen=True)
 class NotAllowed:
-    message: str  # the guard's refusal
+    refusal: Refused  # the rule that said no, and its facts
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ class Placing:
                 request_key=key,
             )
         except Refused as exc:
-            return NotAllowed(str(exc))
+            return NotAllowed(exc)
         state.ticket = ticket
         now = time.time()
         pending = CallRecord(

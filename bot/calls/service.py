@@ -41,6 +41,7 @@ from storage.models import (
     CallStats,
     DncEntry,
     InboxEntry,
+    other_party,
 )
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def _callee_dnc(call: RetellCall, now: float) -> tuple[DncEntry, AuditEntry] | N
     """The callee asked not to be called again: their number goes on the list."""
     if call.disconnection_reason != DNC_REASON:
         return None
-    number = call.from_number if call.direction == "inbound" else call.to_number
+    number = other_party(call.direction, call.from_number, call.to_number)
     return callee_asked(call.call_id, number, now) if number else None
 
 
@@ -440,7 +441,7 @@ class CallService:
                 raise NotAllowed("Retell no longer knows this call.") from None
             raise CallFailed(exc.describe("to hang up")) from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
-        number = call.to_number if call.direction != "inbound" else call.from_number
+        number = call.other_number
         await self.store.audit(audit_entry(
             "hang_up", "done", number=number, user_id=user_id, channel_id=call.channel_id,
             reason=None if call.user_id in (None, user_id) else f"admin; placed by {call.user_id}",

@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
@@ -34,39 +35,17 @@ PERSONAL_TYPES = frozenset({
     PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE,
     PhoneNumberType.PERSONAL_NUMBER, PhoneNumberType.VOIP,
 })
-TYPE_WORDS = {
-    PhoneNumberType.PREMIUM_RATE: "a premium-rate number",
-    PhoneNumberType.SHARED_COST: "a shared-cost number",
-    PhoneNumberType.TOLL_FREE: "a toll-free number",
-    PhoneNumberType.UAN: "a universal access (company) number",
-    PhoneNumberType.PAGER: "a pager number",
-    PhoneNumberType.VOICEMAIL: "a voicemail access number",
-}
-# Country codes that belong to no country (phonenumbers' non-geographic entities): satellite
-# phones and international services, billed at satellite or premium rates whatever type
-# phonenumbers gives the number (+881 and +870 read as MOBILE). Codes missing here still
-# count as special; they are only worded generically.
-NON_GEOGRAPHIC_WORDS = {
-    800: "a universal international freephone number",
-    808: "a universal international shared-cost number",
-    870: "a satellite phone number (Inmarsat)",
-    878: "a universal personal telecommunications number",
-    881: "a satellite phone number",
-    882: "an international network number (satellite, maritime or carrier services)",
-    883: "an international network number",
-    888: "a number of the UN humanitarian network (OCHA)",
-    979: "an international premium-rate number",
-}
 NON_GEOGRAPHIC_REGION = "001"  # what phonenumbers gives as the region of such numbers
 
 
 class Refused(Exception):
-    """A rule said no. `reason` is a short code for the audit log; the message is for
-    the person, and says what to do about it where anything can be done."""
+    """A rule said no, as data: `reason` is the code (the audit log's too) and `facts`
+    what the words need; bot/render/refusals.py says it to the person."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, **facts: Any) -> None:
+        super().__init__(reason)
         self.reason = reason
+        self.facts = facts
 
 
 @dataclass(frozen=True)
@@ -117,13 +96,12 @@ class Guard:
             number_may(self.settings, number)
             listed = await self.store.dnc_get(number)
             if listed is not None:
-                raise Refused("do_not_call", dnc_words(listed))
+                raise Refused("do_not_call", entry=listed)
             admission = await self.store.admit(user_id, self.limits, self._clock(),
                                                request_key=request_key)
             if admission.hold_id is None:
-                raise Refused(f"limit_{admission.limit}",
-                              limit_words(admission.limit or "", self.limits,
-                                          admission.free_at))
+                raise Refused(f"limit_{admission.limit}", limit=admission.limit or "",
+                              limits=self.limits, free_at=admission.free_at)
         except Refused as exc:
             await self.store.audit(ticket.entry("refused", exc.reason))
             log.info("call refused user=%s channel=%s to=%s reason=%s%s", user_id, channel_id,
@@ -184,9 +162,7 @@ class Guard:
         if not self.is_admin(user_id):
             await self.store.audit(self._admin_entry(action, user_id, number, "refused",
                                                      "not_admin"))
-            raise Refused("not_admin", "Only admins can do that. Admins: "
-                          + (", ".join(f"<@{a}>" for a in sorted(self.settings.admins))
-                             or "none are set (`CALLBOT_ADMINS`)") + ".")
+            raise Refused("not_admin", admins=sorted(self.settings.admins))
 
     def _admin_entry(self, action: str, user_id: str, number: str | None, outcome: str,
                      reason: str | None) -> AuditEntry:
@@ -260,45 +236,30 @@ def foreign_team(user_team: str | None, home_team: str | None) -> str | None:
 def team_may(settings: Settings, external_team: str | None) -> None:
     """People from other organisations (Slack Connect) place calls only when allowed."""
     if external_team and not settings.allow_external_users:
-        raise Refused("external_user",
-                      "People from other organisations can't place calls with this app. "
-                      "Ask someone in the workspace that runs it, or an operator to set "
-                      "`CALLBOT_ALLOW_EXTERNAL_USERS`.")
+        raise Refused("external_user")
 
 
 def caller_may(settings: Settings, user_id: str | None, channel_id: str | None) -> None:
     """Admins may always place calls; the channel rule holds for everyone."""
     allowed = settings.allowed_users
     if allowed and user_id not in allowed and user_id not in settings.admins:
-        raise Refused("user_not_allowed",
-                      "You are not allowed to place calls with this app. "
-                      + _ask_admins(settings))
+        raise Refused("user_not_allowed", admins=sorted(settings.admins))
     channels = settings.allowed_channels
     if channels and channel_id not in channels:
-        where = ", ".join(f"<#{c}>" for c in sorted(channels))
-        raise Refused("channel_not_allowed",
-                      f"Calls can't be placed from this channel. Use {where}.")
+        raise Refused("channel_not_allowed", channels=sorted(channels))
 
 
 def number_may(settings: Settings, e164: str) -> None:
     number = phonenumbers.parse(e164, None)
     region = phonenumbers.region_code_for_number(number)
     if non_geographic(number) and not settings.allow_special_numbers:
-        what = NON_GEOGRAPHIC_WORDS.get(number.country_code or 0, "a non-geographic number")
-        raise Refused("special_number",
-                      f"{mask_phone(e164)} is {what}. Such numbers are refused unless an "
-                      "operator sets `CALLBOT_ALLOW_SPECIAL_NUMBERS`.")
+        raise Refused("special_number", number=e164, country_code=number.country_code or 0)
     countries = settings.allowed_countries
     if countries and region not in countries:
-        raise Refused("country_not_allowed",
-                      f"Calls to {_country(region)} numbers are not allowed here. Allowed: "
-                      f"{', '.join(sorted(countries))}.")
+        raise Refused("country_not_allowed", region=region, allowed=sorted(countries))
     kind = phonenumbers.number_type(number)
     if kind not in PERSONAL_TYPES and not settings.allow_special_numbers:
-        what = TYPE_WORDS.get(kind, "not a number a person answers")
-        raise Refused("special_number",
-                      f"{mask_phone(e164)} is {what}. Such numbers are refused unless an "
-                      "operator sets `CALLBOT_ALLOW_SPECIAL_NUMBERS`.")
+        raise Refused("special_number", number=e164, kind=kind)
 
 
 def non_geographic(number: phonenumbers.PhoneNumber) -> bool:
@@ -325,20 +286,6 @@ def audit_entry(action: str, outcome: str, *, number: str | None = None,
                       reason=reason, call_id=call_id)
 
 
-def dnc_words(entry: DncEntry) -> str:
-    why = f" ({entry.reason})" if entry.reason else ""
-    return (f"{mask_phone(entry.number)} is on the do-not-call list{why}, since "
-            f"{_date(entry.added_at)}. An admin can remove it with `/calldnc remove`.")
-
-
-def limit_words(limit: str, limits: Limits, free_at: float | None) -> str:
-    if limit == "concurrent":
-        return (f"{limits.concurrent} calls are in progress, the most allowed at once. "
-                "Try again when one of them ends.")
-    count, window = ((limits.per_hour, "hour") if limit == "per_hour"
-                     else (limits.per_day, "24 hours"))
-    when = f" You can call again {_date(free_at, with_time=True)}." if free_at else ""
-    return f"You have placed {count} calls in the last {window}, your limit.{when}"
 
 
 def audit_csv(rows: Sequence[AuditRow]) -> str:
@@ -355,20 +302,3 @@ def audit_csv(rows: Sequence[AuditRow]) -> str:
     return out.getvalue()
 
 
-def _ask_admins(settings: Settings) -> str:
-    if not settings.admins:
-        return "Ask whoever runs it to add you to `CALLBOT_ALLOWED_USERS`."
-    return "Ask an admin (" + ", ".join(f"<@{a}>" for a in sorted(settings.admins)) + ")."
-
-
-def _country(region: str | None) -> str:
-    return f"`{region}`" if region else "unknown-country"
-
-
-def _date(epoch: float | None, with_time: bool = False) -> str:
-    """Slack shows this in the reader's own time zone."""
-    if epoch is None:
-        return "an unknown time"
-    fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
-    fmt = "{date_short_pretty} at {time}" if with_time else "{date_short_pretty}"
-    return f"<!date^{int(epoch)}^{fmt}|{fallback}>"

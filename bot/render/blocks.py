@@ -281,7 +281,7 @@ def _button(
 
 def call_card(call: CallRecord, *, show_full_numbers: bool = False,
               post_transcripts: bool = True) -> Message:
-    number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
+    number = show_phone(call.other_number,
                         full=show_full_numbers)
     full = show_full_numbers
     agent = said(call.agent_name or call.agent_id or "the number's default agent",
@@ -449,7 +449,7 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Mes
     transcript = raw[:TRANSCRIPT_FILE_LIMIT].strip()
     if not show_full_numbers:
         transcript = mask_numbers(transcript)
-    number = show_phone(call.to_number if call.direction != "inbound" else call.from_number,
+    number = show_phone(call.other_number,
                         full=show_full_numbers)
     title = f"Transcript of the call {'from' if call.direction == 'inbound' else 'to'} {number}"
     if left_out or len(transcript) > TRANSCRIPT_MESSAGE_LIMIT:

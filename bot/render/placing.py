@@ -15,6 +15,7 @@ from bot.calls.placing import (
 )
 from bot.render import answers
 from bot.render.blocks import ERROR_LIMIT, said
+from bot.render.refusals import refusal_words
 
 
 def placing_answer(outcome: Outcome, *, show_full_numbers: bool = False) -> str | None:
@@ -24,8 +25,8 @@ def placing_answer(outcome: Outcome, *, show_full_numbers: bool = False) -> str 
             return None
         case AgentUnknown(message):
             return f":warning: {said(message, ERROR_LIMIT)}"
-        case NotAllowed(message):
-            return f":no_entry: {message}"
+        case NotAllowed(refusal):
+            return f":no_entry: {refusal_words(refusal)}"
         case CardFailed(channel_id, error, status):
             return f":x: {answers.card_not_posted(channel_id, error, status)}"
         case RetellRefused(message):

@@ -245,7 +245,7 @@ def home_call_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
     """One call in the Home tab; text from Retell is masked and escaped as on the card."""
     inbound = call.direction == "inbound"
     full = show_full_numbers
-    number = show_phone(call.from_number if inbound else call.to_number, full=full)
+    number = show_phone(call.other_number, full=full)
     agent = said(call.agent_name or call.agent_id or "default agent", AGENT_LIMIT,
                  show_full_numbers=full)
     emoji = STATUS_EMOJI.get(call.status, ":grey_question:")
