@@ -18,11 +18,13 @@ import orjson
 from bot.guard.admission import Ticket, audit_entry, callee_asked
 from bot.input.parsing import CallCommand, StatsPeriod
 from bot.input.phones import mask_phone
+from bot.render.answers import retell_words
 from bot.retell.client import (
     DNC_REASON,
     UNCERTAIN_KINDS,
     Agent,
     CallerNumber,
+    RetellBadAnswer,
     RetellCall,
     RetellClient,
     RetellError,
@@ -299,7 +301,7 @@ class CallService:
         except RetellError as exc:
             if wanted.startswith("agent_"):
                 return Agent(agent_id=wanted, agent_name=None)  # Retell will judge the id
-            raise AgentLookupError(exc.describe("the list of agents")) from None
+            raise AgentLookupError(retell_words(exc, "the list of agents")) from None
         if wanted.startswith("agent_"):
             known = next((a for a in agents if a.agent_id == wanted), None)
             if known is None and agents:
@@ -370,7 +372,7 @@ class CallService:
                 idempotency_key=request_key,
             )
         except RetellError as exc:
-            message = exc.describe()
+            message = retell_words(exc)
             if exc.uncertain:
                 message += (" Retell may still place it: if it does, this card will show it,"
                             " and *Try again* will not call twice.")
@@ -439,7 +441,7 @@ class CallService:
         except RetellError as exc:
             if exc.status == 404:
                 raise NotAllowed("Retell no longer knows this call.") from None
-            raise CallFailed(exc.describe("to hang up")) from None
+            raise CallFailed(retell_words(exc, "to hang up")) from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
         number = call.other_number
         await self.store.audit(audit_entry(
@@ -456,7 +458,7 @@ class CallService:
         try:
             found = await self.retell.get_call(call_id)
         except RetellError as exc:
-            raise CallFailed(exc.describe("to read the call")) from None
+            raise CallFailed(retell_words(exc, "to read the call")) from None
         await self._record_call(found, source="poll", always=("card",))
         record = await self.store.get_call(call_id)
         assert record is not None
@@ -526,7 +528,7 @@ class CallService:
             try:
                 found = await self.retell.get_call(call.call_id)
                 if found.call_id != call.call_id:
-                    raise RetellError("bad_answer", "get-call answered for another call")
+                    raise RetellBadAnswer("get-call answered for another call")
                 new = await self._record_call(found, source="poll")
             except RetellError as exc:
                 log.warning("poll failed call_id=%s: %s %s", call.call_id, exc.kind,

@@ -7,6 +7,7 @@ cause: a Slack outage is not a missing invitation, a locked database is not a re
 from __future__ import annotations
 
 from bot.render.blocks import channel_link, said
+from bot.retell.client import RetellError
 
 # Slack errors that mean the bot cannot post in the channel until someone changes that.
 _MEMBERSHIP = frozenset({"not_in_channel", "channel_not_found"})
@@ -17,6 +18,21 @@ _DATABASE = {
     "full": "the database's disk is full",
     "unavailable": "the database cannot be written",
 }
+
+
+def retell_words(exc: RetellError, action: str = "the call") -> str:
+    """A failure at Retell in words fit for the person who asked."""
+    if exc.kind == "refused":
+        return f"Retell refused {action}: {exc.reason}"
+    if exc.kind == "rate_limited":
+        return f"Retell is rate limiting this account ({exc.reason}). Try again in a minute."
+    if exc.kind == "server_error":
+        return f"Retell had a server error (HTTP {exc.status}): {exc.reason}. Try again."
+    if exc.kind == "timeout":
+        return f"Retell did not answer in time ({exc.reason})."
+    if exc.kind == "bad_answer":
+        return f"Retell answered with something I could not read ({exc.reason})."
+    return f"Could not reach Retell ({exc.reason}). Try again shortly."
 
 
 def card_not_posted(channel_id: str, error: str, status: int | None) -> str:

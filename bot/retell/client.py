@@ -1,7 +1,7 @@
 """A small typed client for the parts of Retell's API this app uses (see retell-api.md).
 
-Every failure becomes one `RetellError` whose `describe()` is fit to show a person, so
-handlers never have to interpret HTTP themselves.
+Every failure becomes one of the `RetellError` family (bot/render/answers.py says each in
+words), so nothing else has to interpret HTTP.
 """
 
 from __future__ import annotations
@@ -32,15 +32,17 @@ MAX_EPOCH_MS = 10**14  # the year 5138: far past any real timestamp, far below 2
 DNC_REASON = "user_requested_dnc"
 
 class RetellError(Exception):
-    """Retell did not do what we asked. `reason` is Retell's own words when it gave any."""
+    """Retell did not do what we asked. `reason` is Retell's own words when it gave any.
 
-    def __init__(
-        self, kind: str, reason: str, status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(f"{kind}: {reason}" + (f" (HTTP {status})" if status else ""))
-        # refused | rate_limited | server_error | timeout | unreachable | bad_answer
-        self.kind = kind
+    A family, as httpx's exceptions are: catch RetellError for any failure, or one kind
+    (RetellTimeout, RetellRefused, ...). bot/render/answers.py says each to a person."""
+
+    # refused | rate_limited | server_error | timeout | unreachable | bad_answer
+    kind = "unreachable"
+
+    def __init__(self, reason: str, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(f"{self.kind}: {reason}" + (f" (HTTP {status})" if status else ""))
         self.reason = reason
         self.status = status
         self.retry_after = retry_after  # seconds, when Retell said how long to wait
@@ -55,18 +57,41 @@ class RetellError(Exception):
         """Retell may have done it anyway (no answer, or a server error mid-way)."""
         return self.kind in UNCERTAIN_KINDS
 
-    def describe(self, action: str = "the call") -> str:
-        if self.kind == "refused":
-            return f"Retell refused {action}: {self.reason}"
-        if self.kind == "rate_limited":
-            return f"Retell is rate limiting this account ({self.reason}). Try again in a minute."
-        if self.kind == "server_error":
-            return f"Retell had a server error (HTTP {self.status}): {self.reason}. Try again."
-        if self.kind == "timeout":
-            return f"Retell did not answer in time ({self.reason})."
-        if self.kind == "bad_answer":
-            return f"Retell answered with something I could not read ({self.reason})."
-        return f"Could not reach Retell ({self.reason}). Try again shortly."
+
+class RetellRefused(RetellError):
+    """A 4xx: Retell will refuse the same request again (except 408 and 409)."""
+
+    kind = "refused"
+
+
+class RetellRateLimited(RetellError):
+    """A 429: nothing was done; wait `retry_after` seconds."""
+
+    kind = "rate_limited"
+
+
+class RetellServerError(RetellError):
+    """A 5xx: Retell may have done part of it."""
+
+    kind = "server_error"
+
+
+class RetellTimeout(RetellError):
+    """No answer in time: Retell may have done it."""
+
+    kind = "timeout"
+
+
+class RetellUnreachable(RetellError):
+    """The connection failed before Retell could answer."""
+
+    kind = "unreachable"
+
+
+class RetellBadAnswer(RetellError):
+    """A 2xx we cannot read: Retell may have done it."""
+
+    kind = "bad_answer"
 
 
 @dataclass(frozen=True)
@@ -291,9 +316,9 @@ class RetellClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TimeoutException:
-            raise RetellError("timeout", f"no answer within {self._timeout:g} s") from None
+            raise RetellTimeout(f"no answer within {self._timeout:g} s") from None
         except httpx.HTTPError as exc:
-            raise RetellError("unreachable", _transport_reason(exc)) from None
+            raise RetellUnreachable(_transport_reason(exc)) from None
         log.debug("retell %s %s -> %s", method, path.split("/")[-1], response.status_code)
         if response.status_code >= 400:
             raise _error_from(response)
@@ -302,8 +327,8 @@ class RetellClient:
         try:
             return response.json()
         except ValueError:
-            raise RetellError(
-                "server_error", "answered with something that is not JSON", response.status_code
+            raise RetellServerError(
+                "answered with something that is not JSON", response.status_code
             ) from None
 
 
@@ -314,8 +339,8 @@ def _call_from(data: Any, operation: str) -> RetellCall:
     except ValidationError as exc:
         errors = exc.errors()
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
-        raise RetellError("bad_answer", f"{operation}: {where or 'the answer'} is invalid",
-                          200) from None
+        raise RetellBadAnswer(f"{operation}: {where or 'the answer'} is invalid",
+                              200) from None
 
 
 def clean_reason(text: str) -> str:
@@ -344,10 +369,10 @@ def _error_from(response: httpx.Response) -> RetellError:
     reason = clean_reason(reason or response.reason_phrase or f"HTTP {status}")
     retry_after = _retry_after(response.headers.get("retry-after"))
     if status == 429:
-        return RetellError("rate_limited", reason, status, retry_after)
+        return RetellRateLimited(reason, status, retry_after)
     if status >= 500:
-        return RetellError("server_error", reason, status, retry_after)
-    return RetellError("refused", reason, status, retry_after)
+        return RetellServerError(reason, status, retry_after)
+    return RetellRefused(reason, status, retry_after)
 
 
 def _retry_after(value: str | None) -> float | None:
