@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import aiohttp
@@ -343,3 +343,13 @@ def sound_database(db_path: Path) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _quiet_bolt() -> None:
     logging.getLogger("slack_bolt").setLevel(logging.WARNING)
+
+
+class StartServer(Protocol):
+    def __call__(self, **overrides: Any) -> Awaitable[Server]: ...
+
+
+@pytest.fixture
+def start(make_server: StartServer) -> StartServer:
+    """Start the real server with these settings (all on the same database); stopped after."""
+    return make_server

@@ -21,8 +21,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import TEAM, USER
-from tests.process import ServerProcess
-from tests.waiting import eventually
+from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 

@@ -11,10 +11,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, USER, Server, slack_headers
-
-
-def creates(retell: RetellStandIn) -> list[Any]:
-    return [r for r in retell.requests if r.path == "/v2/create-phone-call"]
+from tests.support.calls import creates
 
 
 def rows(server: Server, sql: str) -> list[tuple[Any, ...]]:

@@ -10,66 +10,35 @@ channel (no card) nor Retell, and leave exactly one audit row that never holds a
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
-from tests.conftest import BOT_USER, CHANNEL, USER, Server
-from tests.test_e2e_buttons import press
-from tests.test_e2e_messages import ephemerals, mention, message
-from tests.test_e2e_modal import open_modal, state_values, submission
-from tests.test_e2e_webhook import placed_call, send
-from tests.waiting import eventually
+from tests.conftest import BOT_USER, CHANNEL, USER, Server, StartServer
+from tests.support.buttons import press
+from tests.support.guard import (
+    MASKED,
+    REFUSED,
+    assert_no_full_number_audited,
+    assert_refusal_row,
+    audit,
+    creates,
+    outcomes,
+)
+from tests.support.messages import ephemerals, mention, message
+from tests.support.modal import open_modal, state_values, submission
+from tests.support.waiting import eventually
+from tests.support.webhooks import placed_call, send
 
 NUMBER = "+14155550123"
-MASKED = "+1 415 ••• 0123"
 ADMIN = "U0ADMIN"
 BOB = "U0BOB"
 CALLS_CHANNEL = "C0CALLS"
-REFUSED = ":no_entry: "
-# Any of these in an audit row would be the full number (or enough of it to dial).
-FULL_NUMBER_PARTS = ("4155550123", "555-0123", "555 0123", "9005551234", "2079460123")
-
-
-class StartServer(Protocol):
-    def __call__(self, **overrides: Any) -> Awaitable[Server]: ...
-
-
-@pytest.fixture
-def start(make_server: StartServer) -> StartServer:
-    """Start the real server with these settings (all on the same database); stopped after."""
-    return make_server
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def creates(retell: RetellStandIn) -> list[dict[str, Any]]:
-    return [r.json for r in retell.requests if r.path == "/v2/create-phone-call"]
-
-
-def audit(srv: Server) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(srv.settings.database_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM audit ORDER BY id")]
-    finally:
-        conn.close()
-
-
-def outcomes(srv: Server) -> list[tuple[str, str | None]]:
-    return [(r["outcome"], r["reason"]) for r in audit(srv)]
-
-
-def assert_no_full_number_audited(srv: Server) -> None:
-    for row in audit(srv):
-        for column, value in row.items():
-            for part in FULL_NUMBER_PARTS:
-                assert part not in str(value), f"audit.{column} holds a full number: {value!r}"
 
 
 def assert_creates_honor_dnc(retell: RetellStandIn) -> None:
@@ -97,14 +66,6 @@ async def placed(srv: Server, slack: SlackStandIn, text: str, key: str,
     await eventually(lambda: len([r for r in audit(srv) if r["outcome"] == "placed"]) > before)
     assert slack.responses_for(key) == []  # nothing went wrong, nothing to say
     return [r for r in audit(srv) if r["outcome"] == "placed"][-1]
-
-
-def assert_refusal_row(row: dict[str, Any], reason: str, *, source: str = "/call",
-                       user: str = USER, channel: str = CHANNEL,
-                       masked: str = MASKED) -> None:
-    assert (row["action"], row["outcome"], row["reason"]) == ("call", "refused", reason)
-    assert (row["user_id"], row["channel_id"], row["source"]) == (user, channel, source)
-    assert row["number"] == masked and row["call_id"] is None
 
 
 async def fire(srv: Server, slack: SlackStandIn, keys: list[str]) -> None:

@@ -28,10 +28,10 @@ from bot.input.parsing import AUDIT_USAGE, DNC_USAGE
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, make_settings
-from tests.test_e2e_buttons import action_ids, press, requests_to
-from tests.test_e2e_call import creates
-from tests.test_e2e_webhook import card, placed_call, send, summaries
-from tests.waiting import eventually
+from tests.support.buttons import action_ids, press, requests_to
+from tests.support.calls import creates
+from tests.support.waiting import eventually
+from tests.support.webhooks import card, placed_call, send, summaries
 
 ADMIN = "U0ADMIN"
 BOB = "U0BOB"

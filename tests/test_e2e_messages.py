@@ -17,42 +17,12 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import BOT_USER, CHANNEL, TEAM, USER, Server
-from tests.waiting import eventually
+from tests.support.messages import ephemerals, mention, message
+from tests.support.waiting import eventually
 
 DM = "D0ALICE"
 MARKER = "C0MARKER"
 MARKER_NUMBER = "+14155550188"
-
-
-def message(
-    text: str,
-    ts: str,
-    *,
-    channel: str = CHANNEL,
-    user: str | None = USER,
-    channel_type: str = "channel",
-    kind: str = "message",
-    **extra: Any,
-) -> dict[str, Any]:
-    """A `message` or `app_mention` event as Slack puts it in an event_callback."""
-    event: dict[str, Any] = {
-        "type": kind,
-        "text": text,
-        "ts": ts,
-        "channel": channel,
-        "event_ts": ts,
-        "team": TEAM,
-    }
-    if kind == "message":
-        event["channel_type"] = channel_type
-    if user is not None:
-        event["user"] = user
-    event.update(extra)
-    return event
-
-
-def mention(text: str, ts: str, **extra: Any) -> dict[str, Any]:
-    return message(text, ts, kind="app_mention", **extra)
 
 
 def creates(retell: RetellStandIn, channel: str | None = None) -> list[dict[str, Any]]:
@@ -71,11 +41,6 @@ def posts(slack: SlackStandIn, channel: str) -> list[dict[str, Any]]:
 
 def updates(slack: SlackStandIn, channel: str) -> list[dict[str, Any]]:
     return [c.args for c in slack.calls_to("chat.update") if c.args.get("channel") == channel]
-
-
-def ephemerals(slack: SlackStandIn, channel: str) -> list[dict[str, Any]]:
-    return [m for m in slack.ephemerals if m["channel"] == channel]
-
 
 
 async def card_in_thread(slack: SlackStandIn, channel: str, thread_ts: str) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import Server, make_settings
-from tests.test_e2e_webhook import card, placed_call, rows, send, summaries
-from tests.waiting import eventually
+from tests.support.waiting import eventually
+from tests.support.webhooks import card, placed_call, rows, send, summaries
 
 POLL_AFTER = 0.3
 

@@ -17,7 +17,7 @@ from bot.render.blocks import ACTION_CALL_AGAIN
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server, button, make_settings
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 

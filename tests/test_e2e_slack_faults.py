@@ -15,40 +15,14 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, MakeServer, Server
-from tests.test_e2e_webhook import rows
-from tests.waiting import eventually
+from tests.support.delivery import place, posts_with_key, webhook
+from tests.support.waiting import eventually
+from tests.support.webhooks import rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 
 OTHER = "C0OTHER"
 GONE = "C0GONE"
-
-
-async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,
-                channel: str) -> tuple[str, str]:
-    """A call placed with /call in `channel`; returns (call id, card ts)."""
-    before = set(retell.calls)
-    await server.slash("/call", "+14155550123", channel=channel,
-                       response_url=slack.response_url(channel))
-    await eventually(lambda: len(set(retell.calls) - before) == 1)
-    [call_id] = set(retell.calls) - before
-    await eventually(lambda: bool(rows(server, "SELECT 1 FROM calls WHERE call_id = ?",
-                                         call_id)))
-    [(ts,)] = rows(server, "SELECT message_ts FROM calls WHERE call_id = ?", call_id)
-    return call_id, ts
-
-
-def posts_with_key(slack: SlackStandIn, channel: str, thread_ts: str, key: str) -> int:
-    return sum(
-        1 for m in slack.thread(channel, thread_ts)
-        if ((m.get("metadata") or {}).get("event_payload") or {}).get("key") == key
-    )
-
-
-async def webhook(server: Server, retell: RetellStandIn, call_id: str, event: str) -> None:
-    status, _ = await retell.send_webhook(server.url + "/retell/webhook",
-                                          retell.event_body(call_id, event))
-    assert status == 200
 
 
 def integrity(server: Server) -> str:

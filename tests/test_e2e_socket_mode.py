@@ -30,7 +30,7 @@ from tests.conftest import (
     make_settings,
     slack_headers,
 )
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 APP_TOKEN = "xapp-1-test"
 

@@ -12,7 +12,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import Server
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 OUTCOMES = [
     # duration_ms, sentiment, successful, cost cents, reason

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
@@ -12,40 +11,10 @@ import pytest
 from standins.retell import RetellStandIn, sign
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, HEALTHY_IDLE, Server, make_settings
-from tests.waiting import eventually
+from tests.support.waiting import eventually
+from tests.support.webhooks import card, placed_call, rows, send, summaries
 
 EVENTS = ("call_started", "call_ended", "call_analyzed")
-
-
-def rows(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-async def placed_call(server: Server, slack: SlackStandIn, retell: RetellStandIn) -> str:
-    """A call placed from Slack, its card posted and updated to 'Dialing'."""
-    await server.slash("/call", "+1 415 555 0123 customer_name=Ann",
-                       response_url=slack.response_url("place"))
-    await slack.wait_for(lambda: len(slack.calls_to("chat.update")) == 1)
-    return next(iter(retell.calls))
-
-
-async def send(server: Server, retell: RetellStandIn, call_id: str, event: str,
-               **overrides: Any) -> tuple[int, Any]:
-    body = retell.event_body(call_id, event, **overrides)
-    return await retell.send_webhook(server.url + "/retell/webhook", body)
-
-
-def card(slack: SlackStandIn) -> dict[str, Any]:
-    [message] = slack.messages(CHANNEL)
-    return message
-
-
-def summaries(slack: SlackStandIn) -> list[dict[str, Any]]:
-    return slack.thread(CHANNEL, card(slack)["ts"])
 
 
 @pytest.mark.slow

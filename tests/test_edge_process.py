@@ -18,7 +18,7 @@ import pytest
 from bot.http.signatures import retell_signature
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
-from tests.process import ServerProcess, free_port, raw_exchange, status_of
+from tests.support.process import ServerProcess, free_port, raw_exchange, status_of
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 

@@ -23,7 +23,7 @@ from bot.http.signatures import retell_signature, slack_signature
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import SIGNING_SECRET, MakeServer, Server, command_form
-from tests.process import raw_exchange, status_of
+from tests.support.process import raw_exchange, status_of
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 

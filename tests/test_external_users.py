@@ -16,24 +16,23 @@ from tests.conftest import (
     BOT_USER,
     CHANNEL,
     Server,
+    StartServer,
     button,
     command_form,
     slack_headers,
 )
-from tests.test_e2e_guard import (
+from tests.support.guard import (
     REFUSED,
-    StartServer,
     assert_no_full_number_audited,
     assert_refusal_row,
     audit,
     creates,
     outcomes,
-    start,  # noqa: F401 - the fixture
 )
-from tests.test_e2e_messages import ephemerals, mention, message
-from tests.test_e2e_modal import open_modal, state_values, submission
-from tests.test_e2e_webhook import placed_call, send
-from tests.waiting import eventually
+from tests.support.messages import ephemerals, mention, message
+from tests.support.modal import open_modal, state_values, submission
+from tests.support.waiting import eventually
+from tests.support.webhooks import placed_call, send
 
 NUMBER = "+14155550123"
 OTHER_TEAM = "T0PARTNER"
@@ -59,7 +58,7 @@ def refused_answer(slack: SlackStandIn, key: str) -> str:
 
 
 async def test_slash_command_from_another_organisation_is_refused_and_audited(
-    start: StartServer, slack: SlackStandIn, retell: RetellStandIn  # noqa: F811
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     srv = await start()
     await slash_from_other_team(srv, slack, "guest")
@@ -80,7 +79,7 @@ async def test_slash_command_from_another_organisation_is_refused_and_audited(
 
 
 async def test_modal_from_another_organisation_is_refused(
-    start: StartServer, slack: SlackStandIn, retell: RetellStandIn  # noqa: F811
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     srv = await start()
     _, view = await open_modal(srv, slack)
@@ -95,7 +94,7 @@ async def test_modal_from_another_organisation_is_refused(
 
 
 async def test_messages_and_mentions_from_another_organisation_are_refused(
-    start: StartServer, slack: SlackStandIn, retell: RetellStandIn  # noqa: F811
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     srv = await start()
     extra = {"user_team": OTHER_TEAM, "source_team": OTHER_TEAM}
@@ -116,7 +115,7 @@ async def test_messages_and_mentions_from_another_organisation_are_refused(
 
 
 async def test_call_again_by_someone_from_another_organisation_is_refused(
-    start: StartServer, slack: SlackStandIn, retell: RetellStandIn  # noqa: F811
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     srv = await start()
     call_id = await placed_call(srv, slack, retell)
@@ -134,7 +133,7 @@ async def test_call_again_by_someone_from_another_organisation_is_refused(
 
 
 async def test_external_users_may_call_when_the_operator_allows_it(
-    start: StartServer, slack: SlackStandIn, retell: RetellStandIn  # noqa: F811
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     srv = await start(CALLBOT_ALLOW_EXTERNAL_USERS="true")
     await slash_from_other_team(srv, slack, "guest")

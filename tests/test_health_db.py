@@ -24,7 +24,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.models import CallRecord
 from tests.conftest import HEALTHY_IDLE, Server
-from tests.process import ServerProcess, get
+from tests.support.process import ServerProcess, get
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 

@@ -15,7 +15,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import HEALTHY_IDLE, MakeServer, Server
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 

@@ -17,7 +17,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.sqlite import SQLiteStore
 from tests.conftest import MakeServer, Server, make_settings
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("sound_database")
 NOTIFY = "C0CALLS"

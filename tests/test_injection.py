@@ -37,7 +37,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, AuditRow, CallRecord, CallStats
 from tests.conftest import CHANNEL, USER, Server
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 CREATE = "/v2/create-phone-call"
 HOSTILE = ("<!channel> <!here|here> <!everyone> <@U0BOSS> <#C0SECRET> "

@@ -24,7 +24,7 @@ from bot.runtime.logs import install_scrubbing, scrub, scrub_block
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, MakeServer, Server, button
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 CREATE = "/v2/create-phone-call"
 # The numbers called, as (country code, national significant number).

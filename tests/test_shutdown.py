@@ -20,8 +20,8 @@ import pytest
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
-from tests.process import ServerProcess, connection_refused
-from tests.waiting import eventually
+from tests.support.process import ServerProcess, connection_refused
+from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 

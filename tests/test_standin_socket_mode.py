@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from standins.slack import SlackStandIn
 from standins.socket_mode import SocketModeStandIn
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 TEAM = "T0TEST"
 CHANNEL = "C0GENERAL"

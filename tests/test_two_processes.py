@@ -18,8 +18,8 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.sqlite import INBOX_MAX_ATTEMPTS
 from tests.conftest import CHANNEL
-from tests.process import ServerProcess
-from tests.waiting import eventually
+from tests.support.process import ServerProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 

@@ -1,0 +1,2 @@
+"""Helpers shared by test modules: requests signed as Slack and Retell sign them, reads
+of the database, waiting, processes."""
