@@ -1,4 +1,4 @@
-"""Helpers first written for test_e2e_buttons.py, shared with the other suites."""
+"""Helpers first written for tests/e2e/test_buttons.py, shared with the other suites."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server, button
-from tests.test_e2e_webhook import card
+from tests.support.webhooks import card
 
 
 def requests_to(retell: RetellStandIn, prefix: str) -> list[Any]:

@@ -1,4 +1,4 @@
-"""Helpers first written for test_e2e_call.py, shared with the other suites."""
+"""Helpers first written for tests/e2e/test_call.py, shared with the other suites."""
 
 from __future__ import annotations
 

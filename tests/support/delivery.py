@@ -1,4 +1,4 @@
-"""Helpers first written for test_e2e_slack_faults.py, shared with the other suites."""
+"""Helpers first written for tests/faults/test_slack_faults.py, shared with the other suites."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import Server
 from tests.support.waiting import eventually
-from tests.test_e2e_webhook import rows
+from tests.support.webhooks import rows
 
 
 async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,

@@ -1,4 +1,4 @@
-"""Helpers first written for test_e2e_guard.py, shared with the other suites."""
+"""Helpers first written for tests/e2e/test_guard.py, shared with the other suites."""
 
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, SIGNING_SECRET, USER, command_form, slack_headers
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 10.0
 POLL = 0.02

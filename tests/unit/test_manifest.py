@@ -16,7 +16,7 @@ from bot.render.views import ACTION_OPEN_MODAL
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, Server, button, slack_headers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT.parent / "shared" / "slack-manifest.schema.json"
 
 

@@ -1,0 +1,1 @@
+"""What Slack, Retell, the database or an attacker can do wrong, and what must still hold."""

@@ -1,0 +1,1 @@
+"""The server as a real process: the CLI, signals, crashes, slow clients, two processes."""

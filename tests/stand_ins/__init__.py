@@ -1,0 +1,1 @@
+"""The stand-ins behave as Slack and Retell do (checked against their SDKs)."""

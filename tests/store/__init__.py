@@ -1,0 +1,1 @@
+"""The SQLite store on a real file: transactions, the outbox queue, pruning, admission cost."""

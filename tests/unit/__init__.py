@@ -1,0 +1,1 @@
+"""Pure functions: parsing, rendering, rules, signatures, logs, the manifest."""
