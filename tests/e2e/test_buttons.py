@@ -38,6 +38,7 @@ async def test_card_shows_only_buttons_that_fit_the_state(
     assert action_ids(card(slack)) == ["call_transcript", "call_again"]
 
 
+@pytest.mark.slow
 async def test_hang_up_by_the_caller_stops_the_call_and_updates_the_card(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -59,6 +60,7 @@ async def test_hang_up_by_the_caller_stops_the_call_and_updates_the_card(
     assert len(requests_to(retell, "/v2/stop-call/")) == 1
 
 
+@pytest.mark.slow
 async def test_only_the_caller_may_hang_up(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -72,6 +74,7 @@ async def test_only_the_caller_may_hang_up(
     assert retell.calls[call_id]["call_status"] == "registered"
 
 
+@pytest.mark.slow
 async def test_refresh_reads_retell_when_webhooks_never_come(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -108,6 +111,7 @@ async def test_refresh_when_retell_fails_says_so(
     assert "database unavailable" in slack.responses_for("fail")[0]["text"]
 
 
+@pytest.mark.slow
 async def test_transcript_goes_into_the_thread_once(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -149,6 +153,7 @@ async def test_long_transcript_is_uploaded_as_a_file_in_the_thread(
     assert [m for m in summaries(slack) if not m.get("files")] == []  # no wall of messages
 
 
+@pytest.mark.slow
 async def test_call_again_places_the_same_call_with_a_new_card(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -193,6 +198,7 @@ async def test_try_again_after_retell_refused(
     assert retell.created_calls()[0]["to_number"] == "+14155550123"
 
 
+@pytest.mark.slow
 async def test_buttons_pressed_in_app_home_answer_by_direct_message(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -208,6 +214,7 @@ async def test_buttons_pressed_in_app_home_answer_by_direct_message(
     await slack.wait_for(lambda: "In progress" in str(card(slack)["blocks"]))
 
 
+@pytest.mark.slow
 async def test_inbound_calls_get_the_same_card_and_anyone_may_hang_up(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:

@@ -57,6 +57,7 @@ async def test_call_places_the_call_and_posts_a_card(
     assert call_id in retell.calls and status_ == "registered" and ts == card["ts"]
 
 
+@pytest.mark.slow
 async def test_agent_by_name_case_insensitive_and_by_id(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
+
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import (
@@ -57,6 +59,7 @@ def refused_answer(slack: SlackStandIn, key: str) -> str:
     return str(answer["text"])
 
 
+@pytest.mark.slow
 async def test_slash_command_from_another_organisation_is_refused_and_audited(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -114,6 +117,7 @@ async def test_messages_and_mentions_from_another_organisation_are_refused(
     assert_refusal_row(from_mention, "external_user", user=GUEST, source="mention")
 
 
+@pytest.mark.slow
 async def test_call_again_by_someone_from_another_organisation_is_refused(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -123,6 +123,7 @@ async def test_channel_rule_holds_for_everyone_and_the_allowed_channel_works(
 # -- which numbers -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_other_countries_and_special_numbers_are_refused(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -143,6 +144,7 @@ async def test_other_countries_and_special_numbers_are_refused(
     assert_no_full_number_audited(srv)
 
 
+@pytest.mark.slow
 async def test_satellite_and_other_non_geographic_numbers_are_special(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -336,6 +338,7 @@ async def test_concurrent_cap_admits_exactly_the_cap_and_frees_a_place_when_a_ca
 # -- what goes to Retell -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_every_create_asks_retell_to_honor_its_own_dnc_list(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

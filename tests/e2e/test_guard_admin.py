@@ -218,6 +218,7 @@ async def test_callee_request_adds_the_number_once_and_blocks_the_next_call(
 # -- 4. /callaudit ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_callaudit_filters_and_export(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
@@ -278,6 +279,7 @@ async def test_callaudit_bad_input_gets_usage(
 # -- 5. admins may hang up anyone's call -----------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_admin_hangs_up_another_users_call_and_it_is_audited(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
@@ -302,6 +304,7 @@ async def test_admin_hangs_up_another_users_call_and_it_is_audited(
 # -- 6. whole numbers stay out of Slack and the logs -----------------------------------------
 
 
+@pytest.mark.slow
 async def test_numbers_never_appear_in_full(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -359,6 +362,7 @@ async def test_show_full_numbers_puts_the_number_on_the_card(
     ],
     ids=["default", "no-transcripts", "no-recordings"],
 )
+@pytest.mark.slow
 async def test_summary_carries_transcript_and_recording_only_when_allowed(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path,
     overrides: dict[str, Any], transcript: bool, recording: bool,

@@ -92,6 +92,7 @@ async def fill_inbound(server: Server, retell: RetellStandIn) -> None:
         assert (await retell.send_webhook(server.url + "/retell/webhook", body))[0] == 200
 
 
+@pytest.mark.slow
 async def test_home_tab_publishes_the_home_view_for_that_user(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

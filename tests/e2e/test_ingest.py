@@ -31,6 +31,7 @@ def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+@pytest.mark.slow
 async def test_bodies_kept_before_a_stop_are_applied_at_the_next_start(
     make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn, db_path: Path
 ) -> None:
@@ -73,6 +74,7 @@ async def test_a_kept_body_that_no_longer_reads_is_dropped_once_and_logged(
     assert len(dropped) == 1 and dropped[0].exc_info is None
 
 
+@pytest.mark.slow
 async def test_a_burst_of_webhooks_logs_a_count_not_a_line_each(
     server: Server, retell: RetellStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:

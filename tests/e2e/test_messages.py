@@ -98,6 +98,7 @@ async def test_call_in_a_channel_places_the_call_with_the_card_in_the_thread(
     ],
     ids=["upper", "capitalised-quoted-agent", "slack-tel-link"],
 )
+@pytest.mark.slow
 async def test_call_word_is_case_insensitive_and_takes_agent_and_variables(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, text: str, agent_index: int,
     variables: dict[str, str],
@@ -167,6 +168,7 @@ async def test_direct_message_without_a_call_gets_the_usage_in_its_thread(
     assert creates(retell) == []
 
 
+@pytest.mark.slow
 async def test_summary_lands_in_the_thread_of_the_users_message(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -201,6 +203,7 @@ async def test_summary_lands_in_the_thread_of_the_users_message(
 # -- never a second call ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_mention_delivered_as_app_mention_and_message_places_one_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -220,6 +223,7 @@ async def test_mention_delivered_as_app_mention_and_message_places_one_call(
     assert ephemerals(slack, CHANNEL) == []
 
 
+@pytest.mark.slow
 async def test_mention_as_message_first_then_app_mention_places_one_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -234,6 +238,7 @@ async def test_mention_as_message_first_then_app_mention_places_one_call(
     assert ephemerals(slack, CHANNEL) == []
 
 
+@pytest.mark.slow
 async def test_retried_delivery_places_no_second_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -270,6 +275,7 @@ async def test_retry_racing_the_first_delivery_places_one_call(
     assert len(posts(slack, CHANNEL)) == 1
 
 
+@pytest.mark.slow
 async def test_edit_never_places_a_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -305,6 +311,7 @@ async def test_edit_never_places_a_call(
     ],
     ids=["other-app-bot", "legacy-bot-message", "our-own-bot"],
 )
+@pytest.mark.slow
 async def test_bot_messages_never_place_a_call(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, extra: dict[str, Any]
 ) -> None:
@@ -327,6 +334,7 @@ async def test_bot_messages_never_place_a_call(
     ["call me later", "Call me when you are back", "hello everyone",
      "please call +14155550123", "calling +14155550123"],
 )
+@pytest.mark.slow
 async def test_channel_chatter_is_ignored(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, text: str
 ) -> None:
@@ -340,6 +348,7 @@ async def test_channel_chatter_is_ignored(
 
 @pytest.mark.parametrize(
     "text", [f"<@{BOT_USER}> hello", f"<@{BOT_USER}> call me later", f"<@{BOT_USER}>"])
+@pytest.mark.slow
 async def test_mention_without_a_call_gets_usage_in_its_thread(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, text: str
 ) -> None:

@@ -131,6 +131,7 @@ async def test_slow_retell_opens_a_loading_view_then_updates_it_with_the_hash(
     [(500, "Retell had a server error (HTTP 500)"),
      (401, "Retell refused the list of agents: Invalid API key")],
 )
+@pytest.mark.slow
 async def test_modal_opens_with_a_notice_when_retell_cannot_list_agents(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, status: int, fragment: str
 ) -> None:
@@ -189,6 +190,7 @@ async def test_invalid_submission_is_answered_with_errors_under_the_fields(
     assert slack.responses_for("sub") == []
 
 
+@pytest.mark.slow
 async def test_valid_submission_places_the_call_as_chosen(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -228,6 +230,7 @@ async def test_valid_submission_places_the_call_as_chosen(
     assert slack.responses_for("sub") == []  # nothing went wrong, nothing to say
 
 
+@pytest.mark.slow
 async def test_the_caller_ids_own_agent_sends_no_override(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -61,6 +61,7 @@ async def test_a_poison_answer_is_retried_a_few_times_then_given_up_and_others_f
     assert "gave up" in about_odd[-1].getMessage()
 
 
+@pytest.mark.slow
 async def test_a_card_that_cannot_be_rendered_holds_up_nothing_for_long(
     make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn,
     caplog: pytest.LogCaptureFixture,
@@ -131,6 +132,7 @@ async def test_a_burst_into_one_channel_goes_call_by_call_outcomes_first(
     assert max(order.index(c) for c in done) < min(order.index(c) for c in live)
 
 
+@pytest.mark.slow
 async def test_a_lost_post_is_found_in_a_public_channel_the_bot_has_not_joined(
     make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn,
 ) -> None:

@@ -71,6 +71,7 @@ async def test_polling_survives_retell_errors_and_backs_off(
     assert attempts == len(polls(retell, call_id))
 
 
+@pytest.mark.slow
 async def test_calls_reported_by_webhooks_are_not_polled(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

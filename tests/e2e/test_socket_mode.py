@@ -77,6 +77,7 @@ async def test_connects_with_the_app_token(
     assert sm.unexpected == []
 
 
+@pytest.mark.slow
 async def test_slash_command_over_the_socket_places_the_call_and_posts_the_card(
     socket_server: Server, slack: SlackStandIn, retell: RetellStandIn, sm: SocketModeStandIn
 ) -> None:
@@ -95,6 +96,7 @@ async def test_slash_command_over_the_socket_places_the_call_and_posts_the_card(
     assert [a["envelope_id"] for a in sm.acks] == [envelope["envelope_id"]]
 
 
+@pytest.mark.slow
 async def test_bad_slash_text_answers_with_usage_in_the_ack(
     socket_server: Server, slack: SlackStandIn, retell: RetellStandIn, sm: SocketModeStandIn
 ) -> None:
@@ -110,6 +112,7 @@ async def test_bad_slash_text_answers_with_usage_in_the_ack(
     assert len(slack.messages(CHANNEL)) == 1
 
 
+@pytest.mark.slow
 async def test_http_route_for_slack_is_not_mounted_but_health_and_webhook_work(
     socket_server: Server, slack: SlackStandIn, retell: RetellStandIn, sm: SocketModeStandIn
 ) -> None:
@@ -140,6 +143,7 @@ async def test_http_route_for_slack_is_not_mounted_but_health_and_webhook_work(
     assert len(creates(retell)) == 1  # the refused HTTP request placed nothing
 
 
+@pytest.mark.slow
 async def test_message_event_over_the_socket_and_its_retry_place_one_call(
     socket_server: Server, slack: SlackStandIn, retell: RetellStandIn, sm: SocketModeStandIn
 ) -> None:

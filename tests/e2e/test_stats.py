@@ -65,6 +65,7 @@ async def test_callstats_default_period(
     assert slack.responses_for("s") == []  # answered inside the ack
 
 
+@pytest.mark.slow
 async def test_callstats_periods_exclude_older_calls(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

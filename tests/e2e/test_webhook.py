@@ -48,6 +48,7 @@ async def test_events_in_order_update_the_card_and_post_the_summary(
                                                       "Ann booked Friday.")
 
 
+@pytest.mark.slow
 async def test_out_of_order_and_repeated_events(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -81,6 +82,7 @@ async def test_repeat_after_restart_has_no_second_effect(
     assert rows(server, "SELECT count(*) FROM outbox WHERE done_at IS NULL") == [(0,)]
 
 
+@pytest.mark.slow
 async def test_restart_between_placing_and_webhooks(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -94,6 +96,7 @@ async def test_restart_between_placing_and_webhooks(
     assert summaries(slack)[0]["thread_ts"] == card(slack)["ts"]
 
 
+@pytest.mark.slow
 async def test_pending_deliveries_survive_a_slack_outage_and_restart(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -113,6 +116,7 @@ async def test_pending_deliveries_survive_a_slack_outage_and_restart(
     assert len(summaries(slack)) == 1
 
 
+@pytest.mark.slow
 async def test_webhook_for_a_call_the_database_does_not_know(
     slack: SlackStandIn, retell: RetellStandIn, tmp_path: Any
 ) -> None:

@@ -249,6 +249,7 @@ def analyzed(**kw: Any) -> CallRecord:
     return replace(base, **kw)
 
 
+@pytest.mark.slow
 def test_transcript_rendering_reads_a_bounded_part() -> None:
     line = "User: and then I said the number 415 555 0199 again\n"
     # Ten times more transcript costs about the same: past the cap nothing is read.
@@ -286,6 +287,7 @@ def _ack_text(body: Any) -> str:
     return str(body.get("text") if isinstance(body, dict) else body)
 
 
+@pytest.mark.slow
 async def test_hostile_slash_texts_get_a_clear_answer_and_place_nothing(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

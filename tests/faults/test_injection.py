@@ -146,6 +146,7 @@ async def placed(server: Server, slack: SlackStandIn, retell: RetellStandIn) -> 
     return next(iter(retell.calls))
 
 
+@pytest.mark.slow
 async def test_hostile_values_in_webhooks_never_ping_or_link(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -217,6 +217,7 @@ async def private_server(request: pytest.FixtureRequest, make_server: MakeServer
     return await make_server(**request.param)
 
 
+@pytest.mark.slow
 async def test_call_log_link_appears_nowhere_when_a_switch_is_off(
     private_server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

@@ -322,6 +322,7 @@ async def test_fail_next_legacy_key_and_path_prefix(
     assert (await client.get("/v2/get-call/call_anything")).status_code == 404
 
 
+@pytest.mark.slow
 async def test_hang_next_triggers_client_timeout(
     retell: RetellStandIn, client: httpx.AsyncClient
 ) -> None:
@@ -342,6 +343,7 @@ async def test_hang_next_then_answers(retell: RetellStandIn, client: httpx.Async
     assert resp.status_code == 201
 
 
+@pytest.mark.slow
 async def test_close_is_quick_while_a_request_hangs() -> None:
     r = RetellStandIn()
     await r.start()

@@ -310,6 +310,7 @@ async def test_wait_for_wakes_on_recorded_call(slack: SlackStandIn, client: Asyn
     assert slack.messages("C1")[0]["text"] == "done"
 
 
+@pytest.mark.slow
 async def test_wait_for_times_out_with_summary(slack: SlackStandIn, client: AsyncWebClient) -> None:
     await client.chat_postMessage(channel="C1", text="something else")
 
@@ -482,6 +483,7 @@ async def test_faults_validation_and_clear_faults(
 # ---------------------------------------------------------------------- latency
 
 
+@pytest.mark.slow
 async def test_delay_answers_late_after_doing_the_work(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:

@@ -21,6 +21,7 @@ def test_scrub_masks_numbers_and_tokens() -> None:
         assert secret not in cleaned
 
 
+@pytest.mark.slow
 async def test_a_whole_call_logs_no_secret_and_no_full_number(
     server: Server, slack: SlackStandIn, retell: RetellStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
