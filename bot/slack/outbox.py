@@ -154,8 +154,11 @@ class OutboxWorker:
         self._traced: set[str] = set()
         self._pass_failing = False
         self._pass: asyncio.Future[float | None] | None = None  # the worker's pass under way
+        self._announced = False  # wake() since the last pass began: new work may be waiting
 
     def wake(self) -> None:
+        """New Slack work is in the store (a webhook, a button, a placed call)."""
+        self._announced = True
         self._wake.set()
 
     async def find_post(self, channel: str, thread_ts: str | None, since: float,
@@ -211,6 +214,7 @@ class OutboxWorker:
 
     async def _dispatch(self) -> float | None:
         """Queue each due call in its channel's lane; returns when to look again."""
+        self._announced = False  # what was announced before this read is seen by it
         now = time.time()
         next_due: float | None = None
         full = {c for c, q in self._queues.items() if len(q) >= _LANE_DEPTH}
@@ -263,11 +267,12 @@ class OutboxWorker:
 
     async def _catch_up(self) -> None:
         """Items announced (or being read) but not in a lane yet compete for this turn too:
-        a call whose outcome just arrived must not lose its place to a pass not yet run."""
+        a call whose outcome just arrived must not lose its place to a pass not yet run.
+        Only new work counts: the worker's own wake after a turn does not."""
         try:
             if self._pass is not None and not self._pass.done():
                 await asyncio.wait([self._pass])
-            if self._wake.is_set():
+            if self._announced:
                 await self._dispatch()
         except Exception:  # only an ordering hint: the worker's own pass retries
             return
