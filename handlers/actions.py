@@ -13,6 +13,7 @@ from bot.calls.service import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
 from bot.input.parsing import CallCommand
 from bot.input.phones import PhoneNumberError, parse_phone
+from bot.render.answers import hang_up_refused
 from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
 from bot.render.views import ACTION_OPEN_MODAL
 from bot.retell.client import Agent
@@ -55,7 +56,11 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         user = body["user"]["id"]
         try:
             await ctx.calls.hang_up(_value(body), user, admin=ctx.guard.is_admin(user))
-        except (NotAllowed, CallFailed) as exc:
+        except NotAllowed as exc:
+            await _tell(body, client, respond)(
+                f":warning: {hang_up_refused(exc.reason, exc.placed_by)}")
+            return
+        except CallFailed as exc:
             await _tell(body, client, respond)(f":warning: {exc}")
             return
 

@@ -99,7 +99,13 @@ class CallNotRecorded(Exception):
 
 
 class NotAllowed(Exception):
-    """The person may not do this to this call; `str()` says why."""
+    """The person may not do this to this call: `reason` is why (unknown_call, not_theirs,
+    ended, unknown_to_retell) and `placed_by` whose call it is; render/answers.py says it."""
+
+    def __init__(self, reason: str, placed_by: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.placed_by = placed_by
 
 
 def implied_events(call: RetellCall) -> list[str]:
@@ -431,16 +437,16 @@ class CallService:
         CallFailed with the reason. Every hang-up is audited."""
         call = await self.store.get_call(call_id)
         if call is None:
-            raise NotAllowed("I have no record of this call.")
+            raise NotAllowed("unknown_call")
         if call.user_id and call.user_id != user_id and not admin:
-            raise NotAllowed(f"Only <@{call.user_id}> or an admin can hang up this call.")
+            raise NotAllowed("not_theirs", placed_by=call.user_id)
         if not call.live:
-            raise NotAllowed("This call has already ended.")
+            raise NotAllowed("ended")
         try:
             await self.retell.stop_call(call_id)
         except RetellError as exc:
             if exc.status == 404:
-                raise NotAllowed("Retell no longer knows this call.") from None
+                raise NotAllowed("unknown_to_retell") from None
             raise CallFailed(retell_words(exc, "to hang up")) from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
         number = call.other_number

@@ -6,7 +6,7 @@ cause: a Slack outage is not a missing invitation, a locked database is not a re
 
 from __future__ import annotations
 
-from bot.render.blocks import channel_link, said
+from bot.render.blocks import channel_link, said, user_mention
 from bot.retell.client import RetellError
 
 # Slack errors that mean the bot cannot post in the channel until someone changes that.
@@ -33,6 +33,18 @@ def retell_words(exc: RetellError, action: str = "the call") -> str:
     if exc.kind == "bad_answer":
         return f"Retell answered with something I could not read ({exc.reason})."
     return f"Could not reach Retell ({exc.reason}). Try again shortly."
+
+
+def hang_up_refused(reason: str, placed_by: str | None) -> str:
+    """Why this person cannot hang up this call."""
+    if reason == "not_theirs":
+        who = user_mention(placed_by) or "the person who placed it"
+        return f"Only {who} or an admin can hang up this call."
+    return {
+        "unknown_call": "I have no record of this call.",
+        "ended": "This call has already ended.",
+        "unknown_to_retell": "Retell no longer knows this call.",
+    }.get(reason, "This call cannot be hung up.")
 
 
 def card_not_posted(channel_id: str, error: str, status: int | None) -> str:
