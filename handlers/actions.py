@@ -13,6 +13,7 @@ from bot.calls.service import CallFailed, NotAllowed, SlackRoute, retry_key
 from bot.context import AppContext
 from bot.input.parsing import CallCommand
 from bot.input.phones import PhoneNumberError, parse_phone
+from bot.render import replies
 from bot.render.answers import hang_up_refused
 from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
 from bot.render.views import ACTION_OPEN_MODAL
@@ -58,10 +59,10 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await ctx.calls.hang_up(_value(body), user, admin=ctx.guard.is_admin(user))
         except NotAllowed as exc:
             await _tell(body, client, respond)(
-                f":warning: {hang_up_refused(exc.reason, exc.placed_by)}")
+                replies.warning(hang_up_refused(exc.reason, exc.placed_by)))
             return
         except CallFailed as exc:
-            await _tell(body, client, respond)(f":warning: {exc}")
+            await _tell(body, client, respond)(replies.warning(str(exc)))
             return
 
     async def refresh(
@@ -71,7 +72,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             await ctx.calls.refresh(_value(body))
         except CallFailed as exc:
-            await _tell(body, client, respond)(f":warning: {exc}")
+            await _tell(body, client, respond)(replies.warning(str(exc)))
             return
 
     async def transcript(
@@ -79,16 +80,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     ) -> None:
         await ack()
         if not ctx.settings.post_transcripts:  # a card from before the setting changed
-            await _tell(body, client, respond)(
-                "Transcripts are not posted in channels here (`CALLBOT_POST_TRANSCRIPTS`).")
+            await _tell(body, client, respond)(replies.TRANSCRIPTS_OFF)
             return
         call = await ctx.calls.find(_value(body))
         if call is None or call.call_id is None or not call.transcript:
-            await _tell(body, client, respond)("This call has no transcript yet.")
+            await _tell(body, client, respond)(replies.NO_TRANSCRIPT_YET)
             return
         if not await ctx.calls.request_transcript(call.call_id):
-            await _tell(body, client, respond)(
-                "The transcript is already in the card's thread.")
+            await _tell(body, client, respond)(replies.TRANSCRIPT_ALREADY_POSTED)
 
     async def call_again(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
@@ -100,20 +99,20 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         ref = _value(body)
         source = await ctx.calls.find(ref)
         if source is None:
-            await tell(":warning: I have no record of that call.")
+            await tell(replies.NO_RECORD_OF_CALL)
             return
         number = source.other_number
         try:
             phone = parse_phone(number or "", ctx.settings.default_region)
         except PhoneNumberError:
-            await tell(":warning: That call has no number I can dial.")
+            await tell(replies.NO_NUMBER_TO_DIAL)
             return
         channel = (body.get("channel") or {}).get("id") or source.channel_id
         if not channel:
-            await tell(":warning: I don't know which channel that call belongs to.")
+            await tell(replies.NO_CHANNEL_FOR_CALL)
             return
         if not await ctx.calls.claim(f"again:{ref}:{user}", CALL_AGAIN_WINDOW):
-            await tell("You just pressed *Call again* on this card; that call is on its way.")
+            await tell(replies.CALL_AGAIN_ON_ITS_WAY)
             return
         agent = Agent(source.agent_id, source.agent_name) if source.agent_id else None
         placement = PlaceRequest(

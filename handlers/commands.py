@@ -29,6 +29,7 @@ from bot.input.parsing import (
     parse_stats_period,
 )
 from bot.input.phones import show_phone
+from bot.render import replies
 from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
 from bot.render.refusals import refusal_words
 from handlers.placing import external_team, place_from_slack
@@ -60,7 +61,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             request = parse_call_text(command.get("text", ""), ctx.settings.default_region)
         except CommandError as exc:
             log.info("/call refused user=%s: %s", command.get("user_id"), type(exc).__name__)
-            await ack(text=f":warning: {exc}\n{CALL_USAGE}")
+            await ack(text=replies.warning(str(exc), CALL_USAGE))
             return
         await ack()
 
@@ -88,7 +89,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             period = parse_stats_period(command.get("text", ""))
         except CommandError as exc:
-            await ack(text=f":warning: {exc}\n{STATS_USAGE}")
+            await ack(text=replies.warning(str(exc), STATS_USAGE))
             return
         user = command.get("user_id")
         try:
@@ -105,7 +106,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         task = asyncio.ensure_future(ctx.calls.stats(period))
         done, _ = await asyncio.wait({task}, timeout=STATS_ACK_BUDGET)
         if not done:
-            await ack(text=":hourglass_flowing_sand: Counting calls…")
+            await ack(text=replies.COUNTING_CALLS)
         stats = await task
         message = stats_message(stats, period.label)
         log.info("/callstats period=%s calls=%d in %.0f ms", period.key, stats.calls,
@@ -128,25 +129,23 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             assert request.phone is not None
             await ack(text=await _dnc(request.action, request.phone.e164, request.reason, user))
         except CommandError as exc:
-            await ack(text=f":warning: {exc}\n{DNC_USAGE}")
+            await ack(text=replies.warning(str(exc), DNC_USAGE))
         except Refused as exc:
-            await ack(text=f":no_entry: {refusal_words(exc)}")
+            await ack(text=replies.refused(refusal_words(exc)))
 
     async def _dnc(action: str, number: str, reason: str | None, user: str) -> str:
         guard, full = ctx.guard, ctx.settings.show_full_numbers
         shown = show_phone(number, full=full)
         if action == "add":
             added = await guard.dnc_add(number, reason, user)
-            return (f":no_entry: {shown} is now on the do-not-call list." if added
-                    else f"{shown} was already on the do-not-call list.")
+            return replies.dnc_added(shown, added)
         if action == "remove":
             removed = await guard.dnc_remove(number, user)
-            return (f":white_check_mark: {shown} is off the do-not-call list." if removed
-                    else f"{shown} was not on the do-not-call list.")
+            return replies.dnc_removed(shown, removed)
         entry = await guard.dnc_check(number)
         if entry is None:
-            return f"{shown} is not on the do-not-call list."
-        return "On the do-not-call list:\n" + dnc_line(entry, show_full_numbers=full)
+            return replies.dnc_not_listed(shown)
+        return replies.dnc_listed(dnc_line(entry, show_full_numbers=full))
 
     async def callaudit_command(
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
@@ -156,24 +155,23 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             query = parse_audit_text(command.get("text", ""), ctx.settings.default_region)
             if query.export:
                 content, count = await ctx.guard.audit_csv(user)
-                await ack(text=f":inbox_tray: Exporting {count:,} audit entries; the CSV "
-                               "comes to you in a direct message.")
+                await ack(text=replies.audit_exporting(count))
                 error = await _send_csv(client, user, content, count)
                 if error:
-                    await respond(text=f":x: I could not send you the CSV (`{error}`).",
+                    await respond(text=replies.audit_not_sent(error),
                                   response_type="ephemeral")
                 return
             number = query.phone.e164 if query.phone else None
             rows = await ctx.guard.audit_rows(user, limit=query.limit, of_user=query.user_id,
                                               number=number)
         except CommandError as exc:
-            await ack(text=f":warning: {exc}\n{AUDIT_USAGE}")
+            await ack(text=replies.warning(str(exc), AUDIT_USAGE))
             return
         except Refused as exc:
-            await ack(text=f":no_entry: {refusal_words(exc)}")
+            await ack(text=replies.refused(refusal_words(exc)))
             return
-        what = (f"for <@{query.user_id}>" if query.user_id else
-                f"for {show_phone(number, full=False)}" if number else "in all")
+        what = replies.audit_scope(query.user_id,
+                                   show_phone(number, full=False) if number else None)
         message = audit_message(rows, what)
         await ack(text=message.text, blocks=message.blocks)
 
@@ -185,7 +183,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await client.files_upload_v2(
                 channel=opened["channel"]["id"], content=content,
                 filename=f"callbot-audit-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.csv",
-                title="Callbot audit log", initial_comment=f"The audit log: {count:,} entries.",
+                title=replies.AUDIT_FILE_TITLE, initial_comment=replies.audit_file_comment(count),
             )
             log.info("/callaudit export user=%s rows=%d", user, count)
             return None

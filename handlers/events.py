@@ -16,7 +16,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.calls.placing import PlaceRequest
 from bot.calls.service import SlackRoute
 from bot.context import AppContext
-from bot.input.parsing import CALL_USAGE, STATS_USAGE, CommandError, parse_call_text
+from bot.input.parsing import CommandError, parse_call_text
+from bot.render import replies
 from handlers.placing import external_team, place_from_slack, tell_in_thread
 
 log = logging.getLogger(__name__)
@@ -24,11 +25,6 @@ log = logging.getLogger(__name__)
 _MENTION = re.compile(r"^\s*<@[A-Z0-9]+(?:\|[^>]*)?>[\s:,]*")
 # `call` then something that starts like a number: "call me later" is conversation, not a call.
 _CALL = re.compile(r"^\s*call\s+(?=[+(\d<]|tel:)(.*)$", re.IGNORECASE | re.DOTALL)
-MESSAGE_USAGE = (
-    "To place a call, write `call <number> [agent] [name=value ...]`, "
-    "e.g. `call +1 415 555 0123 \"Sales Follow-up\" customer_name=Ann`.\n"
-    f"{CALL_USAGE}\n{STATS_USAGE}"
-)
 
 
 def call_text(text: str, *, mentioned: bool) -> str | None:
@@ -60,13 +56,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         thread = str(event.get("thread_ts") or ts)
         tell = tell_in_thread(client, channel, user, thread)
         if text is None:
-            await client.chat_postMessage(channel=channel, thread_ts=thread, text=MESSAGE_USAGE)
+            await client.chat_postMessage(channel=channel, thread_ts=thread,
+                                          text=replies.MESSAGE_USAGE)
             return
         try:
             request = parse_call_text(text, ctx.settings.default_region)
         except CommandError as exc:
             log.info("message call refused user=%s: %s", user, type(exc).__name__)
-            await tell(f":warning: {exc}\n{MESSAGE_USAGE}")
+            await tell(replies.warning(str(exc), replies.MESSAGE_USAGE))
             return
         route = SlackRoute(team_id=body.get("team_id"), channel_id=channel, user_id=user,
                            thread_ts=thread)

@@ -15,6 +15,7 @@ from bot.calls.placing import PlaceRequest
 from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.input.parsing import ModalError, parse_modal_values
+from bot.render import replies
 from bot.render.answers import retell_words
 from bot.render.views import (
     CALL_MODAL,
@@ -45,8 +46,7 @@ async def _choices(ctx: AppContext) -> tuple[list[Agent], list[CallerNumber], st
         agents, numbers = await asyncio.gather(ctx.calls.agents(), ctx.calls.caller_numbers())
     except RetellError as exc:
         log.warning("modal choices not loaded: %s", exc)
-        notice = (f":warning: {retell_words(exc, 'the list of agents')} "
-                  "You can still call with the caller ID's own agent.")
+        notice = replies.agents_unavailable(retell_words(exc, 'the list of agents'))
         return [], [], notice
     return agents, numbers, None
 
