@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.placing import PlaceRequest
-from bot.calls.service import CallFailed, NotAllowed, SlackRoute, retry_key
+from bot.calls.service import CallFailed, NotAllowed, retry_key
 from bot.context import AppContext
 from bot.input.parsing import CallCommand
 from bot.input.phones import PhoneNumberError, parse_phone
@@ -26,6 +26,7 @@ from handlers.placing import (
     tell_by_dm,
 )
 from handlers.views import open_call_modal
+from storage.models import Route
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         agent = Agent(source.agent_id, source.agent_name) if source.agent_id else None
         placement = PlaceRequest(
             CallCommand(phone=phone, variables=dict(source.variables)),
-            SlackRoute(team_id=(body.get("team") or {}).get("id") or source.team_id,
+            Route(team_id=(body.get("team") or {}).get("id") or source.team_id,
                        channel_id=channel, user_id=user, thread_ts=source.thread_ts),
             ("again", str(body.get("trigger_id") or ref)),
             agent=agent,

@@ -13,7 +13,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.placing import PlaceRequest
-from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.guard.admission import Busy, HeavyGate, Refused
 from bot.input.parsing import (
@@ -34,6 +33,7 @@ from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_m
 from bot.render.refusals import refusal_words
 from handlers.placing import external_team, place_from_slack
 from handlers.views import open_call_modal
+from storage.models import Route
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         async def tell(text: str) -> None:
             await respond(text=text, response_type="ephemeral")
 
-        route = SlackRoute(
+        route = Route(
             team_id=command.get("team_id"),
             channel_id=command.get("channel_id"),
             user_id=command.get("user_id"),

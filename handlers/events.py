@@ -14,11 +14,11 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.placing import PlaceRequest
-from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.input.parsing import CommandError, parse_call_text
 from bot.render import replies
 from handlers.placing import external_team, place_from_slack, tell_in_thread
+from storage.models import Route
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             log.info("message call refused user=%s: %s", user, type(exc).__name__)
             await tell(replies.warning(str(exc), replies.MESSAGE_USAGE))
             return
-        route = SlackRoute(team_id=body.get("team_id"), channel_id=channel, user_id=user,
+        route = Route(team_id=body.get("team_id"), channel_id=channel, user_id=user,
                            thread_ts=thread)
         # Slack Connect: `user_team` is the writer's own team, the app's is auth.test's.
         user_team = event.get("user_team") or event.get("team")

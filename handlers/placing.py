@@ -14,13 +14,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.placing import CardNotPosted, Outcome, PlaceRequest
-from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.guard.admission import foreign_team
 from bot.render.blocks import already_placed_card, call_card
 from bot.render.placing import placing_answer
 from bot.slack.outbox import marker
-from storage.models import CallRecord
+from storage.models import CallRecord, Route
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ Tell = Callable[[str], Awaitable[None]]
 class SlackCardSink:
     """The card as a message in the channel (or thread) the request came from."""
 
-    def __init__(self, ctx: AppContext, client: AsyncWebClient, route: SlackRoute) -> None:
+    def __init__(self, ctx: AppContext, client: AsyncWebClient, route: Route) -> None:
         self.ctx = ctx
         self.client = client
         self.channel = route.channel_id or ""

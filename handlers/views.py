@@ -12,7 +12,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.calls.placing import PlaceRequest
-from bot.calls.service import SlackRoute
 from bot.context import AppContext
 from bot.input.parsing import ModalError, parse_modal_values
 from bot.render import replies
@@ -33,6 +32,7 @@ from handlers.placing import (
     place_from_slack,
     tell_by_dm,
 )
+from storage.models import Route
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             agent = known.get(request.agent_id) or Agent(request.agent_id, None)
         channel = request.channel_id or read_modal_metadata(view.get("private_metadata")).get(
             "channel_id")
-        route = SlackRoute(team_id=(body.get("team") or {}).get("id"), channel_id=channel,
+        route = Route(team_id=(body.get("team") or {}).get("id"), channel_id=channel,
                            user_id=user)
         placement = PlaceRequest(
             request.command, route, ("modal", str(view.get("id", ""))), agent=agent,

@@ -152,20 +152,28 @@ class CallStats:
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """A call Slack asked for, recorded before or after Retell answered."""
+class Route:
+    """Where a call came from and where its outcome goes (team, channel, person, the card
+    and its thread), as opaque strings: the one shape every layer passes around."""
 
     team_id: str | None
     channel_id: str | None
     user_id: str | None
-    message_ts: str | None
+    message_ts: str | None = None
+    thread_ts: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A call Slack asked for, recorded before or after Retell answered."""
+
+    route: Route
     from_number: str
     to_number: str
     agent_id: str | None
     agent_name: str | None
     variables: dict[str, str]
     note: str | None = None
-    thread_ts: str | None = None
 
 
 @dataclass(frozen=True)

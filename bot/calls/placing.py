@@ -23,7 +23,6 @@ from bot.calls.service import (
     CallFailed,
     CallNotRecorded,
     CallService,
-    SlackRoute,
     idempotency_key,
 )
 from bot.guard.admission import Guard, Refused, Ticket
@@ -32,7 +31,7 @@ from bot.input.phones import mask_phone
 from bot.render import answers
 from bot.retell.client import Agent
 from storage.errors import store_failure
-from storage.models import CallRecord
+from storage.models import CallRecord, Route
 
 log = logging.getLogger(__name__)
 LOST_CARD_LOOKS = (0.0, 3.0)  # seconds to wait before each look for an unanswered card
@@ -73,7 +72,7 @@ class CardSink(Protocol):
 @dataclass(frozen=True)
 class PlaceRequest:
     command: CallCommand
-    route: SlackRoute
+    route: Route
     # Parts of the request that identify it: a retry of it maps to the same call.
     request_parts: tuple[str, ...]
     agent: Agent | None = None  # already chosen (modal, call again); else command.agent

@@ -10,7 +10,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -43,6 +43,7 @@ from storage.models import (
     CallStats,
     DncEntry,
     InboxEntry,
+    Route,
     other_party,
 )
 
@@ -126,26 +127,18 @@ def implied_events(call: RetellCall) -> list[str]:
     return events
 
 
-@dataclass(frozen=True)
-class SlackRoute:
-    """Where the call came from and where its outcome goes, as opaque strings."""
-
-    team_id: str | None
-    channel_id: str | None
-    user_id: str | None
-    message_ts: str | None = None
-    thread_ts: str | None = None
-
-    def metadata(self) -> dict[str, str]:
-        data = {
-            "source": METADATA_SOURCE,
-            "slack_team_id": self.team_id,
-            "slack_channel_id": self.channel_id,
-            "slack_user_id": self.user_id,
-            "slack_message_ts": self.message_ts,
-            "slack_thread_ts": self.thread_ts,
-        }
-        return {k: v for k, v in data.items() if v}
+def route_metadata(route: Route) -> dict[str, str]:
+    """The route as Retell keeps it in the call's metadata: a webhook finds its channel
+    from it even when the database lost the call."""
+    data = {
+        "source": METADATA_SOURCE,
+        "slack_team_id": route.team_id,
+        "slack_channel_id": route.channel_id,
+        "slack_user_id": route.user_id,
+        "slack_message_ts": route.message_ts,
+        "slack_thread_ts": route.thread_ts,
+    }
+    return {k: v for k, v in data.items() if v}
 
 
 def idempotency_key(*parts: str) -> str:
@@ -324,7 +317,7 @@ class CallService:
         self,
         command: CallCommand,
         agent: Agent | None,
-        route: SlackRoute,
+        route: Route,
         request_key: str,
         *,
         from_number: str | None = None,
@@ -347,7 +340,7 @@ class CallService:
         self,
         command: CallCommand,
         agent: Agent | None,
-        route: SlackRoute,
+        route: Route,
         request_key: str,
         *,
         from_number: str | None,
@@ -355,11 +348,7 @@ class CallService:
         ticket: Ticket | None,
     ) -> CallRecord:
         attempt = Attempt(
-            team_id=route.team_id,
-            channel_id=route.channel_id,
-            user_id=route.user_id,
-            message_ts=route.message_ts,
-            thread_ts=route.thread_ts,
+            route=route,
             from_number=from_number or self.from_number,
             to_number=command.phone.e164,
             agent_id=agent.agent_id if agent else None,
@@ -374,7 +363,7 @@ class CallService:
                 to_number=command.phone.e164,
                 agent_id=attempt.agent_id,
                 variables=command.variables,
-                metadata={**route.metadata(), REQUEST_KEY_FIELD: request_key},
+                metadata={**route_metadata(route), REQUEST_KEY_FIELD: request_key},
                 idempotency_key=request_key,
             )
         except RetellError as exc:

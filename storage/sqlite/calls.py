@@ -35,9 +35,10 @@ class CallsPart(_Connection):
         """`uncertain`: Retell may have placed it, so its hold keeps counting against the
         limits until a webhook, a poll or expiry settles it (by its request key)."""
         now = time.time()
+        route = attempt.route
         params = (
-            now, now, error, error_kind, request_key, attempt.team_id, attempt.channel_id,
-            attempt.user_id, attempt.message_ts, attempt.thread_ts, attempt.from_number,
+            now, now, error, error_kind, request_key, route.team_id, route.channel_id,
+            route.user_id, route.message_ts, route.thread_ts, attempt.from_number,
             attempt.to_number, attempt.agent_id, attempt.agent_name,
             json.dumps(attempt.variables), attempt.note,
         )
@@ -76,11 +77,11 @@ class CallsPart(_Connection):
             call_id=call_id,
             status=status,
             stage=0,
-            team_id=attempt.team_id,
-            channel_id=attempt.channel_id,
-            user_id=attempt.user_id,
-            message_ts=attempt.message_ts,
-            thread_ts=attempt.thread_ts,
+            team_id=attempt.route.team_id,
+            channel_id=attempt.route.channel_id,
+            user_id=attempt.route.user_id,
+            message_ts=attempt.route.message_ts,
+            thread_ts=attempt.route.thread_ts,
             from_number=attempt.from_number,
             to_number=attempt.to_number,
             agent_id=attempt.agent_id,

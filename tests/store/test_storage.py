@@ -19,6 +19,7 @@ from storage.models import (
     Attempt,
     CallFields,
     OutboxItem,
+    Route,
 )
 from storage.sqlite import SQLiteStore
 
@@ -95,7 +96,7 @@ async def test_placed_call_does_not_undo_a_faster_webhook(store: SQLiteStore) ->
                    message_ts="1.2"),
         ["card"],
     )
-    attempt = Attempt(team_id="T", channel_id="C1", user_id="U1", message_ts="1.2",
+    attempt = Attempt(route=Route(team_id="T", channel_id="C1", user_id="U1", message_ts="1.2"),
                       from_number="+14155550100", to_number="+14155550123", agent_id="agent_1",
                       agent_name="Sales", variables={"a": "b"})
     await store.save_placed_call(attempt, "call_9", "registered", None)
@@ -106,7 +107,7 @@ async def test_placed_call_does_not_undo_a_faster_webhook(store: SQLiteStore) ->
 
 
 async def test_failed_attempts_are_kept_but_not_counted_as_calls(store: SQLiteStore) -> None:
-    attempt = Attempt(team_id="T", channel_id="C1", user_id="U1", message_ts=None,
+    attempt = Attempt(route=Route(team_id="T", channel_id="C1", user_id="U1", message_ts=None),
                       from_number="+14155550100", to_number="+14155550123", agent_id=None,
                       agent_name=None, variables={})
     row_id = await store.record_failed_attempt(attempt, "Retell refused the call: no credit")
@@ -186,7 +187,8 @@ async def test_reads_always_see_committed_writes_under_concurrent_reads(
     readers = [asyncio.create_task(busy_reader()) for _ in range(3)]
     try:
         for i in range(150):
-            attempt = Attempt(team_id="T", channel_id="C1", user_id="U1", message_ts=f"{i}.0",
+            route = Route(team_id="T", channel_id="C1", user_id="U1", message_ts=f"{i}.0")
+            attempt = Attempt(route=route,
                               from_number="+14155550100", to_number="+14155550123",
                               agent_id=None, agent_name=None, variables={})
             await store.save_placed_call(attempt, f"call_{i}", "registered", None)

@@ -29,7 +29,7 @@ from bot.guard.admission import (
 )
 from bot.input.parsing import CommandError, parse_audit_text, parse_dnc_text
 from bot.render.refusals import limit_words, refusal_words
-from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits
+from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits, Route
 from storage.sqlite import SQLiteStore
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "RETELL_API_KEY": "k",
@@ -250,7 +250,7 @@ async def test_a_hold_gives_way_to_the_call_and_stale_holds_expire(store: SQLite
     now = time.time()
     first = await store.admit("U0A1", Limits(per_hour=2), now)
     assert first.hold_id is not None
-    attempt = Attempt(team_id="T", channel_id="C", user_id="U0A1", message_ts="1.0",
+    attempt = Attempt(route=Route(team_id="T", channel_id="C", user_id="U0A1", message_ts="1.0"),
                       from_number="+14155550100", to_number="+14155550123", agent_id=None,
                       agent_name=None, variables={})
     entry = AuditEntry(action="call", outcome="placed", user_id="U0A1",
