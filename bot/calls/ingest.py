@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 
 from bot.calls.service import CallService
-from bot.runtime.tasks import finish_or_cancel
+from bot.runtime.tasks import Worker
 from storage.base import InboxStore
 from storage.models import InboxEntry
 
@@ -37,7 +37,9 @@ ORPHAN_AGE = 5.0  # a row this old that nobody applied was left by a stopped pro
 YIELD = 19
 
 
-class Ingest:
+class Ingest(Worker):
+    name = "webhook-ingest"
+
     def __init__(self, store: InboxStore, calls: CallService, *, default_channel: bool,
                  on_applied: Callable[[], None]) -> None:
         self.store = store
@@ -49,8 +51,7 @@ class Ingest:
         self._pushed = 0
         self._held = 0  # bytes of the entries in the queue
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__()
 
     def push(self, entry: InboxEntry) -> None:
         """A kept webhook, already parsed by the handler."""
@@ -63,18 +64,12 @@ class Ingest:
         self._pushed += 1
         self._wake.set()
 
-    def start(self) -> None:
-        self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="webhook-ingest")
-
     async def stop(self, grace: float = 5.0) -> None:
         """Finish the batch in hand; what is left stays in the inbox for the next start."""
-        if self._task is None:
-            return
-        self._stopping.set()
+        await super().stop(grace)
+
+    def _wake_up(self) -> None:
         self._wake.set()
-        await finish_or_cancel([self._task], grace)
-        self._task = None
 
     async def _run(self) -> None:
         last_look = 0.0
@@ -88,16 +83,13 @@ class Ingest:
             except Exception as exc:  # the store is failing: try again soon, quietly
                 log.error("webhook ingest pass failed: %s", type(exc).__name__)
                 count = 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                await self._rest(1.0)
             if look:
                 last_look = time.monotonic()
             if count:
                 self.on_applied()
                 if self._pushed != pushed:  # webhooks are still coming: leave them the CPU
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(),
-                                               YIELD * (time.perf_counter() - started))
+                    await self._rest(YIELD * (time.perf_counter() - started))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_CHECK)

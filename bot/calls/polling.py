@@ -8,20 +8,23 @@ processes on one database (a rolling deploy) one of them polls: the one holding 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 
 from bot.calls.service import CallService
-from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
+from bot.runtime.tasks import LEASE_SECONDS, Worker, process_owner
 
 log = logging.getLogger(__name__)
 BATCH = 20
 LEASE = "poller"
 
 
-class Poller:
+class Poller(Worker):
+    """Asks Retell about calls whose webhooks are late; one process at a time (a lease)."""
+
+    name = "retell-poller"
+
     def __init__(
         self, calls: CallService, *, interval: float = 5.0,
         owner: str | None = None, lease_seconds: float = LEASE_SECONDS,
@@ -32,20 +35,7 @@ class Poller:
         # Renewed every pass: outlives a few of them, so only a dead holder loses it.
         self.lease_seconds = max(lease_seconds, 3 * interval)
         self.holding = False
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
-
-    def start(self) -> None:
-        self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="retell-poller")
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """Let a pass in hand finish (it writes to the store), then stop."""
-        if self._task is None:
-            return
-        self._stopping.set()
-        await finish_or_cancel([self._task], grace)
-        self._task = None
+        super().__init__()
 
     async def _run(self) -> None:
         try:
@@ -57,8 +47,7 @@ class Poller:
                 except Exception:
                     log.exception("poll pass failed")
                 if polled < BATCH:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self.interval)
+                    await self._rest(self.interval)
         finally:
             if self.holding:  # hand over at once rather than when the lease runs out
                 with contextlib.suppress(Exception):

@@ -17,13 +17,12 @@ both at start-up; a process restarted within the day finds the day's pass alread
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from bot.runtime.tasks import finish_or_cancel, process_owner
+from bot.runtime.tasks import Worker, process_owner
 from storage.base import RetentionStore
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,9 @@ DAY = 86400.0
 CHECK_EVERY = 3600.0  # how often a process looks whether a job's day has come
 
 
-class Retention:
+class Retention(Worker):
+    name = "retention"
+
     def __init__(self, store: RetentionStore, days: int, *, housekeeping_days: int = 30,
                  owner: str | None = None, every: float = DAY,
                  clock: Callable[[], float] = time.time) -> None:
@@ -41,22 +42,14 @@ class Retention:
         self.owner = owner or process_owner()
         self.every = every
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        super().__init__()
         self.passes = 0  # completed retention passes, for tests
         self.prunes = 0  # completed housekeeping passes, for tests
 
     def start(self) -> None:
         if self.days <= 0 and self.housekeeping_days <= 0:
             return  # keep everything
-        self._stopping = asyncio.Event()
-        self._task = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self, grace: float = 5.0) -> None:
-        if self._task is not None:
-            self._stopping.set()
-            await finish_or_cancel([self._task], grace)
-            self._task = None
+        super().start()
 
     async def purge(self) -> int:
         cutoff = self._clock() - self.days * DAY
@@ -86,8 +79,7 @@ class Retention:
         while not self._stopping.is_set():
             for name, job in jobs:
                 await self._once_a_day(name, job)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), min(self.every, CHECK_EVERY))
+            await self._rest(min(self.every, CHECK_EVERY))
 
     async def _once_a_day(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
         """Run `job` if its day has come and no process (this one included) ran it since."""

@@ -33,6 +33,41 @@ async def finish_or_cancel(tasks: Collection[asyncio.Task[None]], grace: float) 
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class Worker:
+    """A background loop that can be told to stop between two steps: `start` runs `_run`,
+    `stop` sets `_stopping`, wakes the loop (`_wake_up`) and gives it `grace` seconds to
+    end on its own before cancelling it, so a step never stops half way through a write."""
+
+    name = "worker"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        self._wake_up()
+        await finish_or_cancel([self._task], grace)
+        self._task = None
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _wake_up(self) -> None:
+        """A loop that waits on something besides `_stopping` is woken here."""
+
+    async def _rest(self, seconds: float) -> None:
+        """Wait `seconds`, or less if told to stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
 class InFlight:
     """Listener work still running after Slack got its ack (Bolt runs it in a task of its
     own); shutdown waits for it, so a call placed at Retell is always recorded here."""
