@@ -32,6 +32,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.context import AppContext
 from bot.runtime.metrics import CONTENT_TYPE, Metrics
+from bot.runtime.retry import retry_after_seconds
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 2.0  # the database part of a health check: a read, then a write
@@ -91,9 +92,9 @@ class SlackCheck:
                 if status < 500 and status != 429 and error not in TRANSIENT_SLACK_ERRORS:
                     log.error("slack: auth.test refused the token: %s", error)
                     return
-                retry_after = (exc.response.headers or {}).get("Retry-After")
-                if retry_after and str(retry_after).isascii() and str(retry_after).isdigit():
-                    wait = max(wait, min(float(retry_after), self.retry_cap))
+                retry_after = retry_after_seconds((exc.response.headers or {}).get("Retry-After"))
+                if retry_after is not None:
+                    wait = max(wait, min(retry_after, self.retry_cap))
             except Exception as exc:  # connection refused, DNS, timeout: Slack unreachable
                 self._answer(f"unreachable ({type(exc).__name__})")
             else:

@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from bot.input.phones import mask_numbers
+from bot.runtime.retry import retry_after_seconds
 
 log = logging.getLogger(__name__)
 # Failures after which Retell may still have done what was asked (a 2xx we could not read
@@ -367,7 +368,7 @@ def _error_from(response: httpx.Response) -> RetellError:
     except ValueError:
         reason = response.text[:4000]
     reason = clean_reason(reason or response.reason_phrase or f"HTTP {status}")
-    retry_after = _retry_after(response.headers.get("retry-after"))
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
     if status == 429:
         return RetellRateLimited(reason, status, retry_after)
     if status >= 500:
@@ -375,10 +376,3 @@ def _error_from(response: httpx.Response) -> RetellError:
     return RetellRefused(reason, status, retry_after)
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a `retry-after` header (a number; HTTP dates are rare enough to skip)."""
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None

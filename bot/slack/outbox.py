@@ -43,6 +43,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.render.blocks import TextFile, analysis_reply, call_card, transcript_post
 from bot.runtime.logs import scrub
 from bot.runtime.metrics import Metrics
+from bot.runtime.retry import retry_after_seconds
 from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
 from storage.base import DeliveryStore
 from storage.models import CallRecord, OutboxItem
@@ -648,7 +649,9 @@ def _transient(exc: BaseException) -> tuple[str, float | None, bool]:
         status = exc.response.status_code
         error = exc.response.get("error", "") if isinstance(exc.response.data, dict) else ""
         headers = {k.lower(): v for k, v in (exc.response.headers or {}).items()}
-        retry_after = _seconds(headers.get("retry-after"))
+        retry_after = retry_after_seconds(headers.get("retry-after"))
+        if retry_after is not None and retry_after > 3600:
+            retry_after = None  # not believed: the backoff decides
         if status == 429:
             return f"HTTP 429 {error or 'ratelimited'}", retry_after or 1.0, False
         # A 5xx may come after Slack did the work; an ok:false answer means it did not.
@@ -656,9 +659,3 @@ def _transient(exc: BaseException) -> tuple[str, float | None, bool]:
     return type(exc).__name__, None, True
 
 
-def _seconds(value: object) -> float | None:
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds <= 3600 else None
