@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.calls.placing import CardNotPosted, Outcome, PlaceRequest
+from bot.calls.placing import CardNotPosted, Outcome, Placed, PlaceRequest
 from bot.context import AppContext
 from bot.guard.admission import foreign_team
 from bot.render.blocks import already_placed_card, call_card
@@ -84,7 +84,7 @@ async def place_from_slack(
 
     outcome = await ctx.placing.place(request, SlackCardSink(ctx, client, request.route),
                                       answer)
-    return getattr(outcome, "record", None)
+    return outcome.record if isinstance(outcome, Placed) else None
 
 
 def _slack_failure(exc: Exception) -> tuple[str, int | None]:

@@ -38,6 +38,9 @@ YIELD = 19
 
 
 class Ingest(Worker):
+    """Stopping finishes the batch in hand; what is left stays in the inbox for the next
+    start."""
+
     name = "webhook-ingest"
 
     def __init__(self, store: InboxStore, calls: CallService, *, default_channel: bool,
@@ -63,10 +66,6 @@ class Ingest(Worker):
             self._spilled = True
         self._pushed += 1
         self._wake.set()
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """Finish the batch in hand; what is left stays in the inbox for the next start."""
-        await super().stop(grace)
 
     def _wake_up(self) -> None:
         self._wake.set()

@@ -158,11 +158,17 @@ def _render(blocks: list[Block]) -> list[dict[str, Any]]:
     return rendered
 
 
+def date_token(epoch: float, fmt: str, fallback: str) -> str:
+    """Slack's date markup: shown in each reader's own zone with `fmt`'s tokens
+    (`{date_short_pretty}`, `{time}`, ...), `fallback` where Slack cannot."""
+    return f"<!date^{int(epoch)}^{fmt}|{fallback}>"
+
+
 def slack_date(epoch: float, fallback: str = "") -> str:
     """A date and time Slack shows in each reader's zone."""
     if not _is_time(epoch):
         return "–"
-    return f"<!date^{int(epoch)}^{{date_short_pretty}} {{time}}|{fallback or int(epoch)}>"
+    return date_token(epoch, "{date_short_pretty} {time}", fallback or str(int(epoch)))
 
 
 def _slack_time(epoch: float) -> str:
@@ -170,7 +176,7 @@ def _slack_time(epoch: float) -> str:
     if not _is_time(epoch):
         return "–"
     fallback = datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S UTC")
-    return f"<!date^{int(epoch)}^{{time_secs}}|{fallback}>"
+    return date_token(epoch, "{time_secs}", fallback)
 
 
 def _is_time(epoch: float) -> bool:

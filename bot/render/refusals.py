@@ -10,7 +10,7 @@ from phonenumbers import PhoneNumberType
 
 from bot.guard.admission import Refused
 from bot.input.phones import mask_phone
-from bot.render.blocks import user_mention
+from bot.render.blocks import date_token, user_mention
 from storage.models import DncEntry, Limits
 
 TYPE_WORDS = {
@@ -102,4 +102,4 @@ def _date(epoch: float | None, with_time: bool = False) -> str:
         return "an unknown time"
     fallback = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
     fmt = "{date_short_pretty} at {time}" if with_time else "{date_short_pretty}"
-    return f"<!date^{int(epoch)}^{fmt}|{fallback}>"
+    return date_token(epoch, fmt, fallback)
