@@ -16,10 +16,6 @@ from bot.calls.placing import PlaceRequest
 from bot.context import AppContext
 from bot.guard.admission import Busy, HeavyGate, Refused
 from bot.input.parsing import (
-    AUDIT_USAGE,
-    CALL_USAGE,
-    DNC_USAGE,
-    STATS_USAGE,
     CommandError,
     StatsPeriod,
     parse_audit_text,
@@ -30,6 +26,7 @@ from bot.input.parsing import (
 from bot.input.phones import show_phone
 from bot.render import replies
 from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
+from bot.render.mistakes import mistake, period_words, usage
 from bot.render.refusals import refusal_words
 from handlers.placing import external_team, place_from_slack
 from handlers.views import open_call_modal
@@ -61,7 +58,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             request = parse_call_text(command.get("text", ""), ctx.settings.default_region)
         except CommandError as exc:
             log.info("/call refused user=%s: %s", command.get("user_id"), type(exc).__name__)
-            await ack(text=replies.warning(str(exc), CALL_USAGE))
+            await ack(text=replies.warning(mistake(exc), usage("call")))
             return
         await ack()
 
@@ -89,7 +86,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             period = parse_stats_period(command.get("text", ""))
         except CommandError as exc:
-            await ack(text=replies.warning(str(exc), STATS_USAGE))
+            await ack(text=replies.warning(mistake(exc), usage("stats")))
             return
         user = command.get("user_id")
         try:
@@ -108,7 +105,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         if not done:
             await ack(text=replies.COUNTING_CALLS)
         stats = await task
-        message = stats_message(stats, period.label)
+        message = stats_message(stats, period_words(period.key))
         log.info("/callstats period=%s calls=%d in %.0f ms", period.key, stats.calls,
                  (time.perf_counter() - started) * 1000)
         if done:
@@ -129,7 +126,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             assert request.phone is not None
             await ack(text=await _dnc(request.action, request.phone.e164, request.reason, user))
         except CommandError as exc:
-            await ack(text=replies.warning(str(exc), DNC_USAGE))
+            await ack(text=replies.warning(mistake(exc), usage("dnc")))
         except Refused as exc:
             await ack(text=replies.refused(refusal_words(exc)))
 
@@ -165,7 +162,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             rows = await ctx.guard.audit_rows(user, limit=query.limit, of_user=query.user_id,
                                               number=number)
         except CommandError as exc:
-            await ack(text=replies.warning(str(exc), AUDIT_USAGE))
+            await ack(text=replies.warning(mistake(exc), usage("audit")))
             return
         except Refused as exc:
             await ack(text=replies.refused(refusal_words(exc)))

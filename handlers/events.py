@@ -17,6 +17,7 @@ from bot.calls.placing import PlaceRequest
 from bot.context import AppContext
 from bot.input.parsing import CommandError, parse_call_text
 from bot.render import replies
+from bot.render.mistakes import mistake, usage
 from handlers.placing import external_team, place_from_slack, tell_in_thread
 from storage.models import Route
 
@@ -57,13 +58,13 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         tell = tell_in_thread(client, channel, user, thread)
         if text is None:
             await client.chat_postMessage(channel=channel, thread_ts=thread,
-                                          text=replies.MESSAGE_USAGE)
+                                          text=usage("message"))
             return
         try:
             request = parse_call_text(text, ctx.settings.default_region)
         except CommandError as exc:
             log.info("message call refused user=%s: %s", user, type(exc).__name__)
-            await tell(replies.warning(str(exc), replies.MESSAGE_USAGE))
+            await tell(replies.warning(mistake(exc), usage("message")))
             return
         route = Route(team_id=body.get("team_id"), channel_id=channel, user_id=user,
                            thread_ts=thread)

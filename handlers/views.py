@@ -16,6 +16,7 @@ from bot.context import AppContext
 from bot.input.parsing import ModalError, parse_modal_values
 from bot.render import replies
 from bot.render.answers import retell_words
+from bot.render.mistakes import mistake
 from bot.render.views import (
     CALL_MODAL,
     NUMBER_DEFAULT_AGENT,
@@ -93,7 +94,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                                          no_agent=NUMBER_DEFAULT_AGENT)
         except ModalError as exc:
             log.info("call modal refused user=%s fields=%s", user, ",".join(exc.errors))
-            await ack(response_action="errors", errors=exc.errors)
+            await ack(response_action="errors",
+                      errors={block: mistake(why) for block, why in exc.errors.items()})
             return
         await ack()
         agent: Agent | None = None

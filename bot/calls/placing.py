@@ -95,7 +95,7 @@ class Placed:
 
 @dataclass(frozen=True)
 class AgentUnknown:
-    message: str  # lists the agents there are
+    error: AgentLookupError  # which kind of miss, and the agents there are
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ class Placing:
             try:
                 agent = await self.calls.resolve_agent(request.command.agent)
             except AgentLookupError as exc:
-                return AgentUnknown(str(exc))
+                return AgentUnknown(exc)
         # Known before the card: the hold carries it, so the call settles the hold however
         # it is recorded.
         key = request.request_key or idempotency_key(route.team_id or "",

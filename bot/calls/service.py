@@ -72,13 +72,24 @@ EVENT_EFFECTS: dict[str, tuple[int, tuple[str, ...]]] = {
     "call_analyzed": (STAGE_ANALYZED, ("card", "summary")),
 }
 POLL_BASE_SECONDS = 15.0
+MAX_AGENTS_OFFERED = 25  # agents named in an "unknown agent" answer
 POLL_MAX_SECONDS = 300.0
 POLL_GIVE_UP_SECONDS = 6 * 3600
 _DEFAULT_STATUS = {"call_started": "ongoing", "call_ended": "ended", "call_analyzed": "ended"}
 
 
 class AgentLookupError(Exception):
-    """The agent people named does not exist or is ambiguous; the message lists agents."""
+    """The agent people named is ambiguous (`ambiguous`), unknown (`unknown`, `unknown_id`,
+    `none_in_account`), or the list could not be read (`unavailable`, with the Retell error
+    as `cause`); `candidates` are the agents' names to offer. render/placing.py says it."""
+
+    def __init__(self, kind: str, wanted: str, candidates: tuple[str, ...] = (),
+                 cause: RetellError | None = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.wanted = wanted
+        self.candidates = candidates
+        self.cause = cause
 
 
 class CallFailed(Exception):
@@ -163,15 +174,13 @@ def match_agent(agents: list[Agent], wanted: str) -> Agent:
     partial = exact or [a for a in agents if needle in (a.agent_name or "").casefold()]
     if len(partial) == 1:
         return partial[0]
-    listing = ", ".join(
-        f"`{a.agent_name or a.agent_id}`"
-        for a in sorted(partial or agents, key=lambda a: (a.agent_name or "").casefold())[:25]
-    )
+    names = tuple(
+        a.agent_name or a.agent_id
+        for a in sorted(partial or agents, key=lambda a: (a.agent_name or "").casefold())
+    )[:MAX_AGENTS_OFFERED]
     if partial:
-        raise AgentLookupError(f"`{wanted}` matches more than one agent: {listing}. Be exact.")
-    if not agents:
-        raise AgentLookupError(f"No agent is called `{wanted}`, and this account has no agents.")
-    raise AgentLookupError(f"No agent is called `{wanted}`. Agents: {listing}.")
+        raise AgentLookupError("ambiguous", wanted, names)
+    raise AgentLookupError("unknown" if agents else "none_in_account", wanted, names)
 
 
 def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | None:
@@ -300,14 +309,12 @@ class CallService:
         except RetellError as exc:
             if wanted.startswith("agent_"):
                 return Agent(agent_id=wanted, agent_name=None)  # Retell will judge the id
-            raise AgentLookupError(retell_words(exc, "the list of agents")) from None
+            raise AgentLookupError("unavailable", wanted, cause=exc) from None
         if wanted.startswith("agent_"):
             known = next((a for a in agents if a.agent_id == wanted), None)
             if known is None and agents:
-                raise AgentLookupError(
-                    f"No agent has the id `{wanted}`. Agents: "
-                    + ", ".join(f"`{a.agent_name or a.agent_id}`" for a in agents[:25])
-                )
+                raise AgentLookupError("unknown_id", wanted, tuple(
+                    a.agent_name or a.agent_id for a in agents[:MAX_AGENTS_OFFERED]))
             return known or Agent(agent_id=wanted, agent_name=None)
         return match_agent(agents, wanted)
 

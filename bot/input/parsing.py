@@ -13,16 +13,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from bot.input.phones import PhoneNumber, PhoneNumberError, mask_numbers, parse_phone
+from bot.input.mistakes import Mistake, typed
+from bot.input.phones import PhoneNumber, PhoneNumberError, parse_phone
 
-CALL_USAGE = (
-    "Usage: `/call <number> [agent] [name=value ...]`\n"
-    'Example: `/call +1 415 555 0123 "Sales Follow-up" customer_name=Ann note="call after 5"`'
-)
-STATS_USAGE = "Usage: `/callstats [today|7d|30d|all]` (default `7d`)"
-DNC_USAGE = ("Usage: `/calldnc check <number>`; admins also `/calldnc add <number> [reason]`, "
-             "`/calldnc remove <number>`, `/calldnc list`")
-AUDIT_USAGE = "Usage: `/callaudit [n | @user | <number> | export]` (admins; default the last 20)"
 MAX_AUDIT_ROWS = 100
 MAX_REASON_LENGTH = 300
 # Longest text each command reads; past it the answer says so and nothing is parsed.
@@ -61,8 +54,8 @@ MAX_VARIABLES = 50
 MAX_VALUE_LENGTH = 2000
 
 
-class CommandError(ValueError):
-    """Input people can fix; the message tells them how."""
+class CommandError(Mistake):
+    """A command people can fix; render/mistakes.py tells them how."""
 
 
 @dataclass(frozen=True)
@@ -78,19 +71,10 @@ def _normalise(text: str) -> str:
 
 
 def _cap(text: str, limit: int, what: str) -> str:
-    """Refuse text past `limit` before reading any of it."""
+    """Refuse text past `limit` before reading any of it; `what` names the field."""
     if len(text) > limit:
-        raise CommandError(f"{what} is {len(text):,} characters long; at most {limit:,} "
-                           "are read.")
+        raise CommandError("too_long", what=what, length=len(text), limit=limit)
     return text
-
-
-def shown(text: str, limit: int = 40) -> str:
-    """Something the person typed, echoed back: short, numbers masked, nothing Slack reads
-    as a mention or a link."""
-    text = mask_numbers(text[: limit * 2])
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
 def split_words(text: str) -> list[str]:
@@ -126,22 +110,21 @@ def split_words(text: str) -> list[str]:
 
 def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
     """`<number> [agent] [name=value ...]`; the number may span tokens ("+1 415 555 0123")."""
-    text = _normalise(_cap(text, MAX_CALL_TEXT, "The text after `call`"))
+    text = _normalise(_cap(text, MAX_CALL_TEXT, "call"))
     if not text:
-        raise CommandError("Tell me which number to call.")
+        raise CommandError("no_number")
     try:
         tokens = split_words(text)
     except ValueError as exc:
         if "escaped" in str(exc):
-            raise CommandError("The text ends with a `\\`; remove it or quote it.") from None
-        raise CommandError("A quote is not closed; check the `\"` around values.") from None
+            raise CommandError("trailing_backslash") from None
+        raise CommandError("unclosed_quote") from None
     if not tokens:
-        raise CommandError("Tell me which number to call.")
+        raise CommandError("no_number")
 
     number_parts = _take_number(tokens)
     if not number_parts:
-        raise CommandError(f"`{shown(tokens[0])}` is not a phone number; the number comes "
-                           "first.")
+        raise CommandError("number_first", typed=typed(tokens[0]))
 
     agent_parts: list[str] = []
     variables: dict[str, str] = {}
@@ -149,21 +132,14 @@ def parse_call_text(text: str, default_region: str = "US") -> CallCommand:
         match = _VARIABLE.match(token)
         if match:
             name, value = match.groups()
-            if name in variables:
-                raise CommandError(f"`{name}` is given twice.")
-            if len(value) > MAX_VALUE_LENGTH:
-                raise CommandError(f"`{name}` is longer than {MAX_VALUE_LENGTH} characters.")
+            _check_variable(variables, name, value)
             variables[name] = value
         elif "=" in token:
-            name = shown(token.split("=", 1)[0])
-            raise CommandError(
-                f"`{name}` is not a valid variable name: use letters, digits and `_`, "
-                "starting with a letter or `_`."
-            )
+            raise CommandError("variable_name", name=typed(token.split("=", 1)[0]))
         else:
             agent_parts.append(token)
     if len(variables) > MAX_VARIABLES:
-        raise CommandError(f"At most {MAX_VARIABLES} variables per call.")
+        raise CommandError("too_many_variables", limit=MAX_VARIABLES)
 
     phone = _phone(number_parts, default_region)
     agent = " ".join(agent_parts) or None
@@ -185,7 +161,14 @@ def _phone(parts: list[str], default_region: str) -> PhoneNumber:
     try:
         return parse_phone(" ".join(parts), default_region)
     except PhoneNumberError as exc:
-        raise CommandError(str(exc).capitalize() + ".") from None
+        raise CommandError(exc.code, **exc.facts) from None
+
+
+def _check_variable(variables: dict[str, str], name: str, value: str) -> None:
+    if name in variables:
+        raise CommandError("variable_twice", name=name)
+    if len(value) > MAX_VALUE_LENGTH:
+        raise CommandError("variable_too_long", name=name, limit=MAX_VALUE_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -197,24 +180,24 @@ class DncCommand:
 
 def parse_dnc_text(text: str, default_region: str = "US") -> DncCommand:
     """`add <number> [reason]`, `remove <number>`, `list`, `check <number>`."""
-    words = _normalise(_cap(text, MAX_DNC_TEXT, "The text after `/calldnc`")).split()
+    words = _normalise(_cap(text, MAX_DNC_TEXT, "dnc")).split()
     action = words[0].lower() if words else ""
     if action not in ("add", "remove", "list", "check"):
-        raise CommandError("Say what to do: `add`, `remove`, `list` or `check`.")
+        raise CommandError("dnc_action")
     rest = words[1:]
     if action == "list":
         if rest:
-            raise CommandError("`list` takes nothing after it.")
+            raise CommandError("dnc_list_alone")
         return DncCommand("list")
     parts = _take_number(rest)
     if not parts:
-        raise CommandError(f"Give the number to {action}.")
+        raise CommandError("dnc_number_missing", action=action)
     phone = _phone(parts, default_region)
     reason = " ".join(rest) or None
     if reason and action != "add":
-        raise CommandError(f"`{action}` takes only a number.")
+        raise CommandError("dnc_only_number", action=action)
     if reason and len(reason) > MAX_REASON_LENGTH:
-        raise CommandError(f"The reason is longer than {MAX_REASON_LENGTH} characters.")
+        raise CommandError("dnc_reason_too_long", limit=MAX_REASON_LENGTH)
     return DncCommand(action, phone, reason)
 
 
@@ -228,7 +211,7 @@ class AuditQuery:
 
 def parse_audit_text(text: str, default_region: str = "US") -> AuditQuery:
     """Nothing (the last 20), a count, a user (a mention or an id), a number, or `export`."""
-    text = _normalise_mentions(_cap(text, MAX_AUDIT_TEXT, "The text after `/callaudit`"))
+    text = _normalise_mentions(_cap(text, MAX_AUDIT_TEXT, "audit"))
     if not text:
         return AuditQuery()
     if text.lower() == "export":
@@ -237,14 +220,14 @@ def parse_audit_text(text: str, default_region: str = "US") -> AuditQuery:
     if text.isascii() and text.isdigit():
         count = int(text) if len(text) <= MAX_AUDIT_DIGITS else MAX_AUDIT_ROWS + 1
         if not 1 <= count <= MAX_AUDIT_ROWS:
-            raise CommandError(f"Ask for 1 to {MAX_AUDIT_ROWS} entries, or `export` for all.")
+            raise CommandError("audit_count", limit=MAX_AUDIT_ROWS)
         return AuditQuery(limit=count)
     user = _USER_MENTION.match(text)
     if user:
         return AuditQuery(user_id=user.group(1) or user.group(2))
     parts = _take_number(text.split())
     if not parts or len(parts) != len(text.split()):
-        raise CommandError(f"`{shown(text)}` is not a count, a user or a phone number.")
+        raise CommandError("audit_unknown", typed=typed(text))
     return AuditQuery(phone=_phone(parts, default_region))
 
 
@@ -258,24 +241,22 @@ def _normalise_mentions(text: str) -> str:
 
 @dataclass(frozen=True)
 class StatsPeriod:
-    key: str
-    label: str
+    key: str  # today | 7d | 30d | all: render/ names it
     since: datetime | None
 
 
 def parse_stats_period(text: str, now: datetime | None = None) -> StatsPeriod:
     """`today` starts at 00:00 UTC; `7d`/`30d` are rolling windows; `all` has no start."""
     now = now or datetime.now(UTC)
-    key = _normalise(_cap(text, MAX_STATS_TEXT, "The text after `/callstats`")).lower() or "7d"
+    key = _normalise(_cap(text, MAX_STATS_TEXT, "stats")).lower() or "7d"
     if key == "today":
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return StatsPeriod("today", "today (UTC)", start)
+        return StatsPeriod("today", start)
     if key in {"7d", "30d"}:
-        days = int(key[:-1])
-        return StatsPeriod(key, f"the last {days} days", now - timedelta(days=days))
+        return StatsPeriod(key, now - timedelta(days=int(key[:-1])))
     if key == "all":
-        return StatsPeriod("all", "all time", None)
-    raise CommandError(f"`{shown(text.strip())}` is not a period I know.")
+        return StatsPeriod("all", None)
+    raise CommandError("stats_period", typed=typed(text.strip()))
 
 
 # -- the modal ----------------------------------------------------------------------------
@@ -284,8 +265,8 @@ def parse_stats_period(text: str, now: datetime | None = None) -> StatsPeriod:
 class ModalError(ValueError):
     """Inline errors for a submitted modal, by block id (Slack shows each under its field)."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    def __init__(self, errors: dict[str, Mistake]) -> None:
+        super().__init__("; ".join(f"{k}: {v.code}" for k, v in errors.items()))
         self.errors = errors
 
 
@@ -303,20 +284,15 @@ def parse_variable_lines(text: str) -> dict[str, str]:
     variables: dict[str, str] = {}
     for line in _normalise_lines(text):
         if "=" not in line:
-            raise CommandError(f"`{shown(line)}` is not `name=value`.")
+            raise CommandError("not_a_pair", line=typed(line))
         raw_name, _, raw_value = line.partition("=")
         name, value = raw_name.strip(), _unquote(raw_value.strip())
         if not _VARIABLE.match(f"{name}="):
-            raise CommandError(
-                f"`{shown(name)}` is not a valid variable name: use letters, digits and `_`."
-            )
-        if name in variables:
-            raise CommandError(f"`{name}` is given twice.")
-        if len(value) > MAX_VALUE_LENGTH:
-            raise CommandError(f"`{name}` is longer than {MAX_VALUE_LENGTH} characters.")
+            raise CommandError("variable_name", name=typed(name))
+        _check_variable(variables, name, value)
         variables[name] = value
     if len(variables) > MAX_VARIABLES:
-        raise CommandError(f"At most {MAX_VARIABLES} variables per call.")
+        raise CommandError("too_many_variables", limit=MAX_VARIABLES)
     return variables
 
 
@@ -354,27 +330,27 @@ def parse_modal_values(
         value = option.get("value") if isinstance(option, dict) else None
         return value if isinstance(value, str) and value else None
 
-    errors: dict[str, str] = {}
+    errors: dict[str, Mistake] = {}
     phone: PhoneNumber | None = None
     raw_number = text("number")
     number = _normalise(raw_number) if len(raw_number) <= MAX_MODAL_NUMBER else ""
     if not number:
-        errors["number"] = ("Enter the number to call." if not raw_number else
-                            f"That is not a phone number: over {MAX_MODAL_NUMBER} characters.")
+        errors["number"] = (Mistake("modal_no_number") if not raw_number else
+                            Mistake("modal_number_too_long", limit=MAX_MODAL_NUMBER))
     else:
         try:
             phone = parse_phone(number, default_region)
         except PhoneNumberError as exc:
-            errors["number"] = str(exc).capitalize() + "."
+            errors["number"] = exc
     variables: dict[str, str] = {}
     try:
         variables = parse_variable_lines(_cap(text("variables"), MAX_MODAL_VARIABLES,
-                                              "The variables field"))
+                                              "variables"))
     except CommandError as exc:
-        errors["variables"] = str(exc)
+        errors["variables"] = exc
     channel = field("channel").get("selected_conversation")
     if not isinstance(channel, str) or not channel:
-        errors["channel"] = "Choose where the call card goes."
+        errors["channel"] = Mistake("modal_no_channel")
         channel = None
     if errors or phone is None:
         raise ModalError(errors)

@@ -10,19 +10,22 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
+from bot.input.mistakes import Mistake, typed
+
 MASK = "•••"
 
 _PARSE_ERRORS = {
-    NumberParseException.INVALID_COUNTRY_CODE: "the country code is not valid",
-    NumberParseException.NOT_A_NUMBER: "that is not a phone number",
-    NumberParseException.TOO_SHORT_AFTER_IDD: "it is too short",
-    NumberParseException.TOO_SHORT_NSN: "it is too short",
-    NumberParseException.TOO_LONG: "it is too long",
+    NumberParseException.INVALID_COUNTRY_CODE: "bad_country",
+    NumberParseException.NOT_A_NUMBER: "not_a_number",
+    NumberParseException.TOO_SHORT_AFTER_IDD: "too_short",
+    NumberParseException.TOO_SHORT_NSN: "too_short",
+    NumberParseException.TOO_LONG: "too_long",
 }
 
 
-class PhoneNumberError(ValueError):
-    """A number people typed that Retell could not dial; the message says why."""
+class PhoneNumberError(Mistake):
+    """A number people typed that Retell could not dial: `phone_empty`, or `phone_invalid`
+    with why (`reason`) and, for a number without `+`, the region it was read in."""
 
 
 @dataclass(frozen=True)
@@ -36,33 +39,23 @@ def parse_phone(text: str, default_region: str = "US") -> PhoneNumber:
     """Parse any common way of writing a number; national forms use `default_region`."""
     raw = text.strip()
     if not raw:
-        raise PhoneNumberError("no phone number given")
+        raise PhoneNumberError("phone_empty")
     try:
         number = phonenumbers.parse(raw, default_region)
     except NumberParseException as exc:
-        reason = _PARSE_ERRORS.get(exc.error_type, "it could not be read")
-        raise PhoneNumberError(f"`{_echo(raw)}` is not a valid phone number: {reason}") from None
+        reason = _PARSE_ERRORS.get(exc.error_type, "unreadable")
+        raise PhoneNumberError("phone_invalid", typed=typed(raw), reason=reason,
+                               region=None) from None
     if not phonenumbers.is_valid_number(number):
-        if not phonenumbers.is_possible_number(number):
-            reason = "it has the wrong number of digits"
-        else:
-            reason = "no such number exists in that numbering plan"
-        hint = ""
-        if not raw.startswith("+"):
-            hint = f" (read as a {default_region} number; start with + and a country code)"
-        raise PhoneNumberError(f"`{_echo(raw)}` is not a valid phone number: {reason}{hint}")
+        reason = ("wrong_length" if not phonenumbers.is_possible_number(number)
+                  else "no_such_number")
+        raise PhoneNumberError("phone_invalid", typed=typed(raw), reason=reason,
+                               region=None if raw.startswith("+") else default_region)
     return PhoneNumber(
         e164=phonenumbers.format_number(number, PhoneNumberFormat.E164),
         international=phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL),
         region=phonenumbers.region_code_for_number(number),
     )
-
-
-def _echo(raw: str, limit: int = 40) -> str:
-    """What people typed, shown back: short, masked, and never read by Slack as markup."""
-    text = mask_numbers(raw[: limit * 2])
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")
 
 
 def mask_phone(e164: str | None) -> str:

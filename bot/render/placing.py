@@ -13,9 +13,20 @@ from bot.calls.placing import (
     RetellRefused,
     StoreDown,
 )
+from bot.calls.service import AgentLookupError
 from bot.render import answers
 from bot.render.blocks import ERROR_LIMIT, said
+from bot.render.catalog import DEFAULT_LANGUAGE, words
 from bot.render.refusals import refusal_words
+
+
+def agent_unknown(error: AgentLookupError, lang: str = DEFAULT_LANGUAGE) -> str:
+    """Why the agent named could not be used, with the agents there are (raw: the caller
+    makes the whole sentence safe)."""
+    if error.kind == "unavailable" and error.cause is not None:
+        return answers.retell_words(error.cause, "the list of agents")
+    listing = ", ".join(f"`{name}`" for name in error.candidates)
+    return words(lang, f"agent.{error.kind}", wanted=error.wanted, listing=listing)
 
 
 def placing_answer(outcome: Outcome, *, show_full_numbers: bool = False) -> str | None:
@@ -23,8 +34,8 @@ def placing_answer(outcome: Outcome, *, show_full_numbers: bool = False) -> str 
     match outcome:
         case Placed():
             return None
-        case AgentUnknown(message):
-            return f":warning: {said(message, ERROR_LIMIT)}"
+        case AgentUnknown(error):
+            return f":warning: {said(agent_unknown(error), ERROR_LIMIT)}"
         case NotAllowed(refusal):
             return f":no_entry: {refusal_words(refusal)}"
         case CardFailed(channel_id, error, status):

@@ -3,7 +3,6 @@ answers.py and placing.py, refusals in refusals.py)."""
 
 from __future__ import annotations
 
-from bot.input.parsing import CALL_USAGE, STATS_USAGE
 from bot.render.blocks import user_mention
 
 TRANSCRIPTS_OFF = "Transcripts are not posted in channels here (`CALLBOT_POST_TRANSCRIPTS`)."
@@ -14,11 +13,6 @@ NO_NUMBER_TO_DIAL = ":warning: That call has no number I can dial."
 NO_CHANNEL_FOR_CALL = ":warning: I don't know which channel that call belongs to."
 CALL_AGAIN_ON_ITS_WAY = "You just pressed *Call again* on this card; that call is on its way."
 COUNTING_CALLS = ":hourglass_flowing_sand: Counting calls…"
-MESSAGE_USAGE = (
-    "To place a call, write `call <number> [agent] [name=value ...]`, "
-    "e.g. `call +1 415 555 0123 \"Sales Follow-up\" customer_name=Ann`.\n"
-    f"{CALL_USAGE}\n{STATS_USAGE}"
-)
 AUDIT_FILE_TITLE = "Callbot audit log"
 
 

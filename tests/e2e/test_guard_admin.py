@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bot.input.parsing import AUDIT_USAGE, DNC_USAGE
+from bot.render.mistakes import usage
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, make_settings
@@ -159,7 +159,7 @@ async def test_dnc_bad_input_gets_usage_and_changes_nothing(
 ) -> None:
     async with guarded(slack, retell, db_path) as srv:
         said = await command(srv, slack, "/calldnc", text, user=ADMIN)
-        assert said.startswith(":warning:") and DNC_USAGE in said
+        assert said.startswith(":warning:") and usage("dnc") in said
     assert rows(db_path, "SELECT count(*) FROM dnc") == [(0,)]
     assert audit(db_path) == []
 
@@ -272,7 +272,7 @@ async def test_callaudit_bad_input_gets_usage(
 ) -> None:
     async with guarded(slack, retell, db_path) as srv:
         said = await command(srv, slack, "/callaudit", text, user=ADMIN)
-    assert said.startswith(":warning:") and AUDIT_USAGE in said
+    assert said.startswith(":warning:") and usage("audit") in said
     assert audit(db_path) == []
 
 

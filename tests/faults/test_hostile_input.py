@@ -45,11 +45,13 @@ from bot.render.blocks import (
     transcript_blocks,
     transcript_post,
 )
+from bot.render.mistakes import mistake
 from bot.runtime.logs import scrub
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, CallRecord
 from tests.conftest import CHANNEL, USER, Server
+from tests.support.mistakes import says, words_of
 
 MAX_RATIO = 30
 # Below this a measurement is noise; the small run is taken as at least this long.
@@ -191,7 +193,7 @@ def test_text_over_a_cap_is_refused_before_it_is_read(
     parse: Callable[[str], Any], limit: str
 ) -> None:
     huge = "1" * 2_000_000 + "x"
-    with pytest.raises(CommandError, match=f"at most {limit} are read"):
+    with says(kind=CommandError, pattern=f"at most {limit} are read"):
         parse(huge)
     # Refusing it costs about as much as refusing a short one: nothing of it was parsed.
     assert cpu(parse, huge, 3) <= MAX_RATIO * max(cpu(parse, "1" * 5000 + "x", 5), FLOOR)
@@ -201,7 +203,7 @@ def test_text_over_a_cap_is_refused_before_it_is_read(
 def test_audit_counts_are_ascii_digits_and_others_are_a_clear_answer(text: str) -> None:
     with pytest.raises(CommandError) as refused:
         parse_audit_text(text)
-    message = str(refused.value)
+    message = mistake(refused.value)
     assert "not a count" in message or "Ask for 1 to 100" in message or "valid phone" in message
 
 
@@ -213,11 +215,11 @@ def test_audit_count_still_reads_a_plain_number() -> None:
 def test_echoed_input_is_short_masked_and_cannot_mention() -> None:
     with pytest.raises(CommandError) as refused:
         parse_call_text("<!channel>" + "x" * 100)
-    message = str(refused.value)
+    message = mistake(refused.value)
     assert "<!channel>" not in message and len(message) < 200
     with pytest.raises(CommandError) as refused:
         parse_call_text("+1 415 555 0123 9")
-    assert "555 0123" not in str(refused.value)
+    assert "555 0123" not in mistake(refused.value)
 
 
 def _text_state(value: str) -> dict[str, Any]:
@@ -233,8 +235,9 @@ def test_modal_fields_over_their_caps_are_field_errors() -> None:
     }
     with pytest.raises(ModalError) as refused:
         parse_modal_values(values)
-    assert "over 100 characters" in refused.value.errors["number"]
-    assert "at most 10,000" in refused.value.errors["variables"]
+    told = words_of(refused.value.errors)
+    assert "over 100 characters" in told["number"]
+    assert "at most 10,000" in told["variables"]
 
 
 # -- rendering what Retell sent, however large ------------------------------------------------

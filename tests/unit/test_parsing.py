@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.input.parsing import CommandError, parse_call_text, parse_stats_period
+from tests.support.mistakes import says
 
 
 def test_number_only() -> None:
@@ -62,15 +63,15 @@ def test_default_region_applies_to_national_numbers() -> None:
     ],
 )
 def test_bad_text_is_refused_with_a_reason(text: str, fragment: str) -> None:
-    with pytest.raises(CommandError, match=fragment):
+    with says(kind=CommandError, pattern=fragment):
         parse_call_text(text)
 
 
 def test_too_many_or_too_long_variables() -> None:
     many = " ".join(f"v{i}=x" for i in range(51))
-    with pytest.raises(CommandError, match="At most 50"):
+    with says(kind=CommandError, pattern="At most 50"):
         parse_call_text(f"+14155550123 {many}")
-    with pytest.raises(CommandError, match="longer than"):
+    with says(kind=CommandError, pattern="longer than"):
         parse_call_text(f"+14155550123 v={'x' * 2001}")
 
 
@@ -94,5 +95,5 @@ def test_stats_periods(text: str, key: str, since: datetime | None) -> None:
 
 
 def test_unknown_period() -> None:
-    with pytest.raises(CommandError, match="`yesterday` is not a period"):
+    with says(kind=CommandError, pattern="`yesterday` is not a period"):
         parse_stats_period("yesterday", NOW)

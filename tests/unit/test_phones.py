@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.input.phones import PhoneNumberError, mask_phone, parse_phone, show_phone
+from tests.support.mistakes import says
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ def test_common_forms_become_e164(typed: str, region: str, e164: str) -> None:
 @pytest.mark.parametrize(
     ("typed", "fragment"),
     [
-        ("", "no phone number"),
+        ("", "No phone number"),
         ("12", "not a valid phone number"),
         ("+1 415 555", "not a valid phone number"),
         ("555-0123", "not a valid phone number"),
@@ -34,12 +35,12 @@ def test_common_forms_become_e164(typed: str, region: str, e164: str) -> None:
     ],
 )
 def test_invalid_numbers_say_why(typed: str, fragment: str) -> None:
-    with pytest.raises(PhoneNumberError, match=fragment):
+    with says(kind=PhoneNumberError, pattern=fragment):
         parse_phone(typed, "US")
 
 
 def test_national_form_hint_names_the_region() -> None:
-    with pytest.raises(PhoneNumberError, match="read as a US number"):
+    with says(kind=PhoneNumberError, pattern="read as a US number"):
         parse_phone("020 7946 012", "US")
 
 

@@ -16,6 +16,7 @@ from bot.input.parsing import (
     parse_modal_values,
     parse_variable_lines,
 )
+from bot.render.mistakes import mistake
 from bot.render.views import (
     ACTION_OPEN_MODAL,
     CALL_MODAL,
@@ -30,6 +31,7 @@ from bot.render.views import (
 )
 from bot.retell.client import Agent, CallerNumber
 from storage.models import STAGE_ANALYZED, CallRecord, CallStats
+from tests.support.mistakes import says, words_of
 
 FROM = "+14155550100"
 AGENTS = [
@@ -317,7 +319,7 @@ def test_missing_number_and_missing_channel() -> None:
         parse_modal_values(values_for(
             number={"type": "plain_text_input", "value": "   "},
             channel={"type": "conversations_select", "selected_conversation": None}))
-    assert info.value.errors == {"number": "Enter the number to call.",
+    assert words_of(info.value.errors) == {"number": "Enter the number to call.",
                                  "channel": "Choose where the call card goes."}
     with pytest.raises(ModalError) as info:
         parse_modal_values(values_for(channel=None, number=None))
@@ -385,14 +387,14 @@ def test_spaces_around_the_equals_sign_are_accepted() -> None:
         ("first-name=Ann", "`first-name` is not a valid variable name"),
         ("=value", "is not a valid variable name"),
         ("just some words", "`just some words` is not `name=value`"),
-        ("n=" + "v" * (MAX_VALUE_LENGTH + 1), f"longer than {MAX_VALUE_LENGTH}"),
+        ("n=" + "v" * (MAX_VALUE_LENGTH + 1), f"longer than {MAX_VALUE_LENGTH:,}"),
         ("x" * 65 + "=1", "is not a valid variable name"),
     ],
 )
 def test_bad_variable_lines(text: str, fragment: str) -> None:
     with pytest.raises(CommandError) as info:
         parse_variable_lines(text)
-    assert fragment in str(info.value)
+    assert fragment in mistake(info.value)
 
 
 def test_variable_limits() -> None:
@@ -400,14 +402,14 @@ def test_variable_limits() -> None:
     assert len(parse_variable_lines(many)) == MAX_VARIABLES
     assert parse_variable_lines("n=" + "v" * MAX_VALUE_LENGTH)["n"] == "v" * MAX_VALUE_LENGTH
     assert len(parse_variable_lines("x" * 64 + "=1")) == 1
-    with pytest.raises(CommandError, match=f"At most {MAX_VARIABLES} variables"):
+    with says(kind=CommandError, pattern=f"At most {MAX_VARIABLES} variables"):
         parse_variable_lines(many + "\nextra=1")
 
 
 def test_a_quoted_error_line_is_cut_short() -> None:
     with pytest.raises(CommandError) as info:
         parse_variable_lines("w" * 500)
-    assert len(str(info.value)) < 100
+    assert len(mistake(info.value)) < 100
 
 
 # -- App Home ------------------------------------------------------------------------------

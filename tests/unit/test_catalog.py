@@ -1,0 +1,86 @@
+"""The catalogues: every key in every language, the same placeholders, every code worded."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+
+from bot.input.mistakes import Mistake
+from bot.render.catalog import LANGUAGES, LOCALES, catalogue, language, words
+from bot.render.mistakes import mistake
+
+ROOT = Path(__file__).resolve().parents[2]
+_RAISED = re.compile(r"(?:CommandError|PhoneNumberError|Mistake)\(\s*\"([a-z_]+)\"")
+_THAI = re.compile(r"[\u0e00-\u0e7f]")
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+def test_every_language_has_every_key() -> None:
+    keys = {lang: set(catalogue(lang)) for lang in LANGUAGES}
+    for lang in LANGUAGES:
+        assert keys[lang] == keys["en"], (lang, keys[lang] ^ keys["en"])
+
+
+def test_placeholders_are_the_same_in_every_language() -> None:
+    for key, english in catalogue("en").items():
+        for lang in LANGUAGES:
+            assert _fields(catalogue(lang)[key]) == _fields(english), (lang, key)
+
+
+def test_entries_with_placeholders_are_flagged_for_translators() -> None:
+    # Babel recomputes the flag from the msgid (a key, with no fields), so read the file.
+    for lang in LANGUAGES:
+        text = (LOCALES / lang / "LC_MESSAGES" / "callbot.po").read_text()
+        for entry in text.split("\n\n"):
+            key = re.search(r'^msgid "(.+)"$', entry, re.MULTILINE)
+            if key and _fields(catalogue(lang)[key.group(1)]):
+                assert "#, python-brace-format" in entry, (lang, key.group(1))
+
+
+def test_thai_is_written_in_thai() -> None:
+    # Keys whose sentence is only markup or names may stay Latin; the rest must not be
+    # English left untranslated.
+    untranslated = [key for key, text in catalogue("th").items()
+                    if not _THAI.search(text) and text == catalogue("en")[key]]
+    assert untranslated == []
+
+
+def test_every_mistake_raised_in_the_parsers_is_worded() -> None:
+    codes = set()
+    for path in (ROOT / "bot" / "input").glob("*.py"):
+        codes |= set(_RAISED.findall(path.read_text()))
+    assert {"no_number", "phone_invalid", "modal_no_channel"} <= codes
+    for code in codes - {"phone_invalid"}:
+        for lang in LANGUAGES:
+            assert f"mistake.{code}" in catalogue(lang), code
+
+
+@pytest.mark.parametrize(("locale", "expected"), [
+    ("th-TH", "th"), ("th", "th"), ("en-GB", "en"), ("en_US", "en"), ("fr-FR", "en"),
+    ("", "en"), (None, "en"),
+])
+def test_slack_locales_map_to_a_language(locale: str | None, expected: str) -> None:
+    assert language(locale) == expected
+
+
+def test_thai_mistake_is_thai_with_its_facts_filled() -> None:
+    error = Mistake("variable_too_long", name="note", limit=2000)
+    assert mistake(error, "en") == "`note` is longer than 2,000 characters."
+    thai = mistake(error, "th")
+    assert _THAI.search(thai) and "`note`" in thai and "2,000" in thai
+
+
+def test_an_unknown_key_is_a_bug_not_a_silent_blank() -> None:
+    with pytest.raises(KeyError):
+        words("en", "no.such.key")
+
+
+def test_a_language_it_does_not_speak_falls_back_to_english() -> None:
+    assert words("fr", "mistake.no_number") == words("en", "mistake.no_number")
+
