@@ -26,6 +26,7 @@ from bot.input.parsing import (
 from bot.input.phones import show_phone
 from bot.render import replies
 from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
+from bot.render.exports import audit_csv
 from bot.render.mistakes import mistake, period_words, usage
 from bot.render.refusals import refusal_words
 from handlers.placing import external_team, place_from_slack
@@ -96,7 +97,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             ctx.metrics.heavy_refused.labels("/callstats").inc()
             log.info("/callstats busy user=%s in_hand=%d retry_after=%d", user,
                      stats_gate.in_hand, exc.retry_after)
-            await ack(text=str(exc))
+            await ack(text=replies.busy(exc.reason, exc.retry_after, exc.in_hand))
 
     async def _stats(period: StatsPeriod, ack: AsyncAck, respond: AsyncRespond) -> None:
         started = time.perf_counter()
@@ -151,9 +152,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             query = parse_audit_text(command.get("text", ""), ctx.settings.default_region)
             if query.export:
-                content, count = await ctx.guard.audit_csv(user)
-                await ack(text=replies.audit_exporting(count))
-                error = await _send_csv(client, user, content, count)
+                exported = await ctx.guard.audit_export(user)
+                await ack(text=replies.audit_exporting(len(exported)))
+                error = await _send_csv(client, user, audit_csv(exported), len(exported))
                 if error:
                     await respond(text=replies.audit_not_sent(error),
                                   response_type="ephemeral")

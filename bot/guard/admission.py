@@ -9,12 +9,10 @@ requests can never both take the last place. No Slack or HTTP types here.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,13 +147,13 @@ class Guard:
         await self._admin_only(user_id, "audit_read", number)
         return await self.store.audit_rows(limit, user_id=of_user, number=number)
 
-    async def audit_csv(self, user_id: str) -> tuple[str, int]:
-        """The whole audit log as CSV (numbers masked), and how many rows it has."""
+    async def audit_export(self, user_id: str) -> list[AuditRow]:
+        """The whole audit log (numbers masked), for an admin's export."""
         await self._admin_only(user_id, "audit_export", None)
         rows = await self.store.audit_rows(0)
         await self.store.audit(self._admin_entry("audit_export", user_id, None, "done",
                                                  f"{len(rows)} rows"))
-        return audit_csv(rows), len(rows)
+        return rows
 
     async def _admin_only(self, user_id: str, action: str, number: str | None) -> None:
         """Refuse (and audit the attempt) unless `user_id` is an admin."""
@@ -173,11 +171,15 @@ class Guard:
 
 
 class Busy(Exception):
-    """Heavy work turned away for now; the message says when to ask again."""
+    """Heavy work turned away for now: the person's last request is still running
+    (`yours_running`) or the gate is full (`full`, with how many are `in_hand`);
+    `retry_after` says when to ask again, in seconds."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, retry_after: int, in_hand: int = 1) -> None:
+        super().__init__(reason)
+        self.reason = reason
         self.retry_after = retry_after
+        self.in_hand = in_hand
 
 
 class HeavyGate:
@@ -198,12 +200,10 @@ class HeavyGate:
         user = user_id or ""
         if user in self._users:
             wait = self._retry_after(1)
-            raise Busy(f":hourglass_flowing_sand: Your last stats request is still counting; "
-                       f"its answer comes here. Ask again in {wait} s.", wait)
+            raise Busy("yours_running", wait)
         if len(self._users) >= self.capacity:
             wait = self._retry_after(len(self._users))
-            raise Busy(f":hourglass_flowing_sand: Stats are busy ({len(self._users)} "
-                       f"requests are counting). Try again in {wait} s.", wait)
+            raise Busy("full", wait, len(self._users))
         self._users.add(user)
         started = self._clock()
         try:
@@ -284,21 +284,3 @@ def audit_entry(action: str, outcome: str, *, number: str | None = None,
                       source=source, number=number,
                       number_masked=mask_phone(number) if number else None, agent=agent,
                       reason=reason, call_id=call_id)
-
-
-
-
-def audit_csv(rows: Sequence[AuditRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["time_utc", "user", "channel", "action", "source", "number", "agent",
-                     "outcome", "reason", "call_id"])
-    for r in rows:
-        writer.writerow([
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.at)), r.user_id or "",
-            r.channel_id or "", r.action, r.source or "", r.number or "", r.agent or "",
-            r.outcome, r.reason or "", r.call_id or "",
-        ])
-    return out.getvalue()
-
-

@@ -21,6 +21,15 @@ def warning(text: str, usage: str | None = None) -> str:
     return f":warning: {text}" + (f"\n{usage}" if usage else "")
 
 
+def busy(reason: str, retry_after: int, in_hand: int) -> str:
+    """Heavy stats turned away for now, and when to ask again."""
+    if reason == "yours_running":
+        return (":hourglass_flowing_sand: Your last stats request is still counting; its "
+                f"answer comes here. Ask again in {retry_after} s.")
+    return (f":hourglass_flowing_sand: Stats are busy ({in_hand} requests are counting). "
+            f"Try again in {retry_after} s.")
+
+
 def refused(text: str) -> str:
     """A rule said no."""
     return f":no_entry: {text}"

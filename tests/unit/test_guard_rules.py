@@ -21,13 +21,14 @@ from bot.guard.admission import (
     Busy,
     HeavyGate,
     Refused,
-    audit_csv,
     caller_may,
     foreign_team,
     number_may,
     team_may,
 )
 from bot.input.parsing import CommandError, parse_audit_text, parse_dnc_text
+from bot.render import replies
+from bot.render.exports import audit_csv
 from bot.render.refusals import limit_words, refusal_words
 from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits, Route
 from storage.sqlite import SQLiteStore
@@ -161,6 +162,10 @@ def test_external_users_are_refused_unless_allowed() -> None:
     team_may(settings(CALLBOT_ALLOW_EXTERNAL_USERS="true"), "T0OTHER")
 
 
+def said(busy: Busy) -> str:
+    return replies.busy(busy.reason, busy.retry_after, busy.in_hand)
+
+
 def test_heavy_gate_bounds_per_person_and_in_all() -> None:
     now = [0.0]
     gate = HeavyGate(capacity=2, clock=lambda: now[0])
@@ -168,13 +173,13 @@ def test_heavy_gate_bounds_per_person_and_in_all() -> None:
         with pytest.raises(Busy) as busy:
             with gate.enter("U1"):
                 pass
-        assert "still counting" in str(busy.value) and busy.value.retry_after >= 1
+        assert "still counting" in said(busy.value) and busy.value.retry_after >= 1
         with gate.enter("U2"):
             with pytest.raises(Busy) as busy:
                 with gate.enter("U3"):
                     pass
-            assert "Stats are busy (2 requests" in str(busy.value)
-            assert f"Try again in {busy.value.retry_after} s" in str(busy.value)
+            assert "Stats are busy (2 requests" in said(busy.value)
+            assert f"Try again in {busy.value.retry_after} s" in said(busy.value)
             now[0] += 10.0  # slow requests: the estimate of when to come back grows
         assert gate.in_hand == 1
     assert gate.in_hand == 0
