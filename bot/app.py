@@ -36,6 +36,7 @@ from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
 from bot.slack.home import HomePublisher
 from bot.slack.outbox import OutboxWorker, RetryPolicy
+from bot.slack.people import Languages
 from handlers import health, register_all, webhook
 from storage.sqlite import SQLiteStore
 
@@ -90,7 +91,9 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         store, retell, from_number=settings.retell_from_number,
         default_agent_id=settings.retell_agent_id, poll_after=settings.poll_after_seconds,
     )
-    home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers)
+    languages = Languages(slack, settings.language)
+    home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers,
+                         languages=languages, simulated=settings.simulated)
     # The outbox has a client of its own without retry handlers: it keeps its own
     # schedule (Retry-After, backoff), and knows when a retry could post twice.
     outbox = OutboxWorker(
@@ -103,13 +106,15 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
             channel_rate=settings.slack_channel_rate,
         ),
         metrics=metrics,
+        language=settings.channel_language,
+        simulated=settings.simulated,
     )
     calls.subscribe(enqueued=outbox.wake, user_calls=home.refresh)
     ingest = Ingest(store, calls, default_channel=settings.notify_channel is not None,
                     on_applied=outbox.wake)
     guard = Guard(settings, store)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,
-                     Placing(calls, guard))
+                     Placing(calls, guard), languages)
     return ctx, slack, retell
 
 

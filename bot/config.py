@@ -7,8 +7,9 @@ one breaks someone. A missing or malformed setting must stop start-up with one l
 from __future__ import annotations
 
 import re
+import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
@@ -20,6 +21,10 @@ SLACK_ID = re.compile(r"^[UWCGD][A-Z0-9]{2,}$")
 # A comma-separated list in the environment (NoDecode: not JSON, as pydantic-settings
 # would otherwise read list-typed variables).
 IdList = Annotated[frozenset[str], NoDecode]
+ChannelLanguages = Annotated[dict[str, str], NoDecode]
+# The caller number of simulated calls when RETELL_FROM_NUMBER is not set (a 555-01xx
+# number: reserved for fiction, never a real line).
+SIMULATED_FROM_NUMBER = "+14155550100"
 
 
 class Settings(BaseSettings):
@@ -41,9 +46,13 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
 
-    retell_api_key: str = Field(alias="RETELL_API_KEY", min_length=1)
+    # live: calls go to Retell. simulate: Retell is simulated inside the server (README:
+    # "Try the Slack side without a Retell account"); the Retell settings become optional.
+    retell_mode: Literal["live", "simulate"] = Field(default="live", alias="RETELL_MODE")
+    retell_api_key: str = Field(default="", alias="RETELL_API_KEY", validate_default=True)
     retell_webhook_key: str | None = Field(default=None, alias="RETELL_WEBHOOK_KEY")
-    retell_from_number: str = Field(alias="RETELL_FROM_NUMBER")
+    retell_from_number: str = Field(default="", alias="RETELL_FROM_NUMBER",
+                                    validate_default=True)
     retell_agent_id: str | None = Field(default=None, alias="RETELL_AGENT_ID")
     retell_base_url: str = Field(default="https://api.retellai.com", alias="RETELL_BASE_URL")
     retell_timeout_seconds: float = Field(
@@ -60,6 +69,14 @@ class Settings(BaseSettings):
     poll_after_seconds: float = Field(default=120.0, gt=0, le=86400,
                                       alias="CALLBOT_POLL_AFTER_SECONDS")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # The language of channel posts (cards, summaries) and of people whose Slack locale is
+    # neither English nor Thai; CALLBOT_CHANNEL_LANGUAGES=C024BE91L=th,... per channel.
+    language: Literal["en", "th"] = Field(default="en", alias="CALLBOT_LANGUAGE")
+    channel_languages: ChannelLanguages = Field(default_factory=dict,
+                                                alias="CALLBOT_CHANNEL_LANGUAGES")
+    # The public https URL Slack and Retell reach this server at (checks compare it with
+    # the agents' webhook URLs); empty in Socket Mode with a simulated or polled Retell.
+    public_url: str | None = Field(default=None, alias="CALLBOT_PUBLIC_URL")
 
     # Reliability: how hard to retry, how fast to post, how long to wait when stopping.
     retell_retries: int = Field(default=2, ge=0, le=10, alias="CALLBOT_RETELL_RETRIES")
@@ -127,13 +144,57 @@ class Settings(BaseSettings):
             raise ValueError(f"must be ISO country codes such as US,CA,GB, not {bad[0]!r}")
         return codes
 
+    @field_validator("retell_api_key")
+    @classmethod
+    def _key_unless_simulated(cls, value: str, info: ValidationInfo) -> str:
+        value = value.strip()
+        if not value:
+            if info.data.get("retell_mode") != "simulate":
+                raise PydanticCustomError("missing", "Field required")
+            return "sim_" + secrets.token_hex(16)  # the simulator signs its webhooks with it
+        return value
+
     @field_validator("retell_from_number")
     @classmethod
-    def _e164(cls, value: str) -> str:
+    def _e164(cls, value: str, info: ValidationInfo) -> str:
         value = value.strip()
+        if not value:
+            if info.data.get("retell_mode") != "simulate":
+                raise PydanticCustomError("missing", "Field required")
+            return SIMULATED_FROM_NUMBER
         if not E164.match(value):
             raise ValueError("must be an E.164 number such as +14155550123")
         return value
+
+    @field_validator("channel_languages", mode="before")
+    @classmethod
+    def _channel_languages(cls, value: Any) -> dict[str, str]:
+        if isinstance(value, dict):
+            return value
+        languages: dict[str, str] = {}
+        for pair in _split(value):
+            channel, _, lang = pair.partition("=")
+            channel, lang = channel.strip(), lang.strip().lower()
+            if not SLACK_ID.match(channel) or lang not in ("en", "th"):
+                raise ValueError(f"must be pairs such as C024BE91L=th, not {pair!r}")
+            languages[channel] = lang
+        return languages
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip().rstrip("/")
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must be the server's http(s) URL, such as https://calls.example.com")
+        return value or None
+
+    def channel_language(self, channel_id: str | None) -> str:
+        """The language posts in this channel are written in."""
+        return self.channel_languages.get(channel_id or "", self.language)
+
+    @property
+    def simulated(self) -> bool:
+        return self.retell_mode == "simulate"
 
     @field_validator("slack_api_url")
     @classmethod

@@ -13,6 +13,7 @@ from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
 from bot.slack.home import HomePublisher
 from bot.slack.outbox import OutboxWorker
+from bot.slack.people import Languages
 from storage.base import Store
 
 
@@ -28,3 +29,4 @@ class AppContext:
     guard: Guard
     ingest: Ingest
     placing: Placing
+    languages: Languages  # each person's language, for answers and App Home

@@ -14,7 +14,7 @@ from bot.context import AppContext
 from bot.input.parsing import CallCommand
 from bot.input.phones import PhoneNumberError, parse_phone
 from bot.render import replies
-from bot.render.answers import hang_up_refused
+from bot.render.answers import hang_up_refused, retell_words
 from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH, ACTION_TRANSCRIPT
 from bot.render.views import ACTION_OPEN_MODAL
 from bot.retell.client import Agent
@@ -59,11 +59,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             await ctx.calls.hang_up(_value(body), user, admin=ctx.guard.is_admin(user))
         except NotAllowed as exc:
+            lang = await ctx.languages.of(user)
             await _tell(body, client, respond)(
-                replies.warning(hang_up_refused(exc.reason, exc.placed_by)))
+                replies.warning(hang_up_refused(exc.reason, exc.placed_by, lang)))
             return
         except CallFailed as exc:
-            await _tell(body, client, respond)(replies.warning(str(exc)))
+            lang = await ctx.languages.of(user)
+            await _tell(body, client, respond)(
+                replies.warning(retell_words(exc.cause, exc.action, lang)))
             return
 
     async def refresh(
@@ -73,47 +76,58 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             await ctx.calls.refresh(_value(body))
         except CallFailed as exc:
-            await _tell(body, client, respond)(replies.warning(str(exc)))
+            lang = await ctx.languages.of(body["user"]["id"])
+            await _tell(body, client, respond)(
+                replies.warning(retell_words(exc.cause, exc.action, lang)))
             return
 
     async def transcript(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         await ack()
+
+        async def tell(reply: str) -> None:
+            lang = await ctx.languages.of(body["user"]["id"])
+            await _tell(body, client, respond)(replies.say(reply, lang))
+
         if not ctx.settings.post_transcripts:  # a card from before the setting changed
-            await _tell(body, client, respond)(replies.TRANSCRIPTS_OFF)
+            await tell("transcripts_off")
             return
         call = await ctx.calls.find(_value(body))
         if call is None or call.call_id is None or not call.transcript:
-            await _tell(body, client, respond)(replies.NO_TRANSCRIPT_YET)
+            await tell("no_transcript_yet")
             return
         if not await ctx.calls.request_transcript(call.call_id):
-            await _tell(body, client, respond)(replies.TRANSCRIPT_ALREADY_POSTED)
+            await tell("transcript_already_posted")
 
     async def call_again(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
         context: AsyncBoltContext,
     ) -> None:
         await ack()
-        tell = _tell(body, client, respond)
         user = body["user"]["id"]
+
+        async def tell(reply: str) -> None:
+            await _tell(body, client, respond)(replies.say(reply,
+                                                           await ctx.languages.of(user)))
+
         ref = _value(body)
         source = await ctx.calls.find(ref)
         if source is None:
-            await tell(replies.NO_RECORD_OF_CALL)
+            await tell("no_record_of_call")
             return
         number = source.other_number
         try:
             phone = parse_phone(number or "", ctx.settings.default_region)
         except PhoneNumberError:
-            await tell(replies.NO_NUMBER_TO_DIAL)
+            await tell("no_number_to_dial")
             return
         channel = (body.get("channel") or {}).get("id") or source.channel_id
         if not channel:
-            await tell(replies.NO_CHANNEL_FOR_CALL)
+            await tell("no_channel_for_call")
             return
         if not await ctx.calls.claim(f"again:{ref}:{user}", CALL_AGAIN_WINDOW):
-            await tell(replies.CALL_AGAIN_ON_ITS_WAY)
+            await tell("call_again_on_its_way")
             return
         agent = Agent(source.agent_id, source.agent_name) if source.agent_id else None
         placement = PlaceRequest(
@@ -130,11 +144,12 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             request_key=retry_key(source),
             external_team=external_team(interaction_team(body), context),
         )
-        await place_from_slack(ctx, client, placement, tell)
+        await place_from_slack(ctx, client, placement, _tell(body, client, respond))
 
     async def open_modal(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await open_call_modal(ctx, client, str(body.get("trigger_id", "")), None)
+        await open_call_modal(ctx, client, str(body.get("trigger_id", "")), None,
+                              body["user"]["id"])
 
     app.action(ACTION_HANG_UP)(ctx.inflight.track(hang_up))
     app.action(ACTION_REFRESH)(ctx.inflight.track(refresh))

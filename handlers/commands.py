@@ -53,13 +53,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await ack()
             # The trigger id expires 3 s after Slack sent it: open before anything slow.
             await open_call_modal(ctx, client, str(command.get("trigger_id", "")),
-                                  command.get("channel_id"))
+                                  command.get("channel_id"), command.get("user_id"))
             return
         try:
             request = parse_call_text(command.get("text", ""), ctx.settings.default_region)
         except CommandError as exc:
             log.info("/call refused user=%s: %s", command.get("user_id"), type(exc).__name__)
-            await ack(text=replies.warning(mistake(exc), usage("call")))
+            lang = await ctx.languages.of(command.get("user_id"))
+            await ack(text=replies.warning(mistake(exc, lang), usage("call", lang)))
             return
         await ack()
 
@@ -84,29 +85,35 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     async def callstats_command(
         ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
     ) -> None:
+        user = command.get("user_id")
+        # Asked at once, alongside the count: the answer has 3 s in all.
+        lang_task = asyncio.ensure_future(ctx.languages.of(user))
         try:
             period = parse_stats_period(command.get("text", ""))
         except CommandError as exc:
-            await ack(text=replies.warning(mistake(exc), usage("stats")))
+            lang = await lang_task
+            await ack(text=replies.warning(mistake(exc, lang), usage("stats", lang)))
             return
-        user = command.get("user_id")
         try:
             with stats_gate.enter(user):
-                await _stats(period, ack, respond)
+                await _stats(period, ack, respond, lang_task)
         except Busy as exc:
             ctx.metrics.heavy_refused.labels("/callstats").inc()
             log.info("/callstats busy user=%s in_hand=%d retry_after=%d", user,
                      stats_gate.in_hand, exc.retry_after)
-            await ack(text=replies.busy(exc.reason, exc.retry_after, exc.in_hand))
+            await ack(text=replies.busy(exc.reason, exc.retry_after, exc.in_hand,
+                                        await lang_task))
 
-    async def _stats(period: StatsPeriod, ack: AsyncAck, respond: AsyncRespond) -> None:
+    async def _stats(period: StatsPeriod, ack: AsyncAck, respond: AsyncRespond,
+                     lang_task: asyncio.Future[str]) -> None:
         started = time.perf_counter()
         task = asyncio.ensure_future(ctx.calls.stats(period))
         done, _ = await asyncio.wait({task}, timeout=STATS_ACK_BUDGET)
+        lang = await lang_task  # done by now: it waits at most 1 s
         if not done:
-            await ack(text=replies.COUNTING_CALLS)
+            await ack(text=replies.say("counting_calls", lang))
         stats = await task
-        message = stats_message(stats, period_words(period.key))
+        message = stats_message(stats, period_words(period.key, lang), lang)
         log.info("/callstats period=%s calls=%d in %.0f ms", period.key, stats.calls,
                  (time.perf_counter() - started) * 1000)
         if done:
@@ -116,72 +123,76 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
 
     async def calldnc_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id") or "")
+        lang = await ctx.languages.of(user)
         try:
             request = parse_dnc_text(command.get("text", ""), ctx.settings.default_region)
             if request.action == "list":
                 entries, total = await ctx.guard.dnc_list(user)
-                listed = dnc_list_message(entries, total,
+                listed = dnc_list_message(entries, total, lang=lang,
                                           show_full_numbers=ctx.settings.show_full_numbers)
                 await ack(text=listed.text, blocks=listed.blocks)
                 return
             assert request.phone is not None
-            await ack(text=await _dnc(request.action, request.phone.e164, request.reason, user))
+            await ack(text=await _dnc(request.action, request.phone.e164, request.reason, user,
+                                      lang))
         except CommandError as exc:
-            await ack(text=replies.warning(mistake(exc), usage("dnc")))
+            await ack(text=replies.warning(mistake(exc, lang), usage("dnc", lang)))
         except Refused as exc:
-            await ack(text=replies.refused(refusal_words(exc)))
+            await ack(text=replies.refused(refusal_words(exc, lang)))
 
-    async def _dnc(action: str, number: str, reason: str | None, user: str) -> str:
+    async def _dnc(action: str, number: str, reason: str | None, user: str, lang: str) -> str:
         guard, full = ctx.guard, ctx.settings.show_full_numbers
         shown = show_phone(number, full=full)
         if action == "add":
             added = await guard.dnc_add(number, reason, user)
-            return replies.dnc_added(shown, added)
+            return replies.dnc_added(shown, added, lang)
         if action == "remove":
             removed = await guard.dnc_remove(number, user)
-            return replies.dnc_removed(shown, removed)
+            return replies.dnc_removed(shown, removed, lang)
         entry = await guard.dnc_check(number)
         if entry is None:
-            return replies.dnc_not_listed(shown)
-        return replies.dnc_listed(dnc_line(entry, show_full_numbers=full))
+            return replies.dnc_not_listed(shown, lang)
+        return replies.dnc_listed(dnc_line(entry, show_full_numbers=full, lang=lang), lang)
 
     async def callaudit_command(
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         user = str(command.get("user_id") or "")
+        lang = await ctx.languages.of(user)
         try:
             query = parse_audit_text(command.get("text", ""), ctx.settings.default_region)
             if query.export:
                 exported = await ctx.guard.audit_export(user)
-                await ack(text=replies.audit_exporting(len(exported)))
-                error = await _send_csv(client, user, audit_csv(exported), len(exported))
+                await ack(text=replies.audit_exporting(len(exported), lang))
+                error = await _send_csv(client, user, audit_csv(exported), len(exported), lang)
                 if error:
-                    await respond(text=replies.audit_not_sent(error),
+                    await respond(text=replies.audit_not_sent(error, lang),
                                   response_type="ephemeral")
                 return
             number = query.phone.e164 if query.phone else None
             rows = await ctx.guard.audit_rows(user, limit=query.limit, of_user=query.user_id,
                                               number=number)
         except CommandError as exc:
-            await ack(text=replies.warning(mistake(exc), usage("audit")))
+            await ack(text=replies.warning(mistake(exc, lang), usage("audit", lang)))
             return
         except Refused as exc:
-            await ack(text=replies.refused(refusal_words(exc)))
+            await ack(text=replies.refused(refusal_words(exc, lang)))
             return
-        what = replies.audit_scope(query.user_id,
-                                   show_phone(number, full=False) if number else None)
-        message = audit_message(rows, what)
+        scope = replies.audit_scope(query.user_id,
+                                    show_phone(number, full=False) if number else None, lang)
+        message = audit_message(rows, scope, lang)
         await ack(text=message.text, blocks=message.blocks)
 
     async def _send_csv(client: AsyncWebClient, user: str, content: str,
-                        count: int) -> str | None:
+                        count: int, lang: str) -> str | None:
         """A file in the admin's DM with the app; returns Slack's error, if any."""
         try:
             opened = await client.conversations_open(users=user)
             await client.files_upload_v2(
                 channel=opened["channel"]["id"], content=content,
                 filename=f"callbot-audit-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}.csv",
-                title=replies.AUDIT_FILE_TITLE, initial_comment=replies.audit_file_comment(count),
+                title=replies.audit_file_title(lang),
+                initial_comment=replies.audit_file_comment(count, lang),
             )
             log.info("/callaudit export user=%s rows=%d", user, count)
             return None

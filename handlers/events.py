@@ -58,13 +58,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         tell = tell_in_thread(client, channel, user, thread)
         if text is None:
             await client.chat_postMessage(channel=channel, thread_ts=thread,
-                                          text=usage("message"))
+                                          text=usage("message", await ctx.languages.of(user)))
             return
         try:
             request = parse_call_text(text, ctx.settings.default_region)
         except CommandError as exc:
             log.info("message call refused user=%s: %s", user, type(exc).__name__)
-            await tell(replies.warning(mistake(exc), usage("message")))
+            lang = await ctx.languages.of(user)
+            await tell(replies.warning(mistake(exc, lang), usage("message", lang)))
             return
         route = Route(team_id=body.get("team_id"), channel_id=channel, user_id=user,
                            thread_ts=thread)

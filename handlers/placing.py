@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.calls.placing import CardNotPosted, Outcome, Placed, PlaceRequest
 from bot.context import AppContext
 from bot.guard.admission import foreign_team
-from bot.render.blocks import already_placed_card, call_card
+from bot.render.blocks import Message, already_placed_card, call_card
 from bot.render.placing import placing_answer
 from bot.slack.outbox import marker
 from storage.models import CallRecord, Route
@@ -34,11 +35,16 @@ class SlackCardSink:
         self.client = client
         self.channel = route.channel_id or ""
         self.thread_ts = route.thread_ts
+        self.lang = ctx.settings.channel_language(route.channel_id)  # the channel's posts
+
+    def _card(self, call: CallRecord) -> Message:
+        settings = self.ctx.settings
+        return call_card(call, show_full_numbers=settings.show_full_numbers,
+                         post_transcripts=settings.post_transcripts, lang=self.lang,
+                         simulated=settings.simulated)
 
     async def post(self, call: CallRecord, key: str) -> str:
-        settings = self.ctx.settings
-        card = call_card(call, show_full_numbers=settings.show_full_numbers,
-                         post_transcripts=settings.post_transcripts)
+        card = self._card(call)
         try:
             posted = await self.client.chat_postMessage(
                 channel=self.channel, text=card.text, blocks=card.blocks,
@@ -49,11 +55,12 @@ class SlackCardSink:
         return str(posted["ts"])
 
     async def update(self, ts: str, call: CallRecord) -> None:
-        card = call_card(call, show_full_numbers=self.ctx.settings.show_full_numbers)
+        card = self._card(call)
         await self._edit(ts, card.text, card.blocks)
 
     async def point_to_placed(self, ts: str, call: CallRecord) -> None:
-        card = already_placed_card(call, show_full_numbers=self.ctx.settings.show_full_numbers)
+        card = already_placed_card(call, show_full_numbers=self.ctx.settings.show_full_numbers,
+                                   lang=self.lang)
         await self._edit(ts, card.text, card.blocks)
 
     async def find(self, since: float, key: str) -> str | None:
@@ -76,9 +83,15 @@ async def place_from_slack(
     """Run the placing use case with the card in Slack, and tell the person the outcome."""
     tell = _safe(tell)
     await ctx.inflight.after_acks()
+    settings = ctx.settings
+    request = replace(request, lang=settings.channel_language(request.route.channel_id))
 
     async def answer(outcome: Outcome) -> None:
-        text = placing_answer(outcome, show_full_numbers=ctx.settings.show_full_numbers)
+        if isinstance(outcome, Placed):
+            return  # the card says it all
+        text = placing_answer(outcome, show_full_numbers=settings.show_full_numbers,
+                              lang=await ctx.languages.of(request.route.user_id),
+                              simulated=settings.simulated)
         if text is not None:
             await tell(text)
 

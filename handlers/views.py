@@ -41,43 +41,53 @@ log = logging.getLogger(__name__)
 MODAL_WAIT = 0.6
 
 
-async def _choices(ctx: AppContext) -> tuple[list[Agent], list[CallerNumber], str | None]:
+async def _choices(
+    ctx: AppContext,
+) -> tuple[list[Agent], list[CallerNumber], RetellError | None]:
     """Agents and caller numbers; when Retell fails the modal still works, with a notice."""
     try:
         agents, numbers = await asyncio.gather(ctx.calls.agents(), ctx.calls.caller_numbers())
     except RetellError as exc:
         log.warning("modal choices not loaded: %s", exc)
-        notice = replies.agents_unavailable(retell_words(exc, 'the list of agents'))
-        return [], [], notice
+        return [], [], exc
     return agents, numbers, None
 
 
 async def open_call_modal(
-    ctx: AppContext, client: AsyncWebClient, trigger_id: str, channel_id: str | None
+    ctx: AppContext, client: AsyncWebClient, trigger_id: str, channel_id: str | None,
+    user_id: str | None,
 ) -> None:
     metadata = modal_metadata(channel_id)
+    # The trigger id lives 3 s: the person's language is asked alongside Retell's choices.
+    lang_task = asyncio.ensure_future(ctx.languages.of(user_id))
 
-    def full(agents: list[Agent], numbers: list[CallerNumber], notice: str | None) -> Any:
+    def full(agents: list[Agent], numbers: list[CallerNumber], failure: RetellError | None,
+             lang: str) -> Any:
+        notice = (replies.agents_unavailable(retell_words(failure, "agents", lang), lang)
+                  if failure is not None else None)
         return call_modal(
             agents, numbers, default_from=ctx.settings.retell_from_number,
             default_agent_id=ctx.settings.retell_agent_id, channel_id=channel_id,
-            metadata=metadata, notice=notice,
+            metadata=metadata, notice=notice, lang=lang,
         )
 
     try:
         cached = ctx.calls.cached_choices()
         if cached is not None:
-            await client.views_open(trigger_id=trigger_id, view=full(*cached, None))
+            await client.views_open(trigger_id=trigger_id,
+                                    view=full(*cached, None, await lang_task))
             return
         loading = asyncio.ensure_future(_choices(ctx))
         done, _ = await asyncio.wait({loading}, timeout=MODAL_WAIT)
+        lang = await lang_task
         if done:
-            await client.views_open(trigger_id=trigger_id, view=full(*loading.result()))
+            await client.views_open(trigger_id=trigger_id, view=full(*loading.result(), lang))
             return
-        opened = await client.views_open(trigger_id=trigger_id, view=loading_modal(metadata))
+        opened = await client.views_open(trigger_id=trigger_id,
+                                         view=loading_modal(metadata, lang))
         view = opened["view"]
         await client.views_update(view_id=view["id"], hash=view.get("hash"),
-                                  view=full(*await loading))
+                                  view=full(*await loading, lang))
     except SlackApiError as exc:
         # hash_conflict: the person already closed or changed the view; nothing to do.
         log.warning("call modal not shown: %s", exc.response.get("error"))
@@ -94,8 +104,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                                          no_agent=NUMBER_DEFAULT_AGENT)
         except ModalError as exc:
             log.info("call modal refused user=%s fields=%s", user, ",".join(exc.errors))
+            lang = await ctx.languages.of(user)
             await ack(response_action="errors",
-                      errors={block: mistake(why) for block, why in exc.errors.items()})
+                      errors={block: mistake(why, lang) for block, why in exc.errors.items()})
             return
         await ack()
         agent: Agent | None = None

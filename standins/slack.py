@@ -936,6 +936,11 @@ class SlackStandIn(LoopbackServer):
             },
         }
         user.update(copy.deepcopy(self.users.get(user_id, {})))
+        # Slack adds the locale only when asked (include_locale); `users[id]["locale"]` sets it.
+        if _truthy(args.get("include_locale")):
+            user.setdefault("locale", "en-US")
+        else:
+            user.pop("locale", None)
         return {"ok": True, "user": user}
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:

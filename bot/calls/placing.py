@@ -29,6 +29,7 @@ from bot.guard.admission import Guard, Refused, Ticket
 from bot.input.parsing import CallCommand
 from bot.input.phones import mask_phone
 from bot.render import answers
+from bot.render.catalog import DEFAULT_LANGUAGE
 from bot.retell.client import Agent
 from storage.errors import store_failure
 from storage.models import CallRecord, Route
@@ -83,6 +84,7 @@ class PlaceRequest:
     request_key: str | None = None  # reuse this idempotency key (retrying an unknown outcome)
     # The person's own organisation when it is not the app's (Slack Connect): guard.team_may.
     external_team: str | None = None
+    lang: str = DEFAULT_LANGUAGE  # the card's language: the channel's
 
 
 # -- outcomes: what happened, as data; bot/render/answers.py says it -------------------------
@@ -158,7 +160,7 @@ class Placing:
         outcome = await self._attempt(request, sink, state)
         await answer(outcome)
         if state.lost is not None:
-            await self._close_lost_card(sink, *state.lost)
+            await self._close_lost_card(sink, *state.lost, request.lang)
         return outcome
 
     async def _attempt(self, request: PlaceRequest, sink: CardSink,
@@ -174,7 +176,7 @@ class Placing:
                                              f"{state.step}: {type(exc).__name__}")
             if state.card_ts is not None and state.pending is not None:
                 failed = replace(state.pending, status="failed",
-                                 error=answers.unexpected(type(exc).__name__))
+                                 error=answers.unexpected(type(exc).__name__, request.lang))
                 await sink.update(state.card_ts, failed)
             if cause is not None and state.card_ts is None:
                 return StoreDown(cause)
@@ -235,16 +237,19 @@ class Placing:
             record = await self.calls.place_call(
                 request.command, agent, route, key,
                 from_number=request.from_number, note=request.note, ticket=ticket,
+                lang=request.lang,
             )
         except CallFailed as exc:
             state.step = "recorded"  # the store settled the hold (or it expires)
-            message = answers.failed_unrecorded(str(exc)) if exc.unrecorded else str(exc)
+            message = exc.recorded or answers.retell_failed_call(exc.cause, request.lang)
+            if exc.unrecorded:
+                message = answers.failed_unrecorded(message, request.lang)
             await sink.update(card_ts, replace(pending, id=exc.row_id, status="failed",
                                                error=message))
             return RetellRefused(message)
         except CallNotRecorded as exc:
             state.step = "recorded"  # its webhooks will record it and settle the hold
-            message = answers.placed_not_recorded(exc.call_id, exc.cause)
+            message = answers.placed_not_recorded(exc.call_id, exc.cause, request.lang)
             await sink.update(card_ts, replace(pending, call_id=exc.call_id,
                                                status="registered", error=message))
             return PlacedNotRecorded(message)
@@ -254,7 +259,7 @@ class Placing:
         return Placed(record)
 
     async def _close_lost_card(self, sink: CardSink, marker: str, since: float,
-                               pending: CallRecord) -> None:
+                               pending: CallRecord, lang: str) -> None:
         """A card whose post went unanswered may be in the channel, saying "placing…"
         forever: find it by its marker and show that nothing was placed. Slack may store
         it a moment after the connection broke, so look twice."""
@@ -268,5 +273,5 @@ class Placing:
             if ts is not None:
                 log.info("found a card whose post went unanswered ts=%s", ts)
                 await sink.update(ts, replace(pending, status="failed",
-                                              error=answers.card_lost()))
+                                              error=answers.card_lost(lang)))
                 return

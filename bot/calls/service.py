@@ -18,7 +18,8 @@ import orjson
 from bot.guard.admission import Ticket, audit_entry, callee_asked
 from bot.input.parsing import CallCommand, StatsPeriod
 from bot.input.phones import mask_phone
-from bot.render.answers import retell_words
+from bot.render.answers import retell_failed_call
+from bot.render.catalog import DEFAULT_LANGUAGE
 from bot.retell.client import (
     DNC_REASON,
     UNCERTAIN_KINDS,
@@ -93,10 +94,16 @@ class AgentLookupError(Exception):
 
 
 class CallFailed(Exception):
-    """Retell did not place the call; `str()` is the answer for the person who asked."""
+    """Retell did not do what was asked (`action`: call | hang_up | read_call), `cause` says
+    why; render/answers.py words it. A failed placement also carries the text recorded on
+    its card (`recorded`, in the channel's language) and the attempt's row."""
 
-    def __init__(self, message: str, row_id: int = 0, *, unrecorded: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, cause: RetellError, action: str = "call", row_id: int = 0, *,
+                 recorded: str | None = None, unrecorded: bool = False) -> None:
+        super().__init__(cause.kind)
+        self.cause = cause
+        self.action = action
+        self.recorded = recorded
         self.row_id = row_id  # the recorded attempt, so "Call again" can retry it
         self.unrecorded = unrecorded  # the database could not keep the attempt either
 
@@ -330,14 +337,17 @@ class CallService:
         from_number: str | None = None,
         note: str | None = None,
         ticket: Ticket | None = None,
+        lang: str = DEFAULT_LANGUAGE,
     ) -> CallRecord:
-        """Ask Retell for the call and record it; on failure record why and raise CallFailed.
+        """Ask Retell for the call and record it; on failure record why (in `lang`, the
+        card's language) and raise CallFailed.
 
         `ticket` is what the guard admitted: its hold gives way to the call row, and the
         outcome is audited, in the same transaction that records it."""
         try:
             return await self._place_call(command, agent, route, request_key,
-                                          from_number=from_number, note=note, ticket=ticket)
+                                          from_number=from_number, note=note, ticket=ticket,
+                                          lang=lang)
         finally:
             self._on_enqueued()
             if route.user_id:
@@ -353,6 +363,7 @@ class CallService:
         from_number: str | None,
         note: str | None,
         ticket: Ticket | None,
+        lang: str,
     ) -> CallRecord:
         attempt = Attempt(
             route=route,
@@ -374,10 +385,7 @@ class CallService:
                 idempotency_key=request_key,
             )
         except RetellError as exc:
-            message = retell_words(exc)
-            if exc.uncertain:
-                message += (" Retell may still place it: if it does, this card will show it,"
-                            " and *Try again* will not call twice.")
+            message = retell_failed_call(exc, lang)
             log.warning("call refused to=%s kind=%s status=%s", mask_phone(command.phone.e164),
                         exc.kind, exc.status)
             try:
@@ -390,8 +398,8 @@ class CallService:
             except Exception as store_exc:  # the database is down too: say so, lose nothing
                 log.error("failed call not recorded to=%s: %s", mask_phone(command.phone.e164),
                           type(store_exc).__name__)
-                raise CallFailed(message, 0, unrecorded=True) from None
-            raise CallFailed(message, row_id) from None
+                raise CallFailed(exc, "call", 0, recorded=message, unrecorded=True) from None
+            raise CallFailed(exc, "call", row_id, recorded=message) from None
         log.info(
             "call placed call_id=%s to=%s agent=%s in %.0f ms",
             call.call_id, mask_phone(command.phone.e164), call.agent_id,
@@ -443,7 +451,7 @@ class CallService:
         except RetellError as exc:
             if exc.status == 404:
                 raise NotAllowed("unknown_to_retell") from None
-            raise CallFailed(retell_words(exc, "to hang up")) from None
+            raise CallFailed(exc, "hang_up") from None
         log.info("call hung up call_id=%s by=%s", call_id, user_id)
         number = call.other_number
         await self.store.audit(audit_entry(
@@ -460,7 +468,7 @@ class CallService:
         try:
             found = await self.retell.get_call(call_id)
         except RetellError as exc:
-            raise CallFailed(retell_words(exc, "to read the call")) from None
+            raise CallFailed(exc, "read_call") from None
         await self._record_call(found, source="poll", always=("card",))
         record = await self.store.get_call(call_id)
         assert record is not None

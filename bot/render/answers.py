@@ -7,96 +7,94 @@ cause: a Slack outage is not a missing invitation, a locked database is not a re
 from __future__ import annotations
 
 from bot.render.blocks import channel_link, said, user_mention
+from bot.render.catalog import DEFAULT_LANGUAGE, words
 from bot.retell.client import RetellError
 
 # Slack errors that mean the bot cannot post in the channel until someone changes that.
 _MEMBERSHIP = frozenset({"not_in_channel", "channel_not_found"})
 _TOKEN = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
                     "account_inactive"})
-_DATABASE = {
-    "locked": "the database is locked by another process",
-    "full": "the database's disk is full",
-    "unavailable": "the database cannot be written",
-}
+DATABASE_CAUSES = frozenset({"locked", "full", "unavailable"})
+# What was asked of Retell, for "Retell refused ...": call | agents | hang_up | read_call.
+RETELL_ACTIONS = frozenset({"call", "agents", "hang_up", "read_call"})
 
 
-def retell_words(exc: RetellError, action: str = "the call") -> str:
-    """A failure at Retell in words fit for the person who asked."""
+def retell_words(exc: RetellError, action: str = "call", lang: str = DEFAULT_LANGUAGE) -> str:
+    """A failure at Retell in words fit for the person who asked; `action` is what was
+    asked (one of RETELL_ACTIONS). Retell's own reason is quoted as Retell gave it."""
+    facts: dict[str, object] = {"reason": exc.reason, "status": exc.status}
     if exc.kind == "refused":
-        return f"Retell refused {action}: {exc.reason}"
-    if exc.kind == "rate_limited":
-        return f"Retell is rate limiting this account ({exc.reason}). Try again in a minute."
-    if exc.kind == "server_error":
-        return f"Retell had a server error (HTTP {exc.status}): {exc.reason}. Try again."
-    if exc.kind == "timeout":
-        return f"Retell did not answer in time ({exc.reason})."
-    if exc.kind == "bad_answer":
-        return f"Retell answered with something I could not read ({exc.reason})."
-    return f"Could not reach Retell ({exc.reason}). Try again shortly."
+        facts["action"] = words(lang, f"retell.action.{action}")
+    kind = exc.kind if exc.kind in ("refused", "rate_limited", "server_error", "timeout",
+                                    "bad_answer") else "unreachable"
+    return words(lang, f"retell.{kind}", **facts)
 
 
-def hang_up_refused(reason: str, placed_by: str | None) -> str:
+def retell_failed_call(exc: RetellError, lang: str = DEFAULT_LANGUAGE) -> str:
+    """Why Retell did not place a call, and whether it still might."""
+    text = retell_words(exc, "call", lang)
+    if exc.uncertain:
+        text += " " + words(lang, "retell.may_still_place")
+    return text
+
+
+def hang_up_refused(reason: str, placed_by: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
     """Why this person cannot hang up this call."""
     if reason == "not_theirs":
-        who = user_mention(placed_by) or "the person who placed it"
-        return f"Only {who} or an admin can hang up this call."
-    return {
-        "unknown_call": "I have no record of this call.",
-        "ended": "This call has already ended.",
-        "unknown_to_retell": "Retell no longer knows this call.",
-    }.get(reason, "This call cannot be hung up.")
+        who = user_mention(placed_by) or words(lang, "hang_up.placer")
+        return words(lang, "hang_up.not_theirs", who=who)
+    if reason in ("unknown_call", "ended", "unknown_to_retell"):
+        return words(lang, f"hang_up.{reason}")
+    return words(lang, "hang_up.other")
 
 
-def card_not_posted(channel_id: str, error: str, status: int | None) -> str:
+def card_not_posted(channel_id: str, error: str, status: int | None,
+                    lang: str = DEFAULT_LANGUAGE) -> str:
     """The call card could not be posted, so nothing was placed."""
     error = said(error, 100)
-    where = channel_link(channel_id) if channel_id else "this conversation"
+    where = (channel_link(channel_id) if channel_id
+             else words(lang, "card_not_posted.this_conversation"))
     if error in _MEMBERSHIP:
-        return (f"I can't post the call card in {where} (`{error}`), so no call was placed. "
-                "Invite me with `/invite @Callbot` (in a private channel, or use the "
-                "channel's Integrations tab), then run the command again.")
-    if error == "is_archived":
-        return f"{where} is archived, so I can't post the call card there. No call was placed."
-    if error in _TOKEN:
-        return (f"Slack does not accept my token (`{error}`), so no call was placed. Ask "
-                "whoever runs this app to check `SLACK_BOT_TOKEN`.")
-    if error == "missing_scope":
-        return ("I lack a Slack permission to post the call card (`missing_scope`), so no "
-                "call was placed. Ask whoever runs this app to reinstall it.")
-    if status == 429 or error == "ratelimited":
-        return (f"Slack is rate limiting posts in {where} right now, so no call was placed. "
-                "Try again in a minute.")
-    if status is not None and status >= 500:
-        return (f"Slack had an error (HTTP {status}) when I posted the call card, so no call "
-                "was placed. Try again shortly.")
-    if status is None:
-        return ("Slack did not answer when I posted the call card (the connection failed), "
-                "so no call was placed. Try again shortly.")
-    return f"Slack refused the call card (`{error}`), so no call was placed."
+        key = "membership"
+    elif error == "is_archived":
+        key = "archived"
+    elif error in _TOKEN:
+        key = "token"
+    elif error == "missing_scope":
+        key = "missing_scope"
+    elif status == 429 or error == "ratelimited":
+        key = "rate_limited"
+    elif status is not None and status >= 500:
+        key = "slack_error"
+    elif status is None:
+        key = "no_answer"
+    else:
+        key = "refused"
+    return words(lang, f"card_not_posted.{key}", where=where, error=error, status=status)
 
 
-def card_lost() -> str:
+def card_lost(lang: str = DEFAULT_LANGUAGE) -> str:
     """On a card Slack posted but never confirmed: the attempt ended there."""
-    return ("Slack did not confirm this card when it was posted, so no call was placed. "
-            "Run the command again to place it.")
+    return words(lang, "card_lost")
 
 
-def store_down_before(cause: str) -> str:
+def database_words(cause: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, f"database.{cause if cause in DATABASE_CAUSES else 'failed'}")
+
+
+def store_down_before(cause: str, lang: str = DEFAULT_LANGUAGE) -> str:
     """The rules could not be checked: nothing was posted or placed."""
-    return (f"I couldn't check this call against the limits: {_DATABASE[cause]}. "
-            "No call was placed; try again shortly.")
+    return words(lang, "store_down_before", why=database_words(cause, lang))
 
 
-def failed_unrecorded(message: str) -> str:
-    return message + " (The database could not record this attempt either.)"
+def failed_unrecorded(message: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "failed_unrecorded", message=message)
 
 
-def placed_not_recorded(call_id: str, cause: str | None) -> str:
-    why = _DATABASE.get(cause or "", "the database failed")
-    return (f"Retell placed the call (`{call_id}`), but I could not record it: {why}. "
-            "Its card will catch up when the database takes writes again.")
+def placed_not_recorded(call_id: str, cause: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "placed_not_recorded", call_id=call_id,
+                 why=database_words(cause, lang))
 
 
-def unexpected(name: str) -> str:
-    return (f"Something went wrong while placing this call (`{name}`). Check its card "
-            "before trying again: it shows whether a call was placed.")
+def unexpected(name: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "unexpected", name=name)

@@ -35,8 +35,10 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.input.phones import mask_numbers, show_phone
+from bot.render.catalog import DEFAULT_LANGUAGE, counted, words
 from bot.render.words import (
     cost_words,
+    count_words,
     duration_words,
     percent_words,
     reason_words,
@@ -66,18 +68,8 @@ ACTION_HANG_UP = "call_hang_up"
 ACTION_REFRESH = "call_refresh"
 ACTION_TRANSCRIPT = "call_transcript"
 ACTION_CALL_AGAIN = "call_again"
-# The number of a callee who asked not to be called went on the do-not-call list.
-DNC_NOTE = (":no_entry: The callee asked not to be called again: the number is now on the "
-            "do-not-call list.")
-STATUS_WORDS = {
-    "placing": "placing the call",
-    "failed": "not placed",
-    "registered": "dialing",
-    "ongoing": "in progress",
-    "ended": "ended",
-    "not_connected": "not connected",
-    "error": "error",
-}
+STATUSES = frozenset({"placing", "failed", "registered", "ongoing", "ended", "not_connected",
+                      "error"})
 
 
 @dataclass(frozen=True)
@@ -187,93 +179,102 @@ def _is_time(epoch: float) -> bool:
 # -- the call card ---------------------------------------------------------------------------
 
 
-def status_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
+def status_line(call: CallRecord, *, show_full_numbers: bool = False,
+                lang: str = DEFAULT_LANGUAGE) -> str:
     status = call.status
     if status == "placing":
-        return ":hourglass_flowing_sand: Placing the call…"
+        return ":hourglass_flowing_sand: " + words(lang, "card.placing")
     if status == "failed":
-        error = said(call.error or "unknown error", ERROR_LIMIT,
+        error = said(call.error or words(lang, "card.unknown_error"), ERROR_LIMIT,
                      show_full_numbers=show_full_numbers)
-        return f":x: *Not placed*: {error}"
+        return ":x: " + words(lang, "card.failed", error=error)
     if status == "registered":
-        return ":telephone_receiver: *Dialing…*"
+        return ":telephone_receiver: " + words(lang, "card.dialing")
     if status == "ongoing":
-        return ":large_green_circle: *In progress*"
-    reason = said(reason_words(call.disconnection_reason), REASON_LIMIT,
+        return ":large_green_circle: " + words(lang, "card.ongoing")
+    reason = said(reason_words(call.disconnection_reason, lang), REASON_LIMIT,
                   show_full_numbers=show_full_numbers)
     if status == "not_connected":
-        return f":no_entry_sign: *Not connected* · {reason}"
+        return ":no_entry_sign: " + words(lang, "card.not_connected", reason=reason)
     if status == "error":
-        return f":warning: *Error* · {reason}"
+        return ":warning: " + words(lang, "card.error", reason=reason)
     if status == "ended":
-        return f":checkered_flag: *Ended* · {duration_words(call.duration_ms)} · {reason}"
-    return f":grey_question: *{status_words(status)}*"
+        return ":checkered_flag: " + words(lang, "card.ended", reason=reason,
+                                           duration=duration_words(call.duration_ms, lang))
+    return f":grey_question: *{status_words(status, lang)}*"
 
 
-def status_words(status: str) -> str:
+def status_words(status: str, lang: str = DEFAULT_LANGUAGE) -> str:
     """A status in words, for a card or a fallback text; an unknown one is escaped."""
-    known = STATUS_WORDS.get(status)
-    return known.capitalize() if known else said(status.replace("_", " ").capitalize(), 60)
+    if status in STATUSES:
+        known = words(lang, f"status.{status}")
+        return known[:1].upper() + known[1:]
+    return said(status.replace("_", " ").capitalize(), 60)
 
 
-def outcome_line(call: CallRecord) -> str | None:
+def outcome_line(call: CallRecord, lang: str = DEFAULT_LANGUAGE) -> str | None:
     """The call at a glance, once Retell's analysis is in."""
     if not call.analyzed:
         return None
     if call.successful is True:
-        verdict = ":white_check_mark: Successful"
+        verdict = ":white_check_mark: " + words(lang, "card.successful")
     elif call.successful is False:
-        verdict = ":x: Not successful"
+        verdict = ":x: " + words(lang, "card.not_successful")
     else:
-        verdict = ":grey_question: Success unknown"
-    parts = [verdict, sentiment_words(call.sentiment), duration_words(call.duration_ms)]
+        verdict = ":grey_question: " + words(lang, "card.success_unknown")
+    parts = [verdict, sentiment_words(call.sentiment, lang),
+             duration_words(call.duration_ms, lang)]
     if call.cost_cents is not None:
-        parts.append(cost_words(call.cost_cents))
+        parts.append(cost_words(call.cost_cents, lang))
     if call.in_voicemail:
-        parts.append(":mailbox: Voicemail")
+        parts.append(":mailbox: " + words(lang, "card.voicemail"))
     return " · ".join(parts)
 
 
-def timeline_line(call: CallRecord) -> str | None:
+def timeline_line(call: CallRecord, lang: str = DEFAULT_LANGUAGE) -> str | None:
     """When the call reached each stage, in the reader's own time zone."""
     steps = [
-        ("Placed", call.created_at if call.call_id else None),
+        ("placed", call.created_at if call.call_id else None),
         # Retell stamps a start on calls that never connected; they were never in progress.
-        ("In progress", call.started_at if call.status != "not_connected" else None),
-        ("Ended", call.ended_at),
-        ("Analyzed", call.analyzed_at),
+        ("in_progress", call.started_at if call.status != "not_connected" else None),
+        ("ended", call.ended_at),
+        ("analyzed", call.analyzed_at),
     ]
-    shown = [f"{label} {_slack_time(at)}" for label, at in steps if at]
+    shown = [f"{words(lang, f'card.step.{step}')} {_slack_time(at)}" for step, at in steps if at]
     return " → ".join(shown) or None
 
 
-def card_buttons(call: CallRecord, *, post_transcripts: bool = True) -> list[ButtonElement]:
+def card_buttons(call: CallRecord, *, post_transcripts: bool = True,
+                 lang: str = DEFAULT_LANGUAGE) -> list[ButtonElement]:
     """Only the buttons that make sense in the call's state."""
     buttons: list[ButtonElement] = []
     if call.call_id is None:
         if call.status == "failed" and call.id:
-            buttons.append(_button("Try again", ACTION_CALL_AGAIN, f"#{call.id}", "primary"))
+            buttons.append(_button(words(lang, "button.try_again"), ACTION_CALL_AGAIN,
+                                   f"#{call.id}", "primary"))
         return buttons
     if call.live:
+        hang_up = words(lang, "button.hang_up")
         buttons.append(
             _button(
-                "Hang up", ACTION_HANG_UP, call.call_id, "danger",
+                hang_up, ACTION_HANG_UP, call.call_id, "danger",
                 confirm=ConfirmObject(
-                    title="Hang up?",
-                    text="The AI agent ends the call at once.",
-                    confirm="Hang up",
-                    deny="Keep talking",
+                    title=words(lang, "button.hang_up_title"),
+                    text=words(lang, "button.hang_up_text"),
+                    confirm=hang_up,
+                    deny=words(lang, "button.keep_talking"),
                     style="danger",
                 ),
             )
         )
     if not call.analyzed:
-        buttons.append(_button("Refresh", ACTION_REFRESH, call.call_id))
+        buttons.append(_button(words(lang, "button.refresh"), ACTION_REFRESH, call.call_id))
     if call.transcript and post_transcripts:
-        buttons.append(_button("Transcript", ACTION_TRANSCRIPT, call.call_id))
+        buttons.append(_button(words(lang, "button.transcript"), ACTION_TRANSCRIPT,
+                               call.call_id))
     if not call.live:
-        label = "Call back" if call.direction == "inbound" else "Call again"
-        buttons.append(_button(label, ACTION_CALL_AGAIN, call.call_id))
+        label = "button.call_back" if call.direction == "inbound" else "button.call_again"
+        buttons.append(_button(words(lang, label), ACTION_CALL_AGAIN, call.call_id))
     return buttons
 
 
@@ -286,76 +287,82 @@ def _button(
 
 
 def call_card(call: CallRecord, *, show_full_numbers: bool = False,
-              post_transcripts: bool = True) -> Message:
+              post_transcripts: bool = True, lang: str = DEFAULT_LANGUAGE,
+              simulated: bool = False) -> Message:
     number = show_phone(call.other_number,
                         full=show_full_numbers)
     full = show_full_numbers
-    agent = said(call.agent_name or call.agent_id or "the number's default agent",
+    agent = said(call.agent_name or call.agent_id or words(lang, "card.default_agent"),
                  AGENT_LIMIT, show_full_numbers=full)
-    if call.direction == "inbound":
-        title = f":telephone_receiver: *Inbound call from {number}*"
-        who = f"Agent: *{agent}*"
-    else:
-        title = f":telephone_receiver: *Call to {number}*"
-        who = f"Agent: *{agent}*"
-        requester = user_mention(call.user_id)
-        if requester:
-            who += f" · Requested by {requester}"
+    inbound = call.direction == "inbound"
+    title = ":telephone_receiver: " + words(
+        lang, "card.title_inbound" if inbound else "card.title_outbound", number=number)
+    who = words(lang, "card.agent", agent=agent)
+    requester = user_mention(call.user_id)
+    if requester and not inbound:
+        who += " · " + words(lang, "card.requested_by", user=requester)
     head = f"{title}\n{who}"
     if call.note:
         # A person's own words, but shown to the channel: masked like everything else.
         head += f"\n:memo: {said(call.note, NOTE_LIMIT, show_full_numbers=full)}"
     blocks: list[Block] = [
         SectionBlock(text=MarkdownTextObject(text=head[:SECTION_LIMIT])),
-        SectionBlock(text=MarkdownTextObject(text=status_line(call, show_full_numbers=full))),
+        SectionBlock(text=MarkdownTextObject(text=status_line(call, show_full_numbers=full,
+                                                              lang=lang))),
     ]
-    outcome = outcome_line(call)
+    outcome = outcome_line(call, lang)
     if outcome:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=outcome)))
     if call.disconnection_reason == DNC_REASON:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=DNC_NOTE)))
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=":no_entry: " + words(lang, "card.dnc_note"))))
     context = []
-    timeline = timeline_line(call)
+    if simulated:
+        context.append(":test_tube: " + words(lang, "card.simulated"))
+    timeline = timeline_line(call, lang)
     if timeline:
         context.append(timeline)
     if call.call_id:
         context.append(f"`{said(call.call_id, 100, show_full_numbers=True)}`")
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=" · ".join(context))]))
-    buttons = card_buttons(call, post_transcripts=post_transcripts)
+    buttons = card_buttons(call, post_transcripts=post_transcripts, lang=lang)
     if buttons:
         blocks.append(ActionsBlock(block_id="call_actions", elements=buttons))
-    plain_status = STATUS_WORDS.get(call.status) or said(call.status.replace("_", " "), 60)
-    text = f"Call to {number}: {plain_status}"
-    if call.direction == "inbound":
-        text = f"Inbound call from {number}: {plain_status}"
+    plain_status = (words(lang, f"status.{call.status}") if call.status in STATUSES
+                    else said(call.status.replace("_", " "), 60))
+    text = words(lang, "card.text_inbound" if inbound else "card.text_outbound",
+                 number=number, status=plain_status)
     return Message(text=text, blocks=_render(blocks))
 
 
-def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False) -> Message:
+def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False,
+                        lang: str = DEFAULT_LANGUAGE) -> Message:
     """A retry that Retell answered with the call it had already placed: point at the
     card that follows that call, rather than keep a second card that never moves."""
     number = show_phone(call.to_number, full=show_full_numbers)
-    text = (f":information_source: Retell had already placed this call to {number}; "
-            "it was not placed twice. Its card above follows it.")
+    text = ":information_source: " + words(lang, "card.already_placed", number=number)
     context = f"`{said(call.call_id, 100, show_full_numbers=True)}`" if call.call_id else ""
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text))]
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
-    return Message(text=f"Call to {number}: already placed", blocks=_render(blocks))
+    return Message(text=words(lang, "card.already_placed_text", number=number),
+                   blocks=_render(blocks))
 
 
 # -- the analysis reply in the card's thread ---------------------------------------------------
 
 
 def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
-                   post_recordings: bool = True, show_full_numbers: bool = False) -> Message:
+                   post_recordings: bool = True, show_full_numbers: bool = False,
+                   lang: str = DEFAULT_LANGUAGE) -> Message:
     full = show_full_numbers
     # Retell's call log holds the transcript and the recording: only when both may be shown,
     # in the links and in every "cut" note alike.
     log_url = call.public_log_url if post_transcripts and post_recordings else None
-    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text="Call summary", emoji=True))]
-    summary = call.summary or "Retell sent no summary for this call."
+    blocks: list[Block] = [HeaderBlock(text=PlainTextObject(text=words(lang, "summary.header"),
+                                                            emoji=True))]
+    summary = call.summary or words(lang, "summary.none")
     # Only what can be shown is masked and escaped (a little past it, so that a number on
     # the edge is masked whole): the work is bounded, not the summary.
     room = SECTION_LIMIT * SUMMARY_SECTIONS + 40
@@ -364,51 +371,59 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
     left += max(len(summary) - room, 0)
     blocks += [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks]
     if left:
-        blocks.append(_cut_note(left, "summary", log_url))
+        blocks.append(_cut_note(left, "summary", log_url, lang))
     if call.successful is None:
-        success = "Unknown"
+        success = words(lang, "summary.unknown")
+    elif call.successful:
+        success = ":white_check_mark: " + words(lang, "summary.yes")
     else:
-        success = ":white_check_mark: Yes" if call.successful else ":x: No"
+        success = ":x: " + words(lang, "summary.no")
+    reason = said(reason_words(call.disconnection_reason, lang), REASON_LIMIT,
+                  show_full_numbers=full)
     fields = [
-        f"*Sentiment*\n{sentiment_words(call.sentiment)}",
-        f"*Successful*\n{success}",
-        f"*Duration*\n{duration_words(call.duration_ms)}",
-        f"*Cost*\n{cost_words(call.cost_cents)}",
-        "*Ended because*\n" + said(reason_words(call.disconnection_reason), REASON_LIMIT,
-                                   show_full_numbers=full),
+        ("sentiment", sentiment_words(call.sentiment, lang)),
+        ("successful", success),
+        ("duration", duration_words(call.duration_ms, lang)),
+        ("cost", cost_words(call.cost_cents, lang)),
+        ("ended_because", reason),
     ]
     if call.in_voicemail:
-        fields.append("*Voicemail*\nYes")
-    blocks.append(SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]))
+        fields.append(("voicemail", words(lang, "summary.yes")))
+    blocks.append(SectionBlock(fields=[
+        MarkdownTextObject(text=f"*{words(lang, f'summary.{name}')}*\n{value}")
+        for name, value in fields]))
     links = []
     if call.recording_url and post_recordings:
-        links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|Recording>")
+        links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|"
+                     f"{words(lang, 'summary.recording')}>")
     if log_url:
-        links.append(f":page_facing_up: <{_safe_url(log_url)}|Call log>")
+        links.append(f":page_facing_up: <{_safe_url(log_url)}|{words(lang, 'summary.call_log')}>")
     if links:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="   ".join(links))))
     if call.transcript and post_transcripts:
         blocks.append(DividerBlock())
-        blocks += transcript_blocks(call.transcript, log_url, show_full_numbers=full)
-    text = f"Call summary: {said(summary, SUMMARY_FALLBACK_LIMIT, show_full_numbers=full)}"
+        blocks += transcript_blocks(call.transcript, log_url, show_full_numbers=full, lang=lang)
+    text = words(lang, "summary.text",
+                 summary=said(summary, SUMMARY_FALLBACK_LIMIT, show_full_numbers=full))
     return Message(text=cut(text, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
 
 
 def transcript_blocks(
     transcript: str, log_url: str | None = None, max_sections: int = TRANSCRIPT_SECTIONS,
-    *, show_full_numbers: bool = False,
+    *, show_full_numbers: bool = False, lang: str = DEFAULT_LANGUAGE,
 ) -> list[Block]:
     """The start of a transcript as plain text (no mrkdwn surprises), with a note on the rest.
 
     `log_url` is put in the note only as given: pass None unless the call log may be shown."""
-    blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text="*Transcript*")])]
+    blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(
+        text=f"*{words(lang, 'transcript.label')}*")])]
     room = SECTION_LIMIT * max_sections + 40
     head = transcript[:room] if show_full_numbers else mask_numbers(transcript[:room])
     chunks, left = chunk_text(head, SECTION_LIMIT, max_sections)
     left += max(len(transcript) - room, 0)
     blocks += [SectionBlock(text=PlainTextObject(text=c, emoji=False)) for c in chunks]
     if left:
-        blocks.append(_cut_note(left, "transcript", log_url))
+        blocks.append(_cut_note(left, "transcript", log_url, lang))
     return blocks
 
 
@@ -425,8 +440,9 @@ class TextFile:
 _SPEAKER = re.compile(r"^(Agent|User|Transfer[_ ]target)\s*:\s?(.*)$", re.IGNORECASE)
 
 
-def speaker_turns(transcript: str) -> list[tuple[str, str]]:
-    """Retell's `Agent: ...` / `User: ...` lines as turns; unlabelled lines continue a turn.
+def speaker_turns(transcript: str, lang: str = DEFAULT_LANGUAGE) -> list[tuple[str, str]]:
+    """Retell's `Agent: ...` / `User: ...` lines as turns, speakers named in `lang`;
+    unlabelled lines continue a turn.
 
     Linear: a turn's lines are collected and joined once, not re-joined per line."""
     turns: list[tuple[str, list[str]]] = []
@@ -436,7 +452,8 @@ def speaker_turns(transcript: str) -> list[tuple[str, str]]:
             continue
         match = _SPEAKER.match(stripped)
         if match:
-            speaker = match.group(1).replace("_", " ").capitalize()
+            role = match.group(1).replace(" ", "_").lower()
+            speaker = words(lang, f"transcript.speaker.{role}")
             turns.append((speaker, [match.group(2).strip()]))
         elif turns:
             turns[-1][1].append(stripped)
@@ -445,7 +462,8 @@ def speaker_turns(transcript: str) -> list[tuple[str, str]]:
     return [(who, "\n".join(lines)) for who, lines in turns]
 
 
-def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Message | TextFile:
+def transcript_post(call: CallRecord, *, show_full_numbers: bool = False,
+                    lang: str = DEFAULT_LANGUAGE) -> Message | TextFile:
     """Short transcripts as a message in the thread, long ones as a file: never over a limit.
 
     At most TRANSCRIPT_FILE_LIMIT characters are read, so the work is bounded whatever
@@ -457,10 +475,11 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Mes
         transcript = mask_numbers(transcript)
     number = show_phone(call.other_number,
                         full=show_full_numbers)
-    title = f"Transcript of the call {'from' if call.direction == 'inbound' else 'to'} {number}"
+    title = words(lang, "transcript.title_from" if call.direction == "inbound"
+                  else "transcript.title_to", number=number)
     if left_out or len(transcript) > TRANSCRIPT_MESSAGE_LIMIT:
-        return _transcript_file(call, title, speaker_turns(transcript), left_out)
-    turns = speaker_turns(transcript)
+        return _transcript_file(call, title, speaker_turns(transcript, lang), left_out, lang)
+    turns = speaker_turns(transcript, lang)
     lines = [f"*{who}:* {mrkdwn_safe(text)}" if who else mrkdwn_safe(text)
              for who, text in turns]
     sections: list[str] = []
@@ -477,20 +496,22 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False) -> Mes
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in sections]
         fallback = f"{title}\n{mrkdwn_safe(transcript[:SUMMARY_FALLBACK_LIMIT])}"
         return Message(text=cut(fallback, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
-    return _transcript_file(call, title, turns, left_out)
+    return _transcript_file(call, title, turns, left_out, lang)
 
 
 def _transcript_file(call: CallRecord, title: str, turns: list[tuple[str, str]],
-                     left_out: int) -> TextFile:
+                     left_out: int, lang: str) -> TextFile:
     """A plain-text file: nothing in it is read as markup, so it is kept as said."""
     content = "\n".join(f"{who}: {text}" if who else text for who, text in turns)
     if left_out:
-        content += f"\n\n[… {left_out:,} more characters of the transcript are in Retell.]"
+        content += "\n\n" + words(lang, "transcript.rest_in_retell",
+                                   count=count_words(left_out, lang))
     return TextFile(
         filename=f"transcript-{_file_safe(call.call_id or str(call.id))}.txt",
         title=title,
         content=f"{title} ({cut(str(call.call_id), 100)})\n\n{content}\n",
-        comment=f":page_facing_up: {title}: {len(turns):,} turns, as a file.",
+        comment=":page_facing_up: " + words(lang, "transcript.file_comment", title=title,
+                                            turns=count_words(len(turns), lang)),
     )
 
 
@@ -498,10 +519,10 @@ def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name[:100])
 
 
-def _cut_note(left: int, what: str, log_url: str | None) -> Block:
-    note = f"_… {left:,} more characters of the {what} not shown._"
+def _cut_note(left: int, what: str, log_url: str | None, lang: str) -> Block:
+    note = words(lang, f"summary.cut.{what}", count=count_words(left, lang))
     if log_url:
-        note += f" <{_safe_url(log_url)}|Full call log>"
+        note += f" <{_safe_url(log_url)}|{words(lang, 'summary.full_log')}>"
     return ContextBlock(elements=[MarkdownTextObject(text=note)])
 
 
@@ -515,39 +536,44 @@ def _safe_url(url: str) -> str:
 # -- answers to people -------------------------------------------------------------------------
 
 
-def stats_message(stats: CallStats, period_label: str) -> Message:
-    title = f"*Calls in {period_label}*"
+def stats_message(stats: CallStats, period_label: str,
+                  lang: str = DEFAULT_LANGUAGE) -> Message:
+    title = words(lang, "stats.title", period=period_label)
     if stats.calls == 0:
-        body = f"{title}\nNo calls yet."
+        body = f"{title}\n{words(lang, 'stats.no_calls')}"
         if stats.failed_attempts:
-            body += f" ({stats.failed_attempts} attempts Retell refused.)"
+            body += " " + words(lang, "stats.refused_attempts",
+                                count=count_words(stats.failed_attempts, lang))
         blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=body))]
-        return Message(text=f"No calls in {period_label}", blocks=_render(blocks))
+        return Message(text=words(lang, "stats.no_calls_text", period=period_label),
+                       blocks=_render(blocks))
     mix = stats.sentiments
-    rate = percent_words(stats.success_rate)
+    rate = percent_words(stats.success_rate, lang)
     fields = [
-        f"*Calls*\n{stats.calls:,}",
-        f"*Success rate*\n{rate} ({stats.successful:,} of {stats.analyzed:,} analyzed)",
-        "*Sentiment*\n"
-        + "  ".join(f"{sentiment_words(k)} {mix.get(k, 0):,}" for k in
-                    ("Positive", "Neutral", "Negative", "Unknown")),
-        f"*Duration*\navg {duration_words(stats.avg_duration_ms)} · "
-        f"median {duration_words(stats.median_duration_ms)}",
-        f"*Total cost*\n{cost_words(stats.total_cost_cents)}",
+        ("calls", count_words(stats.calls, lang)),
+        ("success_rate", words(lang, "stats.success_detail", rate=rate,
+                               successful=count_words(stats.successful, lang),
+                               analyzed=count_words(stats.analyzed, lang))),
+        ("sentiment", "  ".join(f"{sentiment_words(k, lang)} {count_words(mix.get(k, 0), lang)}"
+                                for k in ("Positive", "Neutral", "Negative", "Unknown"))),
+        ("duration", words(lang, "stats.duration_detail",
+                           average=duration_words(stats.avg_duration_ms, lang),
+                           median=duration_words(stats.median_duration_ms, lang))),
+        ("total_cost", cost_words(stats.total_cost_cents, lang)),
     ]
     if stats.failed_attempts:
-        fields.append(f"*Refused by Retell*\n{stats.failed_attempts:,}")
+        fields.append(("refused", count_words(stats.failed_attempts, lang)))
     blocks = [
         SectionBlock(text=MarkdownTextObject(text=title)),
-        SectionBlock(fields=[MarkdownTextObject(text=f) for f in fields]),
+        SectionBlock(fields=[MarkdownTextObject(text=f"*{words(lang, f'stats.{name}')}*\n{value}")
+                             for name, value in fields]),
     ]
     if stats.top_reasons:
-        lines = [f"• {said(reason_words(code), REASON_LIMIT)}: {n:,}"
+        lines = [f"• {said(reason_words(code, lang), REASON_LIMIT)}: {count_words(n, lang)}"
                  for code, n in stats.top_reasons]
-        blocks.append(
-            SectionBlock(text=MarkdownTextObject(text="*How calls ended*\n" + "\n".join(lines)))
-        )
-    text = f"{stats.calls} calls in {period_label}, success rate {rate}"
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=f"*{words(lang, 'stats.how_ended')}*\n" + "\n".join(lines))))
+    text = words(lang, "stats.text", calls=stats.calls, period=period_label, rate=rate)
     return Message(text=text, blocks=_render(blocks))
 
 
@@ -555,35 +581,39 @@ def stats_message(stats: CallStats, period_label: str) -> Message:
 
 
 def dnc_list_message(entries: list[DncEntry], total: int, *,
-                     show_full_numbers: bool = False) -> Message:
+                     show_full_numbers: bool = False, lang: str = DEFAULT_LANGUAGE) -> Message:
     if not entries:
-        return _text_message("The do-not-call list is empty.")
-    title = f"*Do-not-call list* ({total:,} number{'s' if total != 1 else ''}"
-    title += f", newest {len(entries)} shown)" if total > len(entries) else ")"
-    lines = [dnc_line(e, show_full_numbers=show_full_numbers) for e in entries]
-    return _lines_message(title, lines, f"Do-not-call list: {total} numbers")
+        return _text_message(words(lang, "dnc.empty"))
+    numbers = counted(lang, "dnc.numbers", total, count=count_words(total, lang))
+    title = (words(lang, "dnc.title_newest", numbers=numbers, shown=len(entries))
+             if total > len(entries) else words(lang, "dnc.title", numbers=numbers))
+    lines = [dnc_line(e, show_full_numbers=show_full_numbers, lang=lang) for e in entries]
+    return _lines_message(title, lines, words(lang, "dnc.fallback", count=total), lang)
 
 
-def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False) -> str:
-    who = user_mention(entry.added_by) or ("someone" if entry.added_by
-                                           else "the callee, on a call")
+def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False,
+             lang: str = DEFAULT_LANGUAGE) -> str:
+    who = user_mention(entry.added_by) or words(
+        lang, "dnc.by_someone" if entry.added_by else "dnc.by_callee")
     why = (f" · {said(entry.reason, 300, show_full_numbers=show_full_numbers)}"
            if entry.reason else "")
-    return (f"• {show_phone(entry.number, full=show_full_numbers)} · added by {who} "
-            f"{slack_date(entry.added_at)}{why}")
+    return "• " + words(lang, "dnc.line", number=show_phone(entry.number, full=show_full_numbers),
+                        who=who, date=slack_date(entry.added_at)) + why
 
 
-def audit_message(rows: list[AuditRow], what: str) -> Message:
+def audit_message(rows: list[AuditRow], scope: str, lang: str = DEFAULT_LANGUAGE) -> Message:
     if not rows:
-        return _text_message(f"No audit entries {what}.")
-    lines = [audit_line(r) for r in rows]
-    return _lines_message(f"*Audit log* ({len(rows)} entries {what}, newest first)", lines,
-                          f"Audit log: {len(rows)} entries")
+        return _text_message(words(lang, "audit.none", scope=scope))
+    lines = [audit_line(r, lang) for r in rows]
+    return _lines_message(words(lang, "audit.title", count=len(rows), scope=scope), lines,
+                          words(lang, "audit.fallback", count=len(rows)), lang)
 
 
-def audit_line(row: AuditRow) -> str:
-    """Numbers here are the masked form the log keeps; it never had the full one."""
-    who = user_mention(row.user_id) or ("someone" if row.user_id else "Retell")
+def audit_line(row: AuditRow, lang: str = DEFAULT_LANGUAGE) -> str:
+    """Numbers here are the masked form the log keeps; it never had the full one. Actions
+    and outcomes are the log's own codes, shown as they are stored."""
+    who = user_mention(row.user_id) or (words(lang, "audit.by_someone") if row.user_id
+                                        else "Retell")
     parts = [slack_date(row.at), who,
              said(row.action.replace("_", " "), 60), f"*{said(row.outcome, 60)}*"]
     if row.reason:
@@ -594,7 +624,7 @@ def audit_line(row: AuditRow) -> str:
     if row.channel_id:
         parts.append(channel_link(row.channel_id))
     if row.source:
-        parts.append(f"via {said(row.source, 40)}")
+        parts.append(words(lang, "audit.via", source=said(row.source, 40)))
     return "• " + " · ".join(parts)
 
 
@@ -602,10 +632,10 @@ def _text_message(text: str) -> Message:
     return Message(text=text, blocks=_render([SectionBlock(text=MarkdownTextObject(text=text))]))
 
 
-def _lines_message(title: str, lines: list[str], fallback: str) -> Message:
+def _lines_message(title: str, lines: list[str], fallback: str, lang: str) -> Message:
     chunks, left = chunk_text(title + "\n" + "\n".join(lines), SECTION_LIMIT, MAX_BLOCKS - 1)
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=c)) for c in chunks]
     if left:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"{left:,} more characters not shown")]))
+            text=words(lang, "message.more_not_shown", count=count_words(left, lang)))]))
     return Message(text=fallback, blocks=_render(blocks))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from babel import Locale
 from babel.messages.pofile import read_po
 
 LOCALES = Path(__file__).with_name("locales")
@@ -48,3 +49,12 @@ def words(lang: str, key: str, /, **facts: object) -> str:
         template = catalogue(DEFAULT_LANGUAGE)[key]
     return template.format(**facts)
 
+
+
+def counted(lang: str, key: str, count: int, /, **facts: object) -> str:
+    """`key.one` or `key.other` (CLDR's plural form of `count` in the language; Thai has
+    only `other`), filled in with `count` and `facts`."""
+    lang = language(lang)
+    form = str(Locale.parse(lang).plural_form(count))
+    chosen = f"{key}.{form}" if f"{key}.{form}" in catalogue(DEFAULT_LANGUAGE) else f"{key}.other"
+    return words(lang, chosen, **facts)

@@ -1,19 +1,28 @@
 """Short replies to a person's command or button press (the answers placing gives are in
-answers.py and placing.py, refusals in refusals.py)."""
+answers.py and placing.py, refusals in refusals.py), in the reader's language."""
 
 from __future__ import annotations
 
 from bot.render.blocks import user_mention
+from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.words import count_words
 
-TRANSCRIPTS_OFF = "Transcripts are not posted in channels here (`CALLBOT_POST_TRANSCRIPTS`)."
-NO_TRANSCRIPT_YET = "This call has no transcript yet."
-TRANSCRIPT_ALREADY_POSTED = "The transcript is already in the card's thread."
-NO_RECORD_OF_CALL = ":warning: I have no record of that call."
-NO_NUMBER_TO_DIAL = ":warning: That call has no number I can dial."
-NO_CHANNEL_FOR_CALL = ":warning: I don't know which channel that call belongs to."
-CALL_AGAIN_ON_ITS_WAY = "You just pressed *Call again* on this card; that call is on its way."
-COUNTING_CALLS = ":hourglass_flowing_sand: Counting calls…"
-AUDIT_FILE_TITLE = "Callbot audit log"
+# Replies that are one sentence and no facts, by name: `say(name, lang)`.
+_PLAIN = {
+    "transcripts_off": "",
+    "no_transcript_yet": "",
+    "transcript_already_posted": "",
+    "no_record_of_call": ":warning: ",
+    "no_number_to_dial": ":warning: ",
+    "no_channel_for_call": ":warning: ",
+    "call_again_on_its_way": "",
+    "counting_calls": ":hourglass_flowing_sand: ",
+}
+
+
+def say(name: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """One of the plain replies (`transcripts_off`, `no_record_of_call`, ...)."""
+    return _PLAIN[name] + words(lang, f"reply.{name}")
 
 
 def warning(text: str, usage: str | None = None) -> str:
@@ -21,13 +30,13 @@ def warning(text: str, usage: str | None = None) -> str:
     return f":warning: {text}" + (f"\n{usage}" if usage else "")
 
 
-def busy(reason: str, retry_after: int, in_hand: int) -> str:
+def busy(reason: str, retry_after: int, in_hand: int, lang: str = DEFAULT_LANGUAGE) -> str:
     """Heavy stats turned away for now, and when to ask again."""
     if reason == "yours_running":
-        return (":hourglass_flowing_sand: Your last stats request is still counting; its "
-                f"answer comes here. Ask again in {retry_after} s.")
-    return (f":hourglass_flowing_sand: Stats are busy ({in_hand} requests are counting). "
-            f"Try again in {retry_after} s.")
+        return ":hourglass_flowing_sand: " + words(lang, "reply.busy_yours",
+                                                    seconds=retry_after)
+    return ":hourglass_flowing_sand: " + words(lang, "reply.busy_full", count=in_hand,
+                                                seconds=retry_after)
 
 
 def refused(text: str) -> str:
@@ -35,43 +44,50 @@ def refused(text: str) -> str:
     return f":no_entry: {text}"
 
 
-def dnc_added(shown: str, added: bool) -> str:
-    return (f":no_entry: {shown} is now on the do-not-call list." if added
-            else f"{shown} was already on the do-not-call list.")
+def dnc_added(shown: str, added: bool, lang: str = DEFAULT_LANGUAGE) -> str:
+    return (":no_entry: " + words(lang, "reply.dnc_added", number=shown) if added
+            else words(lang, "reply.dnc_already", number=shown))
 
 
-def dnc_removed(shown: str, removed: bool) -> str:
-    return (f":white_check_mark: {shown} is off the do-not-call list." if removed
-            else f"{shown} was not on the do-not-call list.")
+def dnc_removed(shown: str, removed: bool, lang: str = DEFAULT_LANGUAGE) -> str:
+    return (":white_check_mark: " + words(lang, "reply.dnc_removed", number=shown) if removed
+            else words(lang, "reply.dnc_was_not_listed", number=shown))
 
 
-def dnc_not_listed(shown: str) -> str:
-    return f"{shown} is not on the do-not-call list."
+def dnc_not_listed(shown: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "reply.dnc_not_listed", number=shown)
 
 
-def dnc_listed(line: str) -> str:
-    return "On the do-not-call list:\n" + line
+def dnc_listed(line: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "reply.dnc_listed") + "\n" + line
 
 
-def audit_exporting(count: int) -> str:
-    return (f":inbox_tray: Exporting {count:,} audit entries; the CSV comes to you in a "
-            "direct message.")
+def audit_exporting(count: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    return ":inbox_tray: " + words(lang, "reply.audit_exporting",
+                                   count=count_words(count, lang))
 
 
-def audit_not_sent(error: str) -> str:
-    return f":x: I could not send you the CSV (`{error}`)."
+def audit_not_sent(error: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    return ":x: " + words(lang, "reply.audit_not_sent", error=error)
 
 
-def audit_file_comment(count: int) -> str:
-    return f"The audit log: {count:,} entries."
+def audit_file_title(lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "reply.audit_file_title")
 
 
-def audit_scope(user_id: str | None, shown_number: str | None) -> str:
+def audit_file_comment(count: int, lang: str = DEFAULT_LANGUAGE) -> str:
+    return words(lang, "reply.audit_file_comment", count=count_words(count, lang))
+
+
+def audit_scope(user_id: str | None, shown_number: str | None,
+                lang: str = DEFAULT_LANGUAGE) -> str:
     """Whose entries an audit answer lists."""
     if user_id:
-        return f"for {user_mention(user_id) or user_id}"
-    return f"for {shown_number}" if shown_number else "in all"
+        return words(lang, "audit.scope_user", user=user_mention(user_id) or user_id)
+    if shown_number:
+        return words(lang, "audit.scope_number", number=shown_number)
+    return words(lang, "audit.scope_all")
 
 
-def agents_unavailable(retell_failure: str) -> str:
-    return f":warning: {retell_failure} You can still call with the caller ID's own agent."
+def agents_unavailable(retell_failure: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    return ":warning: " + words(lang, "reply.agents_unavailable", failure=retell_failure)

@@ -36,7 +36,8 @@ from bot.render.blocks import (
     slack_date,
     status_words,
 )
-from bot.render.words import percent_words, sentiment_words
+from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.words import count_words, percent_words, sentiment_words
 from bot.retell.client import Agent, CallerNumber
 from storage.models import CallRecord, CallStats
 
@@ -78,26 +79,26 @@ def read_modal_metadata(raw: str | None) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 
 
-def _modal(blocks: list[Block], metadata: str, *, submit: bool) -> dict[str, Any]:
+def _modal(blocks: list[Block], metadata: str, *, submit: bool, lang: str) -> dict[str, Any]:
     view = View(
         type="modal",
         callback_id=CALL_MODAL,
-        title="Place a call",
-        submit="Call" if submit else None,
-        close="Cancel",
+        title=words(lang, "modal.title"),
+        submit=words(lang, "modal.submit") if submit else None,
+        close=words(lang, "modal.close"),
         blocks=blocks,
         private_metadata=metadata,
     )
     return view.to_dict()
 
 
-def loading_modal(metadata: str) -> dict[str, Any]:
+def loading_modal(metadata: str, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     """Shown at once while Retell's agents load: the trigger id would not wait for them."""
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=":hourglass_flowing_sand: Loading agents "
-                                             "and numbers from Retell…"))
+        SectionBlock(text=MarkdownTextObject(
+            text=":hourglass_flowing_sand: " + words(lang, "modal.loading")))
     ]
-    return _modal(blocks, metadata, submit=False)
+    return _modal(blocks, metadata, submit=False, lang=lang)
 
 
 def call_modal(
@@ -109,6 +110,7 @@ def call_modal(
     channel_id: str | None,
     metadata: str,
     notice: str | None = None,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> dict[str, Any]:
     blocks: list[Block] = []
     if notice:
@@ -116,13 +118,13 @@ def call_modal(
     blocks.append(
         InputBlock(
             block_id=BLOCK_NUMBER,
-            label="Phone number",
+            label=words(lang, "modal.number"),
             element=PlainTextInputElement(action_id=INPUT, placeholder="+1 415 555 0123",
                                           max_length=40),
-            hint="With country code, or a number in the default region.",
+            hint=words(lang, "modal.number_hint"),
         )
     )
-    agent_options = [Option(value=NUMBER_DEFAULT_AGENT, label="The caller ID's own agent")]
+    agent_options = [Option(value=NUMBER_DEFAULT_AGENT, label=words(lang, "modal.number_agent"))]
     ordered = sorted(agents, key=lambda a: (a.agent_name or a.agent_id).casefold())
     # The default agent is always offered, however far down the sorted list it is.
     shown = [a for a in ordered if a.agent_id == default_agent_id]
@@ -134,11 +136,12 @@ def call_modal(
                          agent_options[0])
     hint = None
     if len(ordered) > MAX_OPTIONS - 1:
-        hint = f"Showing {MAX_OPTIONS - 1} of {len(ordered)} agents; use /call for the rest."
+        hint = words(lang, "modal.agents_cut", shown=MAX_OPTIONS - 1,
+                     total=count_words(len(ordered), lang))
     blocks.append(
         InputBlock(
             block_id=BLOCK_AGENT,
-            label="Agent",
+            label=words(lang, "modal.agent"),
             element=StaticSelectElement(action_id=INPUT, options=agent_options,
                                         initial_option=initial_agent),
             hint=hint,
@@ -156,7 +159,7 @@ def call_modal(
     blocks.append(
         InputBlock(
             block_id=BLOCK_CALLER,
-            label="Caller ID",
+            label=words(lang, "modal.caller"),
             element=StaticSelectElement(action_id=INPUT, options=number_options,
                                         initial_option=initial_number),
         )
@@ -164,17 +167,17 @@ def call_modal(
     blocks.append(
         InputBlock(
             block_id=BLOCK_VARIABLES,
-            label="Dynamic variables",
+            label=words(lang, "modal.variables"),
             optional=True,
             element=PlainTextInputElement(action_id=INPUT, multiline=True,
                                           placeholder="customer_name=Ann\nappointment=Friday 3pm"),
-            hint="One name=value per line; they fill {{name}} in the agent's prompt.",
+            hint=words(lang, "modal.variables_hint", variable="{{name}}"),
         )
     )
     blocks.append(
         InputBlock(
             block_id=BLOCK_NOTE,
-            label="Note on the card",
+            label=words(lang, "modal.note"),
             optional=True,
             element=PlainTextInputElement(action_id=INPUT, max_length=NOTE_LIMIT),
         )
@@ -182,7 +185,7 @@ def call_modal(
     blocks.append(
         InputBlock(
             block_id=BLOCK_CHANNEL,
-            label="Post the call card in",
+            label=words(lang, "modal.channel"),
             element=ConversationSelectElement(
                 action_id=INPUT,
                 initial_conversation=channel_id,
@@ -194,7 +197,7 @@ def call_modal(
             ),
         )
     )
-    return _modal(blocks, metadata, submit=True)
+    return _modal(blocks, metadata, submit=True, lang=lang)
 
 
 def _label(text: str) -> str:
@@ -203,56 +206,62 @@ def _label(text: str) -> str:
 
 
 def home_view(
-    calls: list[CallRecord], team: CallStats, *, show_full_numbers: bool = False
+    calls: list[CallRecord], team: CallStats, *, show_full_numbers: bool = False,
+    lang: str = DEFAULT_LANGUAGE, simulated: bool = False,
 ) -> dict[str, Any]:
     blocks: list[Block] = [
-        HeaderBlock(text="Retell calls"),
+        HeaderBlock(text=words(lang, "home.header")),
         ActionsBlock(
             block_id="home_actions",
-            elements=[ButtonElement(text="Place a call", action_id=ACTION_OPEN_MODAL,
-                                    style="primary")],
+            elements=[ButtonElement(text=words(lang, "home.place_call"),
+                                    action_id=ACTION_OPEN_MODAL, style="primary")],
         ),
-        SectionBlock(text=MarkdownTextObject(text="*Your recent calls*")),
     ]
+    if simulated:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(
+            text=":test_tube: " + words(lang, "home.simulated"))]))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=words(lang, "home.recent"))))
     if not calls:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text="No calls yet. Press *Place a call*, or type `/call +1 415 555 0123`.")]))
+            text=words(lang, "home.no_calls"))]))
     for call in calls[:MAX_HOME_CALLS]:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=home_call_line(
-            call, show_full_numbers=show_full_numbers))))
+            call, show_full_numbers=show_full_numbers, lang=lang))))
     blocks.append(DividerBlock())
-    blocks.append(SectionBlock(text=MarkdownTextObject(text="*Team, last 7 days*")))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=words(lang, "home.team"))))
     mix = "  ".join(
-        f"{sentiment_words(k)} {team.sentiments.get(k, 0):,}"
+        f"{sentiment_words(k, lang)} {count_words(team.sentiments.get(k, 0), lang)}"
         for k in ("Positive", "Neutral", "Negative", "Unknown")
     )
+    success = words(lang, "stats.success_detail", rate=percent_words(team.success_rate, lang),
+                    successful=count_words(team.successful, lang),
+                    analyzed=count_words(team.analyzed, lang))
     blocks.append(
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*Calls*\n{team.calls:,}"),
-                MarkdownTextObject(
-                    text=f"*Success rate*\n{percent_words(team.success_rate)}"
-                    f" ({team.successful:,} of {team.analyzed:,} analyzed)"
-                ),
-                MarkdownTextObject(text=f"*Sentiment*\n{mix}"),
+                MarkdownTextObject(text=f"*{words(lang, 'stats.calls')}*\n"
+                                        f"{count_words(team.calls, lang)}"),
+                MarkdownTextObject(text=f"*{words(lang, 'stats.success_rate')}*\n{success}"),
+                MarkdownTextObject(text=f"*{words(lang, 'stats.sentiment')}*\n{mix}"),
             ]
         )
     )
     return View(type="home", blocks=blocks).to_dict()
 
 
-def home_call_line(call: CallRecord, *, show_full_numbers: bool = False) -> str:
+def home_call_line(call: CallRecord, *, show_full_numbers: bool = False,
+                   lang: str = DEFAULT_LANGUAGE) -> str:
     """One call in the Home tab; text from Retell is masked and escaped as on the card."""
     inbound = call.direction == "inbound"
     full = show_full_numbers
     number = show_phone(call.other_number, full=full)
-    agent = said(call.agent_name or call.agent_id or "default agent", AGENT_LIMIT,
-                 show_full_numbers=full)
+    agent = said(call.agent_name or call.agent_id or words(lang, "home.default_agent"),
+                 AGENT_LIMIT, show_full_numbers=full)
     emoji = STATUS_EMOJI.get(call.status, ":grey_question:")
     when = slack_date(call.created_at)
-    line = (f"{emoji} *{'From ' if inbound else ''}{number}* · {agent} · "
-            f"{status_words(call.status)} · {when}")
-    outcome = outcome_line(call)
+    who = words(lang, "home.from", number=number) if inbound else number
+    line = f"{emoji} *{who}* · {agent} · {status_words(call.status, lang)} · {when}"
+    outcome = outcome_line(call, lang)
     if outcome:
         line += f"\n{outcome}"
     elif call.status == "failed" and call.error:

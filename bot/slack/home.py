@@ -11,7 +11,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.service import CallService
+from bot.render.catalog import DEFAULT_LANGUAGE
 from bot.render.views import MAX_HOME_CALLS, home_view
+from bot.slack.people import Languages
 from storage.models import CallStats
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,13 @@ class HomePublisher:
         *,
         show_full_numbers: bool = False,
         debounce: float = 1.0,
+        languages: Languages | None = None,
+        simulated: bool = False,
     ) -> None:
         self.calls = calls
         self.client = client
+        self.languages = languages  # each person's Home is in their language
+        self.simulated = simulated
         self.show_full_numbers = show_full_numbers
         self.debounce = debounce
         self._pending: dict[str, asyncio.Task[None]] = {}
@@ -45,7 +51,10 @@ class HomePublisher:
         try:
             recent = await self.calls.recent_calls(user_id, MAX_HOME_CALLS)
             team = await self._team_figures(fresh)
-            view = home_view(recent, team, show_full_numbers=self.show_full_numbers)
+            lang = (await self.languages.of(user_id) if self.languages is not None
+                    else DEFAULT_LANGUAGE)
+            view = home_view(recent, team, show_full_numbers=self.show_full_numbers,
+                             lang=lang, simulated=self.simulated)
             await self.client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
             log.warning("home not published user=%s error=%s", user_id,

@@ -40,7 +40,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.render.blocks import TextFile, analysis_reply, call_card, transcript_post
+from bot.render.blocks import Message, TextFile, analysis_reply, call_card, transcript_post
+from bot.render.catalog import DEFAULT_LANGUAGE
 from bot.runtime.logs import scrub
 from bot.runtime.metrics import Metrics
 from bot.runtime.retry import retry_after_seconds
@@ -130,8 +131,13 @@ class OutboxWorker:
         on_card: Callable[[str], None] | None = None,
         owner: str | None = None,
         lease_seconds: float = LEASE_SECONDS,
+        language: Callable[[str | None], str] | None = None,
+        simulated: bool = False,
     ) -> None:
         self.store = store
+        # The language of each channel's posts (Settings.channel_language).
+        self.language = language or (lambda _channel: DEFAULT_LANGUAGE)
+        self.simulated = simulated  # cards say no real call was placed
         self.client = client
         self.notify_channel = notify_channel
         self.show_full_numbers = show_full_numbers
@@ -445,14 +451,18 @@ class OutboxWorker:
 
     async def _card(self, lead: OutboxItem, call: CallRecord, channel: str) -> None:
         """Post the card, or update it once to show every change queued so far."""
-        card = call_card(call, show_full_numbers=self.show_full_numbers,
-                         post_transcripts=self.post_transcripts)
+        card = self._call_card(call, channel)
         if call.message_ts is None:
             await self._post_card(lead, call, channel, card.text, card.blocks)
         else:
             await self._call("chat_update", channel=channel, ts=call.message_ts,
                              text=card.text, blocks=card.blocks)
             log.info("card updated call_id=%s status=%s", call.call_id, call.status)
+
+    def _call_card(self, call: CallRecord, channel: str) -> Message:
+        return call_card(call, show_full_numbers=self.show_full_numbers,
+                         post_transcripts=self.post_transcripts,
+                         lang=self.language(channel), simulated=self.simulated)
 
     async def _post_card(self, item: OutboxItem, call: CallRecord, channel: str, text: str,
                          blocks: list[dict[str, object]]) -> None:
@@ -464,14 +474,14 @@ class OutboxWorker:
 
     async def _item(self, item: OutboxItem, call: CallRecord, channel: str) -> None:
         if call.message_ts is None:  # the summary needs a card to reply under
-            card = call_card(call, show_full_numbers=self.show_full_numbers,
-                             post_transcripts=self.post_transcripts)
+            card = self._call_card(call, channel)
             await self._post_card(item, call, channel, card.text, card.blocks)
         if item.kind == "summary":
             # Off the loop: with a long transcript this is the heavy part of a turn.
             reply = await asyncio.to_thread(
                 analysis_reply, call, post_transcripts=self.post_transcripts,
-                post_recordings=self.post_recordings, show_full_numbers=self.show_full_numbers)
+                post_recordings=self.post_recordings, show_full_numbers=self.show_full_numbers,
+                lang=self.language(channel))
             await self._post(item, f"summary:{call.call_id}", channel, reply.text, reply.blocks,
                              thread_ts=_thread(call))
             log.info("summary posted call_id=%s channel=%s", call.call_id, channel)
@@ -480,7 +490,8 @@ class OutboxWorker:
 
     async def _post_transcript(self, item: OutboxItem, channel: str, call: CallRecord) -> None:
         post = await asyncio.to_thread(transcript_post, call,
-                                       show_full_numbers=self.show_full_numbers)
+                                       show_full_numbers=self.show_full_numbers,
+                                       lang=self.language(channel))
         thread = _thread(call)
         if isinstance(post, TextFile):
             # A file carries no metadata: its name (one per call) is the marker.

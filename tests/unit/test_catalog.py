@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.input.mistakes import Mistake
-from bot.render.catalog import LANGUAGES, LOCALES, catalogue, language, words
+from bot.render.catalog import LANGUAGES, LOCALES, catalogue, counted, language, words
 from bot.render.mistakes import mistake
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,3 +84,9 @@ def test_an_unknown_key_is_a_bug_not_a_silent_blank() -> None:
 def test_a_language_it_does_not_speak_falls_back_to_english() -> None:
     assert words("fr", "mistake.no_number") == words("en", "mistake.no_number")
 
+
+
+def test_counted_picks_the_plural_form_of_the_language() -> None:
+    assert counted("en", "dnc.numbers", 1, count="1") == "1 number"
+    assert counted("en", "dnc.numbers", 2, count="2") == "2 numbers"
+    assert counted("th", "dnc.numbers", 1, count="1") == "1 เบอร์"  # Thai: one form
