@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,6 +186,9 @@ class RetellStandIn(LoopbackServer):
         self._rules: list[_Rule] = []
         self._url: str | None = None
         self._closing = asyncio.Event()
+        # Told (event, call_id) of each call created ("created", not replays) and each live
+        # call stopped ("stopped"): bot/retell/simulator.py plays a call's life from these.
+        self.on_call: Callable[[str, str], None] | None = None
 
     # ----- lifecycle -------------------------------------------------------------------
 
@@ -449,6 +453,8 @@ class RetellStandIn(LoopbackServer):
         self._created_bodies.append(body)
         if key is not None:
             self.idempotency_keys[key] = call["call_id"]
+        if self.on_call is not None:
+            self.on_call("created", call["call_id"])
         return _json(call, status=201)
 
     async def _get_call(self, request: web.Request) -> web.Response:
@@ -468,6 +474,8 @@ class RetellStandIn(LoopbackServer):
             call["end_timestamp"] = now
             if "start_timestamp" in call:
                 call["duration_ms"] = now - call["start_timestamp"]
+            if self.on_call is not None:
+                self.on_call("stopped", call["call_id"])
         return web.Response(status=204)
 
     async def _list_calls(self, request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -100,6 +101,8 @@ class Agent:
     agent_id: str
     agent_name: str | None
     version: int = 0
+    # Where the agent sends its webhooks (get-agent only; None: the account's URL applies).
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class CallerNumber:
     phone_number: str
     nickname: str | None = None
     outbound_agent_id: str | None = None
+    # Every agent bound to the number (`outbound_agents` / `inbound_agents`, retell-api.md).
+    outbound_agents: tuple[str, ...] = ()
+    inbound_agents: tuple[str, ...] = ()
 
 
 # -- the call object, as webhooks and get-call carry it ------------------------------------
@@ -193,6 +199,11 @@ class RetellClient:
             transport=transport,
         )
 
+    def use_base_url(self, base_url: str) -> None:
+        """Send every request from now on to `base_url`: the simulated Retell
+        (bot/retell/simulator.py), whose address is known only once it has started."""
+        self._http.base_url = httpx.URL(base_url)
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -247,14 +258,28 @@ class RetellClient:
         numbers: list[CallerNumber] = []
         async for item in self._pages("GET", "/v2/list-phone-numbers"):
             if isinstance(item.get("phone_number"), str):
+                outbound = _agent_ids(item, "outbound")
                 numbers.append(
                     CallerNumber(
                         phone_number=item["phone_number"],
                         nickname=item.get("nickname"),
-                        outbound_agent_id=item.get("outbound_agent_id"),
+                        outbound_agent_id=item.get("outbound_agent_id") or next(iter(outbound),
+                                                                                None),
+                        outbound_agents=outbound,
+                        inbound_agents=_agent_ids(item, "inbound"),
                     )
                 )
         return numbers
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        """One agent, with its webhook URL; RetellRefused (404 or 422) when there is none."""
+        data = await self._request("GET", f"/get-agent/{quote(agent_id, safe='')}")
+        if not isinstance(data, dict) or not data.get("agent_id"):
+            raise RetellBadAnswer("get-agent: the answer is not an agent", 200)
+        webhook_url = data.get("webhook_url")
+        return Agent(agent_id=str(data["agent_id"]), agent_name=data.get("agent_name"),
+                     version=int(data.get("version") or 0),
+                     webhook_url=webhook_url if isinstance(webhook_url, str) else None)
 
     async def list_agents(self) -> list[Agent]:
         """All agents, one entry per agent id (the highest version's name wins)."""
@@ -331,6 +356,18 @@ class RetellClient:
             raise RetellServerError(
                 "answered with something that is not JSON", response.status_code
             ) from None
+
+
+def _agent_ids(item: dict[str, Any], side: str) -> tuple[str, ...]:
+    """The agents bound to one side of a number: `<side>_agents` (Retell now), else the
+    older single `<side>_agent_id`."""
+    bound = item.get(f"{side}_agents")
+    ids = [str(a["agent_id"]) for a in bound if isinstance(a, dict) and a.get("agent_id")
+           ] if isinstance(bound, list) else []
+    single = item.get(f"{side}_agent_id")
+    if not ids and isinstance(single, str) and single:
+        ids = [single]
+    return tuple(dict.fromkeys(ids))
 
 
 def _call_from(data: Any, operation: str) -> RetellCall:
