@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 import aiohttp
@@ -34,14 +35,20 @@ from bot.retell.client import RetellClient
 from bot.runtime.logs import LOGGED, install_scrubbing
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
+from bot.setup.monitor import SetupMonitor
 from bot.slack.home import HomePublisher
 from bot.slack.outbox import OutboxWorker, RetryPolicy
 from bot.slack.people import Languages
 from handlers import health, register_all, webhook
 from storage.sqlite import SQLiteStore
 
+if TYPE_CHECKING:
+    from bot.retell.simulator import RetellSimulator, Timings
+
 log = logging.getLogger("bot.http")
 CONTEXT = web.AppKey("context", AppContext)
+# The set-up checks serve runs in the background (bot/setup/monitor.py), shown in /healthz.
+SETUP_CHECKS = web.AppKey("setup_checks", SetupMonitor)
 # Retell's call payloads carry word-level transcripts: an hour-long call runs to megabytes.
 # The cap of /retell/webhook, counted on the wire by bot.http.edge (Slack's is 1 MiB there).
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -139,9 +146,21 @@ def _slack_client(settings: Settings, retry: list[AsyncRetryHandler]) -> AsyncWe
     )
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.Application:
+    """The server. With RETELL_MODE=simulate, Retell is simulated inside it (bot/retell/
+    simulator.py); `simulation` sets how long its calls take (default: a few seconds)."""
     install_scrubbing()  # whoever embeds the app: no log line carries a number or a token
     ctx, slack, retell = build_context(settings)
+    simulator: RetellSimulator | None = None
+    if settings.simulated:  # imported only then: a live server never loads the stand-in
+        from bot.retell.simulator import RetellSimulator, local_webhook_url
+
+        simulator = RetellSimulator(
+            api_key=settings.retell_api_key, webhook_key=settings.webhook_key,
+            webhook_url=local_webhook_url(settings.host, settings.port),
+            from_number=settings.retell_from_number, agent_id=settings.retell_agent_id,
+            timings=simulation,
+        )
     bolt = AsyncApp(
         client=slack,
         signing_secret=settings.slack_signing_secret or "",
@@ -180,6 +199,9 @@ def create_app(settings: Settings) -> web.Application:
 
     async def on_startup(app: web.Application) -> None:
         nonlocal socket_mode, slack_http
+        if simulator is not None:
+            await simulator.start()
+            retell.use_base_url(simulator.url)
         # One connection pool for every Slack call: slack_sdk otherwise opens a session (a
         # new connection, TLS included) per call, which costs more than the call itself.
         slack_http = aiohttp.ClientSession()
@@ -189,8 +211,9 @@ def create_app(settings: Settings) -> web.Application:
         ctx.outbox.start()
         poller.start()
         retention.start()
-        # auth.test in the background: a Slack outage never holds up /healthz or webhooks.
-        slack_check.start()
+        # The set-up checks (auth.test first) in the background: a Slack or Retell outage
+        # never holds up /healthz or webhooks.
+        setup_checks.start()
         if settings.slack_app_token:
             socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token,
                                                  web_client=slack)
@@ -199,8 +222,10 @@ def create_app(settings: Settings) -> web.Application:
             socket_tasks.append(asyncio.create_task(
                 socket_mode.connect_async(), name="socket-mode"  # type: ignore[no-untyped-call]
             ))
+            setup_checks.watch_socket_mode(socket_tasks[-1])  # its own check of the app token
         log.info("started: database %s, Retell at %s, Slack over %s", settings.database_path,
-                 settings.retell_base_url, "Socket Mode" if socket_mode else "HTTP")
+                 f"{simulator.url} (simulated)" if simulator else settings.retell_base_url,
+                 "Socket Mode" if socket_mode else "HTTP")
 
     async def on_shutdown(app: web.Application) -> None:
         """No new requests now: stop taking Slack events over Socket Mode too."""
@@ -223,7 +248,9 @@ def create_app(settings: Settings) -> web.Application:
             await ctx.outbox.stop(grace)
             await ctx.home.stop()
         finally:
-            await slack_check.stop()
+            await setup_checks.stop()
+            if simulator is not None:
+                await simulator.close()
             await retell.aclose()
             if slack_http is not None:
                 await slack_http.close()
@@ -240,8 +267,8 @@ def create_app(settings: Settings) -> web.Application:
     if settings.slack_signing_secret:
         app.router.add_post("/slack/events", slack_events)
     app.router.add_post("/retell/webhook", webhook.make_handler(ctx))
-    slack_check = health.SlackCheck(slack, bolt, ctx.metrics)
-    app.router.add_get("/healthz", health.make_handler(ctx, slack_check))
+    setup_checks = app[SETUP_CHECKS] = SetupMonitor(settings, slack, bolt, ctx.metrics)
+    app.router.add_get("/healthz", health.make_handler(ctx, setup_checks))
     app.router.add_get("/metrics", health.make_metrics_handler(ctx))
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)

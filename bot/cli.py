@@ -1,4 +1,4 @@
-"""`callbot serve` / `python -m bot serve`."""
+"""The `callbot` command: `serve` (also `python -m bot serve`), `demo` and `check`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import errno
 import gc
+import importlib.metadata
 import logging
 import signal
 import socket
@@ -24,6 +25,7 @@ from bot.http.edge import (
     make_runner,
     raise_open_files_limit,
 )
+from bot.render.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from bot.runtime.logs import setup_logging
 
 # Connections the kernel may queue before we accept them: a burst of webhooks (or of
@@ -35,14 +37,65 @@ class StartupError(Exception):
     """Start-up cannot go on: one line naming the setting and the cause (as SettingsError)."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="callbot", description="Retell calls from Slack")
-    sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="run the HTTP server (the default)")
+SERVE_HELP = """Run the HTTP server: Slack at POST /slack/events (or Socket Mode when
+SLACK_APP_TOKEN is set), Retell at POST /retell/webhook, GET /healthz and GET /metrics.
+
+Reads every setting in .env.example from the environment or ./.env: SLACK_BOT_TOKEN,
+SLACK_SIGNING_SECRET or SLACK_APP_TOKEN, RETELL_API_KEY and RETELL_FROM_NUMBER (optional
+with RETELL_MODE=simulate), DATABASE_URL, HOST, PORT, LOG_LEVEL and the CALLBOT_* settings."""
+
+DEMO_HELP = """Show the app working with no accounts and no network: the real server on
+loopback with built-in stand-ins for Slack and Retell, on a throw-away database. Plays a
+short story (a call that connects and is analysed, one not answered, a number on the
+do-not-call list, a button press, /callstats) and prints what the channel shows.
+
+Reads no settings; exits 0 when the story played as it should."""
+
+CHECK_HELP = """Check the set-up against the live services, one line each (a tick or a
+cross, and the fix): the Slack token and its scopes, the signing secret or the Socket Mode
+token, the Retell key, RETELL_FROM_NUMBER and RETELL_AGENT_ID, the agents' webhook URLs
+against CALLBOT_PUBLIC_URL, and the notify channel.
+
+Reads SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN, SLACK_API_URL,
+RETELL_API_KEY, RETELL_FROM_NUMBER, RETELL_AGENT_ID, RETELL_BASE_URL, CALLBOT_PUBLIC_URL and
+CALLBOT_NOTIFY_CHANNEL. Exits 0 only when everything needed passes, 1 when something does
+not, 2 when the settings cannot be used (missing, malformed, or .env.example's placeholders)."""
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("retell-slack-callbot")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="callbot", description="Place Retell AI phone calls from Slack, and see them "
+        "come back. Without a subcommand, `serve`.",
+        epilog="Start with `callbot demo`; `callbot <command> --help` says what each reads.")
+    top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = top.add_subparsers(dest="command", metavar="{serve,demo,check}")
+    raw = argparse.RawDescriptionHelpFormatter
+    serve = sub.add_parser("serve", help="run the server (the default)",
+                           description=SERVE_HELP, formatter_class=raw)
     serve.add_argument("--host", help="overrides HOST")
     serve.add_argument("--port", type=int, help="overrides PORT")
-    args = parser.parse_args(argv)
+    demo = sub.add_parser("demo", help="see it work offline, with stand-ins for Slack and Retell",
+                          description=DEMO_HELP, formatter_class=raw)
+    demo.add_argument("--language", choices=LANGUAGES, default=DEFAULT_LANGUAGE,
+                      help="the language of the story and of what Slack shows (en, th)")
+    sub.add_parser("check", help="check the Slack and Retell set-up, one line per item",
+                   description=CHECK_HELP, formatter_class=raw)
+    return top
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return run_demo(lang=args.language)
     overrides = {}
     if getattr(args, "host", None):
         overrides["host"] = args.host
@@ -53,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"callbot: {exc}", file=sys.stderr)
         return 2
+    from bot.setup.placeholders import placeholder_problem
+
+    placeholder = placeholder_problem(settings)  # .env.example's values, never replaced
+    if placeholder:
+        print(f"callbot: {placeholder}", file=sys.stderr)
+        return 2
+    if args.command == "check":
+        from bot.setup.check import run_check
+
+        return run_check(settings)
 
     setup_logging(settings.log_level)
     try:

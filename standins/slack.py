@@ -23,6 +23,9 @@ not. In a public channel it is not in, it may still post (``chat:write.public``)
 ``conversations.history`` / ``replies`` answer ``not_in_channel`` until
 ``conversations.join``; a private channel it is not in refuses posts too and cannot be
 joined.
+
+Scopes: ``auth.test`` answers with an ``x-oauth-scopes`` header, as Slack does, listing
+``scopes`` (by default every scope manifest.yml asks for; ``None``: no header at all).
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ __all__ = ["SlackCall", "SlackStandIn"]
 
 BOT_ID = "B0BOT"
 APP_ID = "A0APP"
+# The scopes a token is granted by default: manifest.yml's oauth_config.scopes.bot
+# (tests/unit/test_setup_scopes.py keeps the two the same).
+DEFAULT_SCOPES = (
+    "commands", "chat:write", "chat:write.public", "app_mentions:read", "channels:history",
+    "groups:history", "im:history", "mpim:history", "channels:join", "files:write", "im:write",
+    "users:read",
+)
 # Fields that slack_sdk (or a form-encoded caller) sends as JSON strings.
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files")
 # The methods through which the app changes what people see in Slack.
@@ -190,10 +200,13 @@ class SlackStandIn(LoopbackServer):
         *,
         team_id: str = "T0TEST",
         bot_user_id: str = "U0BOT",
+        scopes: Iterable[str] | None = DEFAULT_SCOPES,
     ) -> None:
         self.token = token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
+        # What auth.test says the token was granted (x-oauth-scopes); None sends no header.
+        self.scopes: list[str] | None = list(scopes) if scopes is not None else None
 
         self.calls: list[SlackCall] = []
         self.responses: list[tuple[str, dict[str, Any]]] = []
@@ -601,6 +614,8 @@ class SlackStandIn(LoopbackServer):
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         answer = web.json_response(handler(args))
+        if method == "auth.test" and self.scopes is not None:
+            answer.headers["x-oauth-scopes"] = ",".join(self.scopes)
         if fault == "drop_after":
             self.fault_counts[fault] += 1
             answer[_DROP] = True

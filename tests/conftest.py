@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import CONTEXT, create_app
+from bot.app import CONTEXT, SETUP_CHECKS, create_app
 from bot.config import Settings
 from bot.context import AppContext
 from bot.http.edge import make_runner
@@ -31,9 +31,10 @@ TEAM = "T0TEST"
 CHANNEL = "C0GENERAL"
 USER = "U0ALICE"
 BOT_USER = "U0BOT"
-# /healthz with nothing waiting for Slack, and the bot token accepted by auth.test.
+# /healthz with nothing waiting for Slack, the bot token accepted by auth.test, and every
+# set-up check passed.
 HEALTHY_IDLE = (200, {"status": "ok", "outbox": {"backlog": 0, "oldest_age_seconds": 0.0},
-                      "slack": "ok"})
+                      "slack": "ok", "checks": {"state": "ok", "problems": {}}})
 
 
 def button(
@@ -124,6 +125,9 @@ class Server:
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
         self.http = aiohttp.ClientSession()
+        # The set-up checks have asked Retell: what a test queues in the stand-in from here
+        # on (fail_next on list-agents, ...) is for the code under test, not for them.
+        await app[SETUP_CHECKS].retell_answered()
 
     async def stop(self) -> None:
         if self.http is not None:

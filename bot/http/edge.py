@@ -136,6 +136,12 @@ class LogLimiter:
 
 
 REFUSALS = LogLimiter(log, burst=20, window=10.0)
+# A Slack request well formed and fresh but signed with another secret: SLACK_SIGNING_SECRET
+# is wrong (or someone else is sending). Said once a minute, with a count of the rest.
+SECRET_MISMATCH = LogLimiter(log, burst=1, window=60.0)
+SECRET_MISMATCH_LINE = ("slack: a request's signature does not match SLACK_SIGNING_SECRET: "
+                        "copy the Signing Secret from the app's Basic Information page (or "
+                        "someone else is sending to /slack/events)")
 
 
 def install_loop_exception_handler(loop: asyncio.AbstractEventLoop) -> None:
@@ -421,21 +427,25 @@ class _Route:
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str, *, body_read: bool = False) -> None:
+    def __init__(self, status: int, message: str, *, body_read: bool = False,
+                 wrong_secret: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.body_read = body_read
+        self.wrong_secret = wrong_secret
 
 
-def refuse(request: web.Request, status: int, message: str, *, body_read: bool = True
-           ) -> web.Response:
-    """A 4xx JSON answer and one short, rate-limited log line (the access log adds none).
-    Closes the connection when the body was not read, so no one lingers to drain it."""
+def refuse(request: web.Request, status: int, message: str, *, body_read: bool = True,
+           logged: bool = False) -> web.Response:
+    """A 4xx JSON answer and one short, rate-limited log line (the access log adds none;
+    none here either when the caller `logged` its own). Closes the connection when the body
+    was not read, so no one lingers to drain it."""
     route = request.match_info.route.resource
     where = route.canonical if route is not None else "other"
-    REFUSALS.log(logging.WARNING, f"{where} {status}", "refused %s %s from %s: %d %s",
-                  request.method, where, request.remote, status, message)
+    if not logged:
+        REFUSALS.log(logging.WARNING, f"{where} {status}", "refused %s %s from %s: %d %s",
+                     request.method, where, request.remote, status, message)
     request[LOGGED] = True
     resp = web.json_response({"error": message}, status=status)
     if not body_read:
@@ -518,8 +528,11 @@ class Edge:
             except _Refused as refused:
                 if route.kind == "retell" and refused.status == 401:
                     self.metrics.webhook_events.labels("unknown", "unsigned").inc()
+                if refused.wrong_secret:
+                    SECRET_MISMATCH.log(logging.WARNING, "slack signing secret",
+                                        SECRET_MISMATCH_LINE)
                 return refuse(request, refused.status, refused.message,
-                              body_read=refused.body_read)
+                              body_read=refused.body_read, logged=refused.wrong_secret)
             else:
                 request._read_bytes = body  # what request.read() returns from here on
                 request[VERIFIED] = True
@@ -586,7 +599,8 @@ class Edge:
                 body, secret, headers.get("X-Slack-Request-Timestamp"),
                 headers.get("X-Slack-Signature")))
             if reason:
-                raise _Refused(401, f"invalid signature: {reason}", body_read=True)
+                raise _Refused(401, f"invalid signature: {reason}", body_read=True,
+                               wrong_secret=reason == "digest mismatch")
             problem = slack_body_problem(body, headers.get("Content-Type", ""))
             if problem:
                 raise _Refused(400, problem, body_read=True)
