@@ -35,7 +35,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.input.phones import mask_numbers, show_phone
-from bot.render.catalog import DEFAULT_LANGUAGE, counted, words
+from bot.render.catalog import DEFAULT_LANGUAGE, catalogue, counted, words
 from bot.render.words import (
     cost_words,
     count_words,
@@ -610,12 +610,12 @@ def audit_message(rows: list[AuditRow], scope: str, lang: str = DEFAULT_LANGUAGE
 
 
 def audit_line(row: AuditRow, lang: str = DEFAULT_LANGUAGE) -> str:
-    """Numbers here are the masked form the log keeps; it never had the full one. Actions
-    and outcomes are the log's own codes, shown as they are stored."""
+    """Numbers here are the masked form the log keeps; it never had the full one. Reasons
+    are the log's own codes or an admin's words, shown as they are stored."""
     who = user_mention(row.user_id) or (words(lang, "audit.by_someone") if row.user_id
                                         else "Retell")
-    parts = [slack_date(row.at), who,
-             said(row.action.replace("_", " "), 60), f"*{said(row.outcome, 60)}*"]
+    parts = [slack_date(row.at), who, _logged(lang, "action", row.action),
+             f"*{_logged(lang, 'outcome', row.outcome)}*"]
     if row.reason:
         parts[-1] += f" ({said(row.reason, 300)})"
     for extra in (row.number, row.agent):
@@ -626,6 +626,13 @@ def audit_line(row: AuditRow, lang: str = DEFAULT_LANGUAGE) -> str:
     if row.source:
         parts.append(words(lang, "audit.via", source=said(row.source, 40)))
     return "• " + " · ".join(parts)
+
+
+def _logged(lang: str, kind: str, code: str) -> str:
+    """An audit action or outcome in words; a code this version does not know, as stored."""
+    key = f"audit.{kind}.{code}"
+    return words(lang, key) if key in catalogue(DEFAULT_LANGUAGE) else said(
+        code.replace("_", " "), 60)
 
 
 def _text_message(text: str) -> Message:

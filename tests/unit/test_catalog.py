@@ -90,3 +90,17 @@ def test_counted_picks_the_plural_form_of_the_language() -> None:
     assert counted("en", "dnc.numbers", 1, count="1") == "1 number"
     assert counted("en", "dnc.numbers", 2, count="2") == "2 numbers"
     assert counted("th", "dnc.numbers", 1, count="1") == "1 เบอร์"  # Thai: one form
+
+
+def test_audit_actions_and_outcomes_are_worded_and_unknown_codes_shown_as_stored() -> None:
+    from bot.render.blocks import audit_line
+    from storage.models import AuditRow
+
+    row = AuditRow(1, 0.0, "call", "refused", "U0A1", "C0A1", "/call", "+1 415 ••• 0123",
+                   None, "limit_per_hour", None)
+    thai = audit_line(row, "th")
+    assert "โทร" in thai and "*ถูกปฏิเสธ*" in thai and "limit_per_hour" in thai
+    assert "*refused*" in audit_line(row, "en")
+    newer = AuditRow(2, 0.0, "campaign_start", "queued", None, None, None, None, None,
+                     None, None)
+    assert "campaign start" in audit_line(newer, "th") and "*queued*" in audit_line(newer, "th")
