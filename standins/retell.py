@@ -16,7 +16,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -636,7 +636,7 @@ class RetellStandIn(LoopbackServer):
         if connected:
             turns = self._turns(call)
             call["transcript"] = "\n".join(f"{r.capitalize()}: {t}" for r, t in turns) + "\n"
-            call["transcript_object"] = _transcript_object(turns)
+            call["transcript_object"] = transcript_object(turns)
             base = "https://dxc03zgurdly9.cloudfront.net/" + secrets.token_hex(32)
             call["recording_url"] = f"{base}/recording.wav"
             call["public_log_url"] = f"{base}/public.log"
@@ -730,8 +730,9 @@ class RetellStandIn(LoopbackServer):
                 return resp.status, text
 
 
-def _transcript_object(turns: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Build Retell's per-utterance transcript with plausible word timings."""
+def transcript_object(turns: Iterable[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Retell's per-utterance transcript, with plausible word timings (the simulator uses
+    it too)."""
     out: list[dict[str, Any]] = []
     t = 0.4
     for role, text in turns:

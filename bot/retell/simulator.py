@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from standins.retell import RetellStandIn
+from standins.retell import RetellStandIn, transcript_object
 
 log = logging.getLogger(__name__)
 
@@ -237,20 +237,6 @@ def _with_summary(script: Script, summary: str) -> Script:
                   script.in_voicemail, script.extracted)
 
 
-def _transcript_object(turns: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
-    """Retell's per-utterance transcript, with plausible word timings."""
-    out: list[dict[str, Any]] = []
-    at = 0.4
-    for role, text in turns:
-        words = []
-        for word in text.split():
-            words.append({"word": word, "start": round(at, 2), "end": round(at + 0.3, 2)})
-            at += 0.35
-        out.append({"role": role, "content": text, "words": words})
-        at += 0.9
-    return out
-
-
 def _not_connected(outcome: Outcome) -> dict[str, Any]:
     summary = ("The line was busy; the call did not connect." if outcome.name == "busy"
                else "The call was not answered.")
@@ -402,7 +388,7 @@ class RetellSimulator:
             turns = script.turns[:spoken]
             ended.update(
                 transcript=script.transcript(spoken),
-                transcript_object=_transcript_object(turns),
+                transcript_object=transcript_object(turns),
                 # Nothing was recorded: no link to show that would lead nowhere.
                 recording_url=None, public_log_url=None,
                 collected_dynamic_variables=dict(variables or {}),
