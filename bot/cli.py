@@ -243,7 +243,22 @@ async def run_server(settings: Settings) -> int:
             log.info("stopped cleanly in %.1f s", time.monotonic() - started)
         for sock in sockets:  # closed already if a site was started on it
             sock.close()
+        _ignore_late_signals(loop)
     return 0
+
+
+def _ignore_late_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Stopped: a signal from now until the process ends changes nothing. Closing the loop
+    would put the default actions back, and a second SIGTERM a moment after the first
+    would then kill a process that stopped cleanly (exit -15 instead of 0)."""
+    signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # none lands between the two steps
+    try:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
