@@ -741,6 +741,7 @@ class Bench:
             "CALLBOT_POLL_AFTER_SECONDS": "86400",
             # Counted on every /call (the figure is about that count), never reached.
             "CALLBOT_MAX_CONCURRENT_CALLS": "100000",
+            "CALLBOT_CALLING_HOURS": "any",  # runs at any hour
         }, tree=self.tree)
         if channel_rate is not None:  # Slack's pace would stretch runs that wait for Slack
             env["CALLBOT_SLACK_CHANNEL_RATE"] = channel_rate

@@ -16,6 +16,8 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.guard.hours import CallingHours, parse_days, parse_overrides, parse_window
+
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SLACK_ID = re.compile(r"^[UWCGD][A-Z0-9]{2,}$")
 # A comma-separated list in the environment (NoDecode: not JSON, as pydantic-settings
@@ -103,6 +105,14 @@ class Settings(BaseSettings):
                                     alias="CALLBOT_USER_CALLS_PER_DAY")
     max_concurrent_calls: int = Field(default=20, ge=0, le=100_000,
                                       alias="CALLBOT_MAX_CONCURRENT_CALLS")
+    number_calls_per_day: int = Field(default=0, ge=0, le=1000,
+                                      alias="CALLBOT_NUMBER_CALLS_PER_DAY")  # 0: no cap
+    # In the callee's local time (README: "Calling hours"): HH:MM-HH:MM or `any`; days such
+    # as mon-fri (empty: every day); per-region windows such as US-FL=08:00-20:00,GB=...
+    calling_hours: str = Field(default="08:00-21:00", alias="CALLBOT_CALLING_HOURS")
+    calling_days: str = Field(default="", alias="CALLBOT_CALLING_DAYS")
+    calling_hours_overrides: str = Field(default="",
+                                         alias="CALLBOT_CALLING_HOURS_OVERRIDES")
     post_transcripts: bool = Field(default=True, alias="CALLBOT_POST_TRANSCRIPTS")
     post_recordings: bool = Field(default=True, alias="CALLBOT_POST_RECORDINGS")
     retention_days: int = Field(default=0, ge=0, le=36_500,
@@ -179,6 +189,30 @@ class Settings(BaseSettings):
                 raise ValueError(f"must be pairs such as C024BE91L=th, not {pair!r}")
             languages[channel] = lang
         return languages
+
+    @field_validator("calling_hours")
+    @classmethod
+    def _calling_hours(cls, value: str) -> str:
+        parse_window(value)
+        return value.strip()
+
+    @field_validator("calling_days")
+    @classmethod
+    def _calling_days(cls, value: str) -> str:
+        parse_days(value)
+        return value.strip()
+
+    @field_validator("calling_hours_overrides")
+    @classmethod
+    def _calling_overrides(cls, value: str) -> str:
+        parse_overrides(value)
+        return value.strip()
+
+    @property
+    def hours(self) -> CallingHours:
+        """The calling hours, read (the validators above have checked they can be)."""
+        return CallingHours(parse_window(self.calling_hours), parse_days(self.calling_days),
+                            parse_overrides(self.calling_hours_overrides))
 
     @field_validator("public_url")
     @classmethod

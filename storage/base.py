@@ -102,8 +102,9 @@ class GuardStore(Protocol):
     """The guardrails' state: holds under the limits, the audit log, do-not-call."""
 
     async def admit(self, user_id: str | None, limits: Limits, now: float, *,
-                    request_key: str | None = None) -> Admission:
-        """Check the limits and take a hold under them, atomically."""
+                    request_key: str | None = None, number: str | None = None) -> Admission:
+        """Check the limits (the person's, the number's, the concurrent cap) and take a
+        hold under them, atomically."""
 
     async def release_hold(self, hold_id: int, audit: AuditEntry | None = None) -> None: ...
 

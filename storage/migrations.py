@@ -174,4 +174,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX claims_at ON claims (claimed_at);
     CREATE INDEX webhook_events_at ON webhook_events (received_at);
     """,
+    """
+    -- Calls to one number in a rolling 24 h (CALLBOT_NUMBER_CALLS_PER_DAY), placed or held.
+    ALTER TABLE call_holds ADD COLUMN to_number TEXT;
+    CREATE INDEX call_holds_number ON call_holds (to_number, created_at);
+    CREATE INDEX calls_number ON calls (to_number, created_at) WHERE call_id IS NOT NULL;
+
+    -- The agent's own extracted fields (call_analysis.custom_analysis_data), as JSON.
+    ALTER TABLE calls ADD COLUMN extracted TEXT;
+    """,
 ]

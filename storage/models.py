@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # How far a call has got. Webhooks can arrive out of order; a record only moves forward.
 STAGE_PLACED = 0
@@ -40,6 +41,8 @@ class CallRecord:
     in_voicemail: bool | None = None
     cost_cents: float | None = None
     summary: str | None = None
+    # The agent's own extracted fields (Retell's custom_analysis_data): survey answers, ...
+    extracted: dict[str, Any] = field(default_factory=dict)
     transcript: str | None = None
     recording_url: str | None = None
     public_log_url: str | None = None
@@ -100,6 +103,7 @@ class CallFields:
     in_voicemail: bool | None = None
     cost_cents: float | None = None
     summary: str | None = None
+    extracted: dict[str, Any] | None = None
     transcript: str | None = None
     recording_url: str | None = None
     public_log_url: str | None = None
@@ -224,6 +228,7 @@ class Limits:
     per_hour: int = 0
     per_day: int = 0
     concurrent: int = 0
+    per_number_day: int = 0  # calls to one number, by anyone, in the last 24 hours
 
 
 @dataclass(frozen=True)
@@ -235,7 +240,7 @@ class Admission:
     (None when only a call ending frees one)."""
 
     hold_id: int | None
-    limit: str | None = None  # per_hour | per_day | concurrent
+    limit: str | None = None  # per_hour | per_day | concurrent | per_number
     count: int = 0
     free_at: float | None = None
 

@@ -295,6 +295,8 @@ def make_settings(
         # Slack's real pace (1 a second per channel) and backoff would make suites slow;
         # the reliability suites set them back to test them.
         "CALLBOT_SLACK_CHANNEL_RATE": 500,
+        # Any time of day: suites run at any hour; the calling-hours suite sets its own.
+        "CALLBOT_CALLING_HOURS": "any",
         "CALLBOT_OUTBOX_RETRY_BASE": 0.05,
     }
     values.update(overrides)

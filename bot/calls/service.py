@@ -224,6 +224,7 @@ def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | 
         in_voicemail=analysis.in_voicemail if analysis else None,
         cost_cents=call.call_cost.combined_cost if call.call_cost else None,
         summary=analysis.call_summary if analysis else None,
+        extracted=analysis.custom_analysis_data or None if analysis else None,
         transcript=call.transcript,
         recording_url=call.recording_url,
         public_log_url=call.public_log_url,

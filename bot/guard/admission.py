@@ -14,12 +14,14 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from bot.config import Settings
+from bot.guard.hours import CallingHours, verdict
 from bot.input.phones import mask_phone
 from bot.retell.client import DNC_REASON
 from storage.base import GuardStore
@@ -71,7 +73,9 @@ class Guard:
         self.store = store
         self.limits = Limits(per_hour=settings.user_calls_per_hour,
                              per_day=settings.user_calls_per_day,
-                             concurrent=settings.max_concurrent_calls)
+                             concurrent=settings.max_concurrent_calls,
+                             per_number_day=settings.number_calls_per_day)
+        self.hours = settings.hours
         self._clock = clock
 
     def is_admin(self, user_id: str | None) -> bool:
@@ -92,14 +96,16 @@ class Guard:
             team_may(self.settings, external_team)
             caller_may(self.settings, user_id, channel_id)
             number_may(self.settings, number)
+            now = self._clock()
+            hours_may(self.hours, number, now)
             listed = await self.store.dnc_get(number)
             if listed is not None:
                 raise Refused("do_not_call", entry=listed)
-            admission = await self.store.admit(user_id, self.limits, self._clock(),
-                                               request_key=request_key)
+            admission = await self.store.admit(user_id, self.limits, now,
+                                               request_key=request_key, number=number)
             if admission.hold_id is None:
                 raise Refused(f"limit_{admission.limit}", limit=admission.limit or "",
-                              limits=self.limits, free_at=admission.free_at)
+                              limits=self.limits, free_at=admission.free_at, number=number)
         except Refused as exc:
             await self.store.audit(ticket.entry("refused", exc.reason))
             log.info("call refused user=%s channel=%s to=%s reason=%s%s", user_id, channel_id,
@@ -273,6 +279,18 @@ def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, Audit
     entry = DncEntry(number, "asked on a call not to be called again", None, call_id, now)
     return entry, audit_entry("dnc_auto", "done", number=number, reason=DNC_REASON,
                               call_id=call_id)
+
+
+def hours_may(hours: CallingHours, number: str, now: float) -> None:
+    """Refuse a call outside the callee's calling hours, saying their local time and when
+    the window opens (`opens_at`, None when it does not within a week)."""
+    at = datetime.fromtimestamp(now, UTC)
+    found = verdict(hours, number, at)
+    if found.open:
+        return
+    raise Refused("calling_hours", number=number, zones=found.local_times(at),
+                  window=str(found.window) if found.window else "",
+                  opens_at=found.opens_at.timestamp() if found.opens_at else None)
 
 
 def audit_entry(action: str, outcome: str, *, number: str | None = None,

@@ -15,12 +15,14 @@ the size of what Retell sent, so rendering never holds the event loop for long.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from babel.numbers import format_decimal
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -63,6 +65,8 @@ NOTE_LIMIT = 200
 ERROR_LIMIT = 500
 REASON_LIMIT = 200
 SUMMARY_FALLBACK_LIMIT = 600
+EXTRACTED_FIELDS = 25  # the agent's extracted fields shown in a summary, at most
+EXTRACTED_VALUE_LIMIT = 300
 # Button action ids: a public contract with cards already posted in channels.
 ACTION_HANG_UP = "call_hang_up"
 ACTION_REFRESH = "call_refresh"
@@ -392,6 +396,9 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
     blocks.append(SectionBlock(fields=[
         MarkdownTextObject(text=f"*{words(lang, f'summary.{name}')}*\n{value}")
         for name, value in fields]))
+    noted = extracted_text(call.extracted, lang, show_full_numbers=full)
+    if noted:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=noted)))
     links = []
     if call.recording_url and post_recordings:
         links.append(f":studio_microphone: <{_safe_url(call.recording_url)}|"
@@ -406,6 +413,41 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
     text = words(lang, "summary.text",
                  summary=said(summary, SUMMARY_FALLBACK_LIMIT, show_full_numbers=full))
     return Message(text=cut(text, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
+
+
+def extracted_text(extracted: dict[str, Any], lang: str = DEFAULT_LANGUAGE, *,
+                   show_full_numbers: bool = False) -> str | None:
+    """The agent's own extracted fields (survey answers, a booked time), one line each,
+    within one section: booleans as yes/no, numbers in the language's way, the rest cut."""
+    if not extracted:
+        return None
+    lines = [f"*{words(lang, 'summary.extracted')}*"]
+    items = list(extracted.items())
+    room = SECTION_LIMIT - len(lines[0]) - 60
+    shown = 0
+    for name, value in items[:EXTRACTED_FIELDS]:
+        line = (f"• {said(str(name).replace('_', ' '), 60)}: "
+                f"{_extracted_value(value, lang, show_full_numbers)}")
+        if len(line) + 1 > room:
+            break
+        lines.append(line)
+        room -= len(line) + 1
+        shown += 1
+    if shown < len(items):
+        lines.append("_" + words(lang, "summary.extracted_more",
+                                 count=count_words(len(items) - shown, lang)) + "_")
+    return "\n".join(lines)
+
+
+def _extracted_value(value: Any, lang: str, show_full_numbers: bool) -> str:
+    if isinstance(value, bool):
+        return words(lang, "summary.yes" if value else "summary.no")
+    if isinstance(value, int | float) and math.isfinite(value):
+        return str(format_decimal(value, locale=lang))
+    if value is None:
+        return "–"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return said(text, EXTRACTED_VALUE_LIMIT, show_full_numbers=show_full_numbers)
 
 
 def transcript_blocks(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from phonenumbers import PhoneNumberType
 
 from bot.guard.admission import Refused
@@ -34,8 +37,13 @@ def refusal_words(refused: Refused, lang: str = DEFAULT_LANGUAGE) -> str:
     facts, reason = refused.facts, refused.reason
     if reason == "do_not_call":
         return dnc_words(facts["entry"], lang)
+    if reason == "limit_per_number":
+        return number_limit_words(facts["number"], facts["limits"], facts["free_at"], lang)
     if reason.startswith("limit_"):
         return limit_words(facts["limit"], facts["limits"], facts["free_at"], lang)
+    if reason == "calling_hours":
+        return hours_words(facts["number"], facts["zones"], facts["window"], facts["opens_at"],
+                           lang)
     if reason == "not_admin":
         admins = ", ".join(user_mention(a) or a for a in facts["admins"])
         return words(lang, "refusal.not_admin",
@@ -80,6 +88,39 @@ def limit_words(limit: str, limits: Limits, free_at: float | None,
         text += " " + words(lang, "refusal.call_again_at",
                             date=_date(free_at, lang, with_time=True))
     return text
+
+
+def number_limit_words(number: str, limits: Limits, free_at: float | None,
+                       lang: str = DEFAULT_LANGUAGE) -> str:
+    text = words(lang, "refusal.per_number", number=mask_phone(number),
+                 count=limits.per_number_day)
+    if free_at:
+        text += " " + words(lang, "refusal.call_again_at",
+                            date=_date(free_at, lang, with_time=True))
+    return text
+
+
+MAX_ZONES_SHOWN = 3
+
+
+def hours_words(number: str, zones: Sequence[tuple[str, datetime]], window: str,
+                opens_at: float | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """Outside the callee's calling hours: their local time, and when calls can go."""
+    shown = mask_phone(number)
+    if not zones:
+        return words(lang, "refusal.calling_hours_no_zone", number=shown)
+    local = ", ".join(words(lang, "refusal.local_time", zone=zone,
+                            time=format_datetime(at, "EEE HH:mm", locale=lang))
+                      for zone, at in zones[:MAX_ZONES_SHOWN])
+    if len(zones) > MAX_ZONES_SHOWN:
+        local += " " + words(lang, "refusal.more_zones", count=len(zones) - MAX_ZONES_SHOWN)
+    text = words(lang, "refusal.calling_hours", local=local, number=shown, window=window)
+    if opens_at is None:
+        return text + " " + words(lang, "refusal.calling_hours_never")
+    their = format_datetime(datetime.fromtimestamp(opens_at, ZoneInfo(zones[0][0])),
+                            "EEE HH:mm", locale=lang)
+    return text + " " + words(lang, "refusal.calling_hours_opens",
+                              date=_date(opens_at, lang, with_time=True), their=their)
 
 
 def _ask_admins(admins: Sequence[str], lang: str) -> str:

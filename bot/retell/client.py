@@ -131,6 +131,7 @@ class CallAnalysis(_Lenient):
     user_sentiment: str | None = None
     call_successful: bool | None = None
     in_voicemail: bool | None = None
+    custom_analysis_data: dict[str, Any] | None = None  # the agent's own extracted fields
 
 
 class CallCost(_Lenient):

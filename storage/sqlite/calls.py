@@ -15,6 +15,7 @@ from storage.sqlite.connection import _Connection
 from storage.sqlite.rows import (
     _LIGHT_COLUMNS,
     _UPSERT_CALL,
+    JSON_COLUMNS,
     UNCERTAIN_HOLD_SECONDS,
     _dnc_insert,
     _enqueue,
@@ -204,7 +205,7 @@ class CallsPart(_Connection):
             out: list[Any] = []
             for column in columns:
                 value = getattr(record, column)
-                if column == "variables":
+                if column in JSON_COLUMNS:
                     value = json.dumps(value) if value else None
                 elif isinstance(value, bool):
                     value = int(value)

@@ -13,6 +13,7 @@ from storage.sqlite.rows import (
     HOLD_SECONDS,
     LIVE_COUNT_SQL,
     LIVE_SECONDS,
+    NUMBER_RECENT_SQL,
     USER_RECENT_SQL,
     _dnc_insert,
 )
@@ -22,7 +23,7 @@ class GuardPart(_Connection):
     """Holds under the limits, the audit log, do-not-call (GuardStore)."""
 
     async def admit(self, user_id: str | None, limits: Limits, now: float, *,
-                    request_key: str | None = None) -> Admission:
+                    request_key: str | None = None, number: str | None = None) -> Admission:
         """Check the limits and take a hold in one transaction, so no two requests can
         both take the last place (in this process or another, and across restarts)."""
 
@@ -45,11 +46,17 @@ class GuardPart(_Connection):
                     USER_RECENT_SQL, {"user": user_id, "since": now - window, "limit": limit})]
                 if len(times) >= limit:
                     return Admission(None, name, len(times), times[-1] + window)
+            if limits.per_number_day and number:
+                times = [float(r[0]) for r in conn.execute(NUMBER_RECENT_SQL, {
+                    "number": number, "since": now - 86400.0,
+                    "limit": limits.per_number_day})]
+                if len(times) >= limits.per_number_day:
+                    return Admission(None, "per_number", len(times), times[-1] + 86400.0)
             # The hold carries the create's key: whichever way the call is recorded (our own
             # save, its webhook, a poll) the hold gives way to it.
             cur = conn.execute(
-                "INSERT INTO call_holds (user_id, created_at, request_key) VALUES (?, ?, ?)",
-                (user_id, now, request_key))
+                "INSERT INTO call_holds (user_id, created_at, request_key, to_number) "
+                "VALUES (?, ?, ?, ?)", (user_id, now, request_key, number))
             return Admission(int(cur.lastrowid or 0))
 
         return await self._writer.write(admit)

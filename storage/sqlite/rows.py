@@ -46,11 +46,14 @@ _DATA_COLUMNS = (
     "in_voicemail",
     "cost_cents",
     "summary",
+    "extracted",
     "transcript",
     "recording_url",
     "public_log_url",
     "note",
 )
+
+JSON_COLUMNS = ("variables", "extracted")  # dicts, stored as JSON text
 
 _ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts", "thread_ts", "request_key")
 
@@ -87,6 +90,14 @@ USER_RECENT_SQL = (
     "ORDER BY created_at DESC LIMIT :limit) "
     "UNION ALL SELECT created_at FROM (SELECT created_at FROM call_holds INDEXED BY "
     "call_holds_user WHERE user_id = :user ORDER BY created_at DESC LIMIT :limit) "
+    "ORDER BY 1 DESC LIMIT :limit")
+
+NUMBER_RECENT_SQL = (
+    "SELECT created_at FROM (SELECT created_at FROM calls INDEXED BY calls_number "
+    "WHERE to_number = :number AND created_at >= :since AND call_id IS NOT NULL "
+    "ORDER BY created_at DESC LIMIT :limit) "
+    "UNION ALL SELECT created_at FROM (SELECT created_at FROM call_holds INDEXED BY "
+    "call_holds_number WHERE to_number = :number ORDER BY created_at DESC LIMIT :limit) "
     "ORDER BY 1 DESC LIMIT :limit")
 
 _LIGHT_COLUMNS = ", ".join(
@@ -144,7 +155,7 @@ def _upsert_params(fields: CallFields, now: float, poll_at: float | None) -> dic
     }
     for column in _ROUTING_COLUMNS + _DATA_COLUMNS:
         value = getattr(fields, column)
-        if column == "variables" and value is not None:
+        if column in JSON_COLUMNS and value is not None:
             value = json.dumps(value)
         elif isinstance(value, bool):
             value = int(value)
@@ -153,7 +164,9 @@ def _upsert_params(fields: CallFields, now: float, poll_at: float | None) -> dic
 
 def _to_record(row: sqlite3.Row) -> CallRecord:
     data = {key: row[key] for key in row.keys() if key in _RECORD_FIELDS}
-    data["variables"] = json.loads(data["variables"]) if data.get("variables") else {}
+    for column in JSON_COLUMNS:
+        if column in data:
+            data[column] = json.loads(data[column]) if data[column] else {}
     for flag in ("successful", "in_voicemail"):
         if data.get(flag) is not None:
             data[flag] = bool(data[flag])

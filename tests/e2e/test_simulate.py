@@ -62,6 +62,7 @@ async def simulated(slack: SlackStandIn, db_path: Path, timings: Timings = FAST,
         "PORT": sock.getsockname()[1],
         "CALLBOT_SLACK_CHANNEL_RATE": 500,
         "CALLBOT_OUTBOX_RETRY_BASE": 0.05,
+        "CALLBOT_CALLING_HOURS": "any",
         **extra,
     }
     srv = SimulatedServer(Settings(_env_file=None, **values), sock, timings)

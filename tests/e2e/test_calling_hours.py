@@ -1,0 +1,95 @@
+"""Calling hours in the callee's local time, and the cap on calls to one number, through the
+real server: a /call outside the window is refused with the callee's time and when the
+window opens (nothing reaches Retell, the refusal is audited); a state override wins over
+the default; the per-number cap counts every person's calls.
+
+The windows are set around the moment the test runs (in the callee's zone), so the real
+clock decides, as in production; bot/guard/hours.py's unit tests pin the clock instead."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
+from tests.conftest import StartServer
+from tests.support.guard import REFUSED, assert_refusal_row, audit, creates
+from tests.support.waiting import eventually
+
+SAN_FRANCISCO = "+14155550123"  # America/Los_Angeles
+MIAMI = "+13055550123"  # Florida: America/New_York
+NEW_YORK = "+12125550123"  # America/New_York
+BOB = "U0BOB"
+
+
+def window_around(zone: str, *, open_now: bool) -> str:
+    """A window (HH:MM-HH:MM) that holds now in `zone`, or one that opens in 2 hours;
+    both kept within one day."""
+    local = datetime.now(UTC).astimezone(ZoneInfo(zone))
+    if open_now:
+        start = max(local - timedelta(minutes=30), local.replace(hour=0, minute=0))
+        end = min(local + timedelta(minutes=30), local.replace(hour=23, minute=59))
+    else:
+        start = local + timedelta(hours=2)
+        if start.date() != local.date():  # late evening: a window earlier today instead
+            start = local.replace(hour=0, minute=0)
+            end = local - timedelta(hours=1)
+            return f"{start:%H:%M}-{end:%H:%M}"
+        end = min(start + timedelta(hours=1), local.replace(hour=23, minute=59))
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+async def test_a_call_outside_the_callees_hours_is_refused_with_their_time(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    zone = "America/Los_Angeles"
+    server = await start(CALLBOT_CALLING_HOURS=window_around(zone, open_now=False))
+    _, _ = await server.slash("/call", SAN_FRANCISCO, response_url=slack.response_url("sf"))
+    await eventually(lambda: bool(slack.responses_for("sf")))
+    [answer] = slack.responses_for("sf")
+    text = answer["text"]
+    local = datetime.now(UTC).astimezone(ZoneInfo(zone))
+    assert text.startswith(REFUSED), text
+    assert f"{local:%H}:" in text and zone in text  # their local time, named
+    assert "outside its calling hours" in text and "Calls to it can go from <!date^" in text
+    assert "555 0123" not in text and "+1 415 ••• 0123" in text
+    assert creates(retell) == [] and slack.messages("C0GENERAL") == []  # no card, no call
+    assert_refusal_row(audit(server)[-1], "calling_hours")
+
+
+async def test_inside_the_window_the_call_goes_and_a_state_override_wins(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    zone = "America/New_York"
+    server = await start(
+        CALLBOT_CALLING_HOURS=window_around(zone, open_now=True),
+        CALLBOT_CALLING_HOURS_OVERRIDES=f"US-FL={window_around(zone, open_now=False)}")
+    await server.slash("/call", NEW_YORK, response_url=slack.response_url("ny"))
+    await server.slash("/call", MIAMI, response_url=slack.response_url("fl"))
+    await eventually(lambda: len(creates(retell)) == 1 and bool(slack.responses_for("fl")))
+    assert creates(retell)[0]["to_number"] == NEW_YORK
+    [refusal] = slack.responses_for("fl")
+    assert refusal["text"].startswith(REFUSED) and "outside its calling hours" in refusal["text"]
+    assert slack.responses_for("ny") == []  # placed: the card says it all
+
+
+async def test_the_per_number_cap_counts_everyones_calls(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(CALLBOT_NUMBER_CALLS_PER_DAY=2)
+    await server.slash("/call", SAN_FRANCISCO, response_url=slack.response_url("a"))
+    await server.slash("/call", SAN_FRANCISCO, user=BOB, response_url=slack.response_url("b"))
+    await eventually(lambda: len(creates(retell)) == 2)
+    await server.slash("/call", "(415) 555-0123", user=BOB,  # the same number, spelled
+                       response_url=slack.response_url("c"))  # another way
+    await eventually(lambda: bool(slack.responses_for("c")))
+    [answer] = slack.responses_for("c")
+    assert answer["text"].startswith(REFUSED)
+    assert "has been called 2 times in the last 24 hours" in answer["text"]
+    assert "You can call again <!date^" in answer["text"]
+    assert len(creates(retell)) == 2
+    assert_refusal_row(audit(server)[-1], "limit_per_number", user=BOB)
+    # Another number is not held back by it.
+    await server.slash("/call", NEW_YORK, user=BOB, response_url=slack.response_url("d"))
+    await eventually(lambda: len(creates(retell)) == 3)
