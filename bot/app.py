@@ -26,6 +26,7 @@ from bot.calls.ingest import Ingest
 from bot.calls.placing import Placing
 from bot.calls.polling import Poller
 from bot.calls.retention import Retention
+from bot.calls.scheduling import Scheduler, Scheduling
 from bot.calls.service import CallService
 from bot.config import Settings
 from bot.context import AppContext
@@ -40,6 +41,7 @@ from bot.slack.home import HomePublisher
 from bot.slack.outbox import OutboxWorker, RetryPolicy
 from bot.slack.people import Languages
 from handlers import health, register_all, webhook
+from handlers.scheduling import SlackScheduleSink
 from storage.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -120,8 +122,11 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     ingest = Ingest(store, calls, default_channel=settings.notify_channel is not None,
                     on_applied=outbox.wake)
     guard = Guard(settings, store)
+    placing = Placing(calls, guard)
+    scheduling = Scheduling(store, guard, placing,
+                            grace=settings.schedule_grace_minutes * 60)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,
-                     Placing(calls, guard), languages)
+                     placing, languages, scheduling)
     return ctx, slack, retell
 
 
@@ -176,6 +181,9 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
                     owner=ctx.outbox.owner)
     retention = Retention(ctx.store, settings.retention_days,
                           housekeeping_days=settings.housekeeping_days, owner=ctx.outbox.owner)
+    # Each scheduled call is claimed before it is fired: once, whichever process fires it.
+    scheduler = Scheduler(ctx.scheduling, ctx.store,
+                          lambda entry: SlackScheduleSink(ctx, slack, entry.channel_id))
     socket_mode: AsyncSocketModeHandler | None = None
     slack_http: aiohttp.ClientSession | None = None
     socket_tasks: list[asyncio.Task[None]] = []
@@ -210,6 +218,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
         ctx.ingest.start()
         ctx.outbox.start()
         poller.start()
+        scheduler.start()
         retention.start()
         # The set-up checks (auth.test first) in the background: a Slack or Retell outage
         # never holds up /healthz or webhooks.
@@ -244,6 +253,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
                             ctx.inflight.count, grace)
             await ctx.ingest.stop(grace)
             await poller.stop()
+            await scheduler.stop(grace)
             await retention.stop()
             await ctx.outbox.stop(grace)
             await ctx.home.stop()

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     calling_days: str = Field(default="", alias="CALLBOT_CALLING_DAYS")
     calling_hours_overrides: str = Field(default="",
                                          alias="CALLBOT_CALLING_HOURS_OVERRIDES")
+    # Scheduled calls: how far ahead, and how late (after a restart) one is still placed.
+    schedule_max_days: int = Field(default=90, ge=1, le=3650, alias="CALLBOT_SCHEDULE_MAX_DAYS")
+    schedule_grace_minutes: float = Field(default=15, ge=0, le=7 * 24 * 60,
+                                          alias="CALLBOT_SCHEDULE_GRACE_MINUTES")
     post_transcripts: bool = Field(default=True, alias="CALLBOT_POST_TRANSCRIPTS")
     post_recordings: bool = Field(default=True, alias="CALLBOT_POST_RECORDINGS")
     retention_days: int = Field(default=0, ge=0, le=36_500,

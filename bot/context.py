@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.calls.ingest import Ingest
 from bot.calls.placing import Placing
+from bot.calls.scheduling import Scheduling
 from bot.calls.service import CallService
 from bot.config import Settings
 from bot.guard.admission import Guard
@@ -30,3 +31,4 @@ class AppContext:
     ingest: Ingest
     placing: Placing
     languages: Languages  # each person's language, for answers and App Home
+    scheduling: Scheduling

@@ -8,7 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import AppContext
-from handlers import actions, commands, events, views
+from handlers import actions, commands, events, scheduling, views
 
 
 def register_all(app: AsyncApp, ctx: AppContext) -> None:
@@ -17,3 +17,4 @@ def register_all(app: AsyncApp, ctx: AppContext) -> None:
     actions.register(app, ctx)
     views.register(app, ctx)
     events.register(app, ctx)
+    scheduling.register(app, ctx)

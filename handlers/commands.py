@@ -24,12 +24,14 @@ from bot.input.parsing import (
     parse_stats_period,
 )
 from bot.input.phones import show_phone
+from bot.input.when import split_when
 from bot.render import replies
 from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
 from bot.render.exports import audit_csv
 from bot.render.mistakes import mistake, period_words, usage
 from bot.render.refusals import refusal_words
 from handlers.placing import external_team, place_from_slack
+from handlers.scheduling import schedule_from_slack
 from handlers.views import open_call_modal
 from storage.models import Route
 
@@ -55,8 +57,10 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await open_call_modal(ctx, client, str(command.get("trigger_id", "")),
                                   command.get("channel_id"), command.get("user_id"))
             return
+        text = str(command.get("text", ""))
+        later = split_when(text)  # `/call <number> ... at <when>` or `in <duration>`
         try:
-            request = parse_call_text(command.get("text", ""), ctx.settings.default_region)
+            request = parse_call_text(later[0] if later else text, ctx.settings.default_region)
         except CommandError as exc:
             log.info("/call refused user=%s: %s", command.get("user_id"), type(exc).__name__)
             lang = await ctx.languages.of(command.get("user_id"))
@@ -76,6 +80,12 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         trigger = str(command.get("trigger_id") or "")
         # Slack Connect: the invoking person's own team (the app's team is auth.test's).
         user_team = command.get("user_team") or command.get("team_id")
+        if later is not None:
+            await schedule_from_slack(ctx, client, request, route, later[1], later[2],
+                                      request_parts=("command", trigger),
+                                      external_team=external_team(user_team, context),
+                                      tell=tell)
+            return
         placement = PlaceRequest(
             request, route, ("command", trigger), source="/call",
             external_team=external_team(user_team, context),

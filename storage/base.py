@@ -21,6 +21,7 @@ from storage.models import (
     InboxEntry,
     Limits,
     OutboxItem,
+    Scheduled,
 )
 
 
@@ -186,6 +187,41 @@ class LeaseStore(Protocol):
     async def release_lease(self, name: str, owner: str) -> None: ...
 
 
+class ScheduleStore(Protocol):
+    """Calls to place later, each fired once: claimed before it is placed."""
+
+    async def schedule(self, entry: Scheduled, now: float) -> int:
+        """Keep a call to place at `entry.due_at`; its id."""
+
+    async def set_schedule_card(self, schedule_id: int, card_ts: str) -> None: ...
+
+    async def get_schedule(self, schedule_id: int) -> Scheduled | None: ...
+
+    async def due_schedules(self, now: float, limit: int) -> list[Scheduled]:
+        """Scheduled calls due by `now`, and firings whose claim ran out (a crash)."""
+
+    async def next_due(self) -> float | None:
+        """When the next scheduled call is due (None: none is)."""
+
+    async def claim_schedule(self, schedule_id: int, now: float, until: float, *,
+                             early: bool = False) -> Scheduled | None:
+        """Take the call to fire it (until `until`), if it is due and no one else has it;
+        `early`: even before its time (Call now)."""
+
+    async def finish_schedule(self, schedule_id: int, outcome: str, now: float, *,
+                              detail: str | None = None, call_id: str | None = None,
+                              status: str = "done") -> None: ...
+
+    async def reschedule(self, schedule_id: int, due_at: float, now: float) -> None:
+        """Back to waiting, for `due_at` (calling hours not open yet)."""
+
+    async def cancel_schedule(self, schedule_id: int, by: str, now: float) -> Scheduled | None:
+        """Cancel a call still waiting; None when it is not (fired, cancelled already)."""
+
+    async def upcoming_schedules(self, user_id: str | None, limit: int) -> list[Scheduled]:
+        """Calls still waiting, soonest first: one person's, or everyone's (None)."""
+
+
 class StatsStore(Protocol):
     """Figures over the call history."""
 
@@ -215,7 +251,7 @@ class Upkeep(Protocol):
 
 
 class Store(CallStore, InboxStore, GuardStore, OutboxStore, ClaimStore, LeaseStore,
-            StatsStore, Upkeep, Protocol):
+            ScheduleStore, StatsStore, Upkeep, Protocol):
     """Everything a store implementation provides."""
 
 

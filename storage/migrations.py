@@ -183,4 +183,34 @@ MIGRATIONS: list[str] = [
     -- The agent's own extracted fields (call_analysis.custom_analysis_data), as JSON.
     ALTER TABLE calls ADD COLUMN extracted TEXT;
     """,
+    """
+    -- Calls to place later: fired once each, at their time, across restarts (claim first,
+    -- the same idempotency key on every try).
+    CREATE TABLE scheduled_calls (
+        id            INTEGER PRIMARY KEY,
+        team_id       TEXT,
+        channel_id    TEXT NOT NULL,
+        user_id       TEXT NOT NULL,
+        thread_ts     TEXT,
+        card_ts       TEXT,                 -- the card saying when; it becomes the call's
+        number        TEXT NOT NULL,        -- E.164
+        agent         TEXT,                 -- as asked: a name, an id, or none
+        variables     TEXT,                 -- JSON
+        note          TEXT,
+        from_number   TEXT,
+        due_at        REAL NOT NULL,
+        status        TEXT NOT NULL,        -- scheduled | firing | done | cancelled | missed
+        claimed_until REAL,
+        outcome       TEXT,                 -- placed | refused | failed | missed | cancelled
+        detail        TEXT,                 -- the refusal or failure code, who cancelled
+        call_id       TEXT,
+        request_key   TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE INDEX scheduled_due ON scheduled_calls (due_at)
+        WHERE status IN ('scheduled', 'firing');
+    CREATE INDEX scheduled_user ON scheduled_calls (user_id, due_at)
+        WHERE status = 'scheduled';
+    """,
 ]

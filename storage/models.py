@@ -113,6 +113,30 @@ class CallFields:
 
 
 @dataclass(frozen=True)
+class Scheduled:
+    """A call to place later, as `/call ... at <when>` asked for it."""
+
+    id: int
+    channel_id: str
+    user_id: str
+    number: str
+    due_at: float
+    request_key: str
+    status: str = "scheduled"  # scheduled | firing | done | cancelled | missed
+    team_id: str | None = None
+    thread_ts: str | None = None
+    card_ts: str | None = None
+    agent: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    note: str | None = None
+    from_number: str | None = None
+    outcome: str | None = None
+    detail: str | None = None
+    call_id: str | None = None
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
 class InboxEntry:
     """A verified webhook turned into what the consumer stores: the call's changes, the
     Slack work its event causes, and a do-not-call entry when the callee asked for one."""

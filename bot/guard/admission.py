@@ -114,6 +114,25 @@ class Guard:
             raise
         return replace(ticket, hold_id=admission.hold_id)
 
+    async def check(self, *, user_id: str | None, channel_id: str | None, number: str,
+                    source: str, external_team: str | None = None) -> None:
+        """The rules that will not change by a later time (who, where, which number, the
+        do-not-call list): a call scheduled for later is refused now if one says no.
+        Raises Refused, audited; the rest (limits, calling hours) is checked on firing."""
+        ticket = Ticket(None, user_id, channel_id, source, number, None)
+        try:
+            team_may(self.settings, external_team)
+            caller_may(self.settings, user_id, channel_id)
+            number_may(self.settings, number)
+            listed = await self.store.dnc_get(number)
+            if listed is not None:
+                raise Refused("do_not_call", entry=listed)
+        except Refused as exc:
+            await self.store.audit(ticket.entry("refused", exc.reason))
+            log.info("scheduled call refused user=%s to=%s reason=%s", user_id,
+                     mask_phone(number), exc.reason)
+            raise
+
     async def abandon(self, ticket: Ticket, reason: str) -> None:
         """Admitted, but Retell was never asked (the card could not be posted)."""
         entry = ticket.entry("failed", reason)

@@ -16,7 +16,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import geocoder, timezone
+from phonenumbers import timezone
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALL_DAYS = frozenset(range(7))
@@ -136,8 +136,10 @@ def _zone(name: str) -> ZoneInfo:
 
 
 @cache
-def places(e164: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(time zones, override keys most specific first) for a number."""
+def places(e164: str, states: bool = False) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(time zones, override keys most specific first) for a number; `states`: read the US
+    state or Canadian province too (only when an override names one: phonenumbers'
+    geocoder holds about 100 MB of data once loaded)."""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
@@ -153,7 +155,9 @@ def places(e164: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         zones.append(name)
     region = phonenumbers.region_code_for_number(number) or ""
     keys: list[str] = []
-    if region in ("US", "CA"):
+    if states and region in ("US", "CA"):
+        from phonenumbers import geocoder
+
         where = geocoder.description_for_number(number, "en")
         code = _STATE_CODE.search(where)
         state = code.group(1) if code else US_STATES.get(where.strip())
@@ -177,7 +181,7 @@ def verdict(hours: CallingHours, e164: str, now: datetime) -> Verdict:
     of its zones (searched a week and a day ahead)."""
     if hours.window is None:
         return Verdict(True)
-    zones, keys = places(e164)
+    zones, keys = places(e164, states=any("-" in key for key in hours.overrides))
     window = next((hours.overrides[k] for k in keys if k in hours.overrides), hours.window)
     if not zones:
         return Verdict(False, (), window, None)

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from babel.numbers import format_decimal
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -146,7 +145,7 @@ def chunk_text(text: str, limit: int, max_chunks: int) -> tuple[list[str], int]:
     return chunks, end - pos
 
 
-def _render(blocks: list[Block]) -> list[dict[str, Any]]:
+def to_blocks(blocks: list[Block]) -> list[dict[str, Any]]:
     # to_dict() runs slack_sdk's own validation of field lengths.
     rendered = [block.to_dict() for block in blocks]
     if len(rendered) > MAX_BLOCKS:
@@ -337,7 +336,7 @@ def call_card(call: CallRecord, *, show_full_numbers: bool = False,
                     else said(call.status.replace("_", " "), 60))
     text = words(lang, "card.text_inbound" if inbound else "card.text_outbound",
                  number=number, status=plain_status)
-    return Message(text=text, blocks=_render(blocks))
+    return Message(text=text, blocks=to_blocks(blocks))
 
 
 def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False,
@@ -351,7 +350,7 @@ def already_placed_card(call: CallRecord, *, show_full_numbers: bool = False,
     if context:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     return Message(text=words(lang, "card.already_placed_text", number=number),
-                   blocks=_render(blocks))
+                   blocks=to_blocks(blocks))
 
 
 # -- the analysis reply in the card's thread ---------------------------------------------------
@@ -412,7 +411,7 @@ def analysis_reply(call: CallRecord, *, post_transcripts: bool = True,
         blocks += transcript_blocks(call.transcript, log_url, show_full_numbers=full, lang=lang)
     text = words(lang, "summary.text",
                  summary=said(summary, SUMMARY_FALLBACK_LIMIT, show_full_numbers=full))
-    return Message(text=cut(text, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
+    return Message(text=cut(text, FALLBACK_TEXT_LIMIT), blocks=to_blocks(blocks))
 
 
 def extracted_text(extracted: dict[str, Any], lang: str = DEFAULT_LANGUAGE, *,
@@ -443,7 +442,7 @@ def _extracted_value(value: Any, lang: str, show_full_numbers: bool) -> str:
     if isinstance(value, bool):
         return words(lang, "summary.yes" if value else "summary.no")
     if isinstance(value, int | float) and math.isfinite(value):
-        return str(format_decimal(value, locale=lang))
+        return count_words(value, lang)
     if value is None:
         return "–"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -537,7 +536,7 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False,
         blocks: list[Block] = [ContextBlock(elements=[MarkdownTextObject(text=f"*{title}*")])]
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in sections]
         fallback = f"{title}\n{mrkdwn_safe(transcript[:SUMMARY_FALLBACK_LIMIT])}"
-        return Message(text=cut(fallback, FALLBACK_TEXT_LIMIT), blocks=_render(blocks))
+        return Message(text=cut(fallback, FALLBACK_TEXT_LIMIT), blocks=to_blocks(blocks))
     return _transcript_file(call, title, turns, left_out, lang)
 
 
@@ -588,7 +587,7 @@ def stats_message(stats: CallStats, period_label: str,
                                 count=count_words(stats.failed_attempts, lang))
         blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=body))]
         return Message(text=words(lang, "stats.no_calls_text", period=period_label),
-                       blocks=_render(blocks))
+                       blocks=to_blocks(blocks))
     mix = stats.sentiments
     rate = percent_words(stats.success_rate, lang)
     fields = [
@@ -616,7 +615,7 @@ def stats_message(stats: CallStats, period_label: str,
         blocks.append(SectionBlock(text=MarkdownTextObject(
             text=f"*{words(lang, 'stats.how_ended')}*\n" + "\n".join(lines))))
     text = words(lang, "stats.text", calls=stats.calls, period=period_label, rate=rate)
-    return Message(text=text, blocks=_render(blocks))
+    return Message(text=text, blocks=to_blocks(blocks))
 
 
 # -- guardrail answers (ephemeral, to the person who asked) -----------------------------------
@@ -678,7 +677,7 @@ def _logged(lang: str, kind: str, code: str) -> str:
 
 
 def _text_message(text: str) -> Message:
-    return Message(text=text, blocks=_render([SectionBlock(text=MarkdownTextObject(text=text))]))
+    return Message(text=text, blocks=to_blocks([SectionBlock(text=MarkdownTextObject(text=text))]))
 
 
 def _lines_message(title: str, lines: list[str], fallback: str, lang: str) -> Message:
@@ -687,4 +686,4 @@ def _lines_message(title: str, lines: list[str], fallback: str, lang: str) -> Me
     if left:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(
             text=words(lang, "message.more_not_shown", count=count_words(left, lang)))]))
-    return Message(text=fallback, blocks=_render(blocks))
+    return Message(text=fallback, blocks=to_blocks(blocks))

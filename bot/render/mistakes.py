@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from babel.numbers import format_decimal
-
 from bot.input.mistakes import Mistake
 from bot.input.phones import mask_numbers
 from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.words import count_words
 
 ECHO_LIMIT = 40
 # Facts that hold text a person typed: echoed short, masked and inert.
@@ -28,7 +27,7 @@ def mistake(error: Mistake, lang: str = DEFAULT_LANGUAGE) -> str:
         if name in _TYPED and isinstance(value, str):
             facts[name] = shown(value)
         elif isinstance(value, int):
-            facts[name] = format_decimal(value, locale=lang)
+            facts[name] = count_words(value, lang)
         elif name == "what":
             facts[name] = words(lang, f"mistake.what.{value}")
         elif name == "reason":

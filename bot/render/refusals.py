@@ -14,7 +14,7 @@ from phonenumbers import PhoneNumberType
 from bot.guard.admission import Refused
 from bot.input.phones import mask_phone
 from bot.render.blocks import date_token, user_mention
-from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.catalog import DEFAULT_LANGUAGE, catalogue, words
 from storage.models import DncEntry, Limits
 
 TYPE_KEYS = {
@@ -68,6 +68,14 @@ def refusal_words(refused: Refused, lang: str = DEFAULT_LANGUAGE) -> str:
                      country=_country(facts["region"], lang),
                      allowed=", ".join(facts["allowed"]))
     return words(lang, "refusal.other", reason=reason)
+
+
+def short_refusal(reason: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A rule that said no, in a few words and without its facts (a scheduled call's card
+    keeps only the code; the requester was told the whole sentence)."""
+    key = f"refusal_short.{reason}"
+    return (words(lang, key) if key in catalogue(DEFAULT_LANGUAGE)
+            else words(lang, "refusal.other", reason=reason))
 
 
 def dnc_words(entry: DncEntry, lang: str = DEFAULT_LANGUAGE) -> str:

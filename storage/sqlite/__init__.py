@@ -11,14 +11,15 @@ from storage.sqlite.inbox import InboxPart
 from storage.sqlite.leases import LeasesPart
 from storage.sqlite.outbox import OutboxPart
 from storage.sqlite.rows import INBOX_MAX_ATTEMPTS, LIVE_COUNT_SQL, USER_RECENT_SQL
+from storage.sqlite.schedule import SchedulePart
 from storage.sqlite.stats import StatsPart
 from storage.sqlite.upkeep import UpkeepPart
 
 __all__ = ["INBOX_MAX_ATTEMPTS", "LIVE_COUNT_SQL", "USER_RECENT_SQL", "SQLiteStore"]
 
 
-class SQLiteStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, StatsPart,
-                  UpkeepPart):
+class SQLiteStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, SchedulePart,
+                  StatsPart, UpkeepPart):
     """The embedded default store.
 
 Writes go through one connection in its own thread with group commit (see

@@ -147,6 +147,8 @@ async def test_team_figures_leave_out_calls_older_than_a_week(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
     await fill_inbound(server, retell)
+    # Stored once the webhooks are applied (the inbox answers first): age one only then.
+    await eventually(lambda: rows(server, "SELECT count(*) FROM calls") == [(4,)])
 
     def age_first_call() -> None:
         conn = sqlite3.connect(server.settings.database_path, isolation_level=None, timeout=10)

@@ -104,3 +104,22 @@ def test_audit_actions_and_outcomes_are_worded_and_unknown_codes_shown_as_stored
     newer = AuditRow(2, 0.0, "campaign_start", "queued", None, None, None, None, None,
                      None, None)
     assert "campaign start" in audit_line(newer, "th") and "*queued*" in audit_line(newer, "th")
+
+
+def test_english_numbers_read_exactly_as_babel_writes_them() -> None:
+    """English skips loading Babel's locale data (memory); it must not read differently."""
+    import random
+
+    from babel.numbers import format_currency, format_decimal, format_percent
+
+    from bot.render.words import cost_words, count_words, percent_words
+
+    pick = random.Random(7)
+    cents = [0, 4.2, 123456.5, -250, 99.995, *(pick.uniform(-1e6, 1e6) for _ in range(500)),
+             *(pick.randint(0, 10**6) / 100 for _ in range(500))]
+    for c in cents:
+        assert cost_words(c, "en") == format_currency(c / 100, "USD", locale="en"), c
+    for f in [0, 0.5, 0.125, 0.145, 0.155, 1, *(pick.random() for _ in range(500))]:
+        assert percent_words(f, "en") == format_percent(f, locale="en"), f
+    for n in [0, 7, 1234567, 4.5, 1234.5678, 0.0005, *(pick.uniform(0, 1e5) for _ in range(500))]:
+        assert count_words(n, "en") == format_decimal(n, locale="en"), n

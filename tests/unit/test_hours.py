@@ -50,8 +50,9 @@ def test_settings_are_read_and_bad_ones_say_how_to_write_them() -> None:
 
 
 def test_a_number_has_its_zones_and_its_state() -> None:
-    assert places(FLORIDA) == (("America/New_York",), ("US-FL", "US"))
-    assert places(SAN_FRANCISCO) == (("America/Los_Angeles",), ("US-CA", "US"))
+    assert places(FLORIDA, states=True) == (("America/New_York",), ("US-FL", "US"))
+    assert places(SAN_FRANCISCO, states=True) == (("America/Los_Angeles",), ("US-CA", "US"))
+    assert places(FLORIDA) == (("America/New_York",), ("US",))  # no state asked: not read
     assert places(BANGKOK) == (("Asia/Bangkok",), ("TH",))
     zones, keys = places(RUSSIA_MOBILE)
     assert len(zones) > 5 and keys == ("RU",)
@@ -125,3 +126,18 @@ def test_the_refusal_says_their_time_and_when_it_opens_in_both_languages() -> No
     assert f"<!date^{opens}^" in english and "(Tue 08:00 their time)" in english
     assert "ตอนนี้เป็นเวลา" in thai and "America/Los_Angeles" in thai and f"<!date^{opens}^" in thai
     hours_may(DEFAULT, NEW_YORK, now.timestamp())  # 08:30 in New York: no refusal
+
+
+def test_the_geocoder_is_loaded_only_for_state_overrides() -> None:
+    """phonenumbers' geocoder holds about 100 MB once imported: the app loads it only when
+    an override names a state (bench/: peak RSS after 10,000 calls)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, bot.app, handlers; "
+             "print('phonenumbers.geocoder' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"
+    places(FLORIDA, states=True)
+    assert "phonenumbers.geocoder" in sys.modules  # read when asked

@@ -175,7 +175,8 @@ def test_every_url_is_the_bolt_endpoint_on_the_placeholder_host(
 ) -> None:
     for manifest in (main, no_history):
         found = [value for _, value in urls(manifest)]
-        assert len(found) == 6  # four commands, events, interactivity (README: "six places")
+        # each command, events, interactivity (README: "seven places")
+        assert len(found) == len(manifest["features"]["slash_commands"]) + 2 == 7
         assert set(found) == {f"https://callbot.example.com{BOLT_PATH}"}
 
 
