@@ -81,7 +81,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         # Slack Connect: the invoking person's own team (the app's team is auth.test's).
         user_team = command.get("user_team") or command.get("team_id")
         if later is not None:
-            await schedule_from_slack(ctx, client, request, route, later[1], later[2],
+            await schedule_from_slack(ctx, client, request, route, (later[1], later[2]),
                                       request_parts=("command", trigger),
                                       external_team=external_team(user_team, context),
                                       tell=tell)

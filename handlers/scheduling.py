@@ -121,22 +121,29 @@ class SlackScheduleSink:
 
 async def schedule_from_slack(
     ctx: AppContext, client: AsyncWebClient, command: CallCommand, route: Route,
-    keyword: str, when_text: str, *, request_parts: tuple[str, ...],
-    external_team: str | None, tell: Tell,
+    when: tuple[str, str] | float, *, request_parts: tuple[str, ...],
+    external_team: str | None, tell: Tell, note: str | None = None,
+    from_number: str | None = None,
 ) -> Scheduled | None:
-    """`/call <number> ... at <when>`: read the time in the requester's zone, keep the call,
-    post its card; the requester is told when (theirs and the callee's) or why not."""
+    """`/call <number> ... at <when>` (`when`: the keyword and its text, read in the
+    requester's zone) or the modal's *When* (`when`: a moment): keep the call, post its
+    card; the requester is told when (theirs and the callee's) or why not."""
     settings = ctx.settings
     user = route.user_id or ""
     lang, zone = await asyncio.gather(ctx.languages.of(user), ctx.languages.zone(user))
-    try:
-        due = await asyncio.to_thread(parse_when, keyword, when_text, zone,
-                                      datetime.now(UTC), settings.schedule_max_days)
-    except WhenError as exc:
-        await tell(replies.warning(mistake(exc, lang), usage("call", lang)))
-        return None
-    request = ScheduleRequest(command, route, due.timestamp(), external_team=external_team,
-                              request_parts=request_parts)
+    if isinstance(when, tuple):
+        try:
+            due = (await asyncio.to_thread(parse_when, when[0], when[1], zone,
+                                           datetime.now(UTC),
+                                           settings.schedule_max_days)).timestamp()
+        except WhenError as exc:
+            await tell(replies.warning(mistake(exc, lang), usage("call", lang)))
+            return None
+    else:
+        due = when
+    request = ScheduleRequest(command, route, due, external_team=external_team,
+                              request_parts=request_parts, note=note,
+                              from_number=from_number)
     sink = SlackScheduleSink(ctx, client, route.channel_id or "")
     try:
         entry = await ctx.scheduling.schedule(request, sink)

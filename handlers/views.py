@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
@@ -33,6 +34,7 @@ from handlers.placing import (
     place_from_slack,
     tell_by_dm,
 )
+from handlers.scheduling import schedule_from_slack
 from storage.models import Route
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         user = body["user"]["id"]
         try:
             request = parse_modal_values(view["state"]["values"], ctx.settings.default_region,
-                                         no_agent=NUMBER_DEFAULT_AGENT)
+                                         no_agent=NUMBER_DEFAULT_AGENT,
+                                         max_days=ctx.settings.schedule_max_days)
         except ModalError as exc:
             log.info("call modal refused user=%s fields=%s", user, ",".join(exc.errors))
             lang = await ctx.languages.of(user)
@@ -117,6 +120,14 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             "channel_id")
         route = Route(team_id=(body.get("team") or {}).get("id"), channel_id=channel,
                            user_id=user)
+        if request.due_at is not None:  # *When* was filled in: a call for later
+            await schedule_from_slack(
+                ctx, client, replace(request.command, agent=request.agent_id), route,
+                request.due_at, request_parts=("modal", str(view.get("id", ""))),
+                external_team=external_team(interaction_team(body), context),
+                tell=_tell_for_modal(body, client, user), note=request.note,
+                from_number=request.from_number)
+            return
         placement = PlaceRequest(
             request.command, route, ("modal", str(view.get("id", ""))), agent=agent,
             use_number_agent=agent is None, from_number=request.from_number,

@@ -10,6 +10,7 @@ by one left-to-right pass rather than `shlex` (which builds each word a characte
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -277,6 +278,7 @@ class ModalRequest:
     from_number: str | None
     note: str | None
     channel_id: str | None
+    due_at: float | None = None  # the *When* field: None places the call now
 
 
 def parse_variable_lines(text: str) -> dict[str, str]:
@@ -313,8 +315,12 @@ def parse_modal_values(
     default_region: str = "US",
     *,
     no_agent: str = "-",
+    now: float | None = None,
+    max_days: int = 90,
 ) -> ModalRequest:
-    """Read a submitted call modal's `view.state.values`; all field errors at once."""
+    """Read a submitted call modal's `view.state.values`; all field errors at once.
+    *When* (Slack's datetimepicker: a Unix time) must be ahead of `now` and at most
+    `max_days` away."""
 
     def field(block: str) -> dict[str, object]:
         inner = values.get(block) if isinstance(values, dict) else None
@@ -348,6 +354,16 @@ def parse_modal_values(
                                               "variables"))
     except CommandError as exc:
         errors["variables"] = exc
+    due_at: float | None = None
+    picked = field("when").get("selected_date_time")
+    if isinstance(picked, int | float) and not isinstance(picked, bool):
+        current = time.time() if now is None else now
+        if picked <= current:
+            errors["when"] = Mistake("modal_when_past")
+        elif picked - current > max_days * 86400:
+            errors["when"] = Mistake("when_too_far", limit=max_days)
+        else:
+            due_at = float(picked)
     channel = field("channel").get("selected_conversation")
     if not isinstance(channel, str) or not channel:
         errors["channel"] = Mistake("modal_no_channel")
@@ -361,4 +377,5 @@ def parse_modal_values(
         from_number=selected("caller"),
         note=text("note")[:200] or None,
         channel_id=channel,
+        due_at=due_at,
     )

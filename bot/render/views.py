@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     ConversationFilter,
     ConversationSelectElement,
+    DateTimePickerElement,
     DividerBlock,
     HeaderBlock,
     InputBlock,
@@ -50,6 +51,7 @@ BLOCK_CALLER = "caller"
 BLOCK_VARIABLES = "variables"
 BLOCK_NOTE = "note"
 BLOCK_CHANNEL = "channel"
+BLOCK_WHEN = "when"  # Slack's datetimepicker: empty places the call now
 NUMBER_DEFAULT_AGENT = "-"  # option value: let the caller number's own agent answer
 MAX_OPTIONS = 100
 MAX_HOME_CALLS = 10
@@ -180,6 +182,15 @@ def call_modal(
             label=words(lang, "modal.note"),
             optional=True,
             element=PlainTextInputElement(action_id=INPUT, max_length=NOTE_LIMIT),
+        )
+    )
+    blocks.append(
+        InputBlock(
+            block_id=BLOCK_WHEN,
+            label=words(lang, "modal.when"),
+            optional=True,
+            element=DateTimePickerElement(action_id=INPUT),
+            hint=words(lang, "modal.when_hint"),
         )
     )
     blocks.append(

@@ -253,3 +253,28 @@ async def test_outside_calling_hours_at_its_time_it_waits_for_the_opening(
     assert row["due_at"] - time.time() > 60  # the window opens later (in up to two hours)
     await eventually(lambda: "Waiting for calling hours" in card_text(slack))
     assert creates(retell) == []
+
+
+async def test_the_modals_when_field_schedules_the_call(
+    server: Server, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    from tests.support.modal import open_modal, state_values, submission
+
+    _, view = await open_modal(server, slack)
+    when = int(time.time()) + 2 * 3600
+    values = state_values(view, number="+1 415 555 0123", variables="customer_name=Ann",
+                          note="VIP", when=when)
+    status, body = await server.interactive(submission(view, values,
+                                                       response_url=slack.response_url("m")))
+    assert (status, body) == (200, None)
+    await eventually(lambda: bool(schedules(server)) and bool(slack.messages(CHANNEL)))
+    [row] = schedules(server)
+    assert row["due_at"] == when and row["note"] == "VIP" and creates(retell) == []
+    assert json.loads(row["variables"]) == {"customer_name": "Ann"}
+    # A time already past is a field error; the modal stays open, nothing is kept.
+    _, view = await open_modal(server, slack)
+    past = state_values(view, number="+1 415 555 0123", when=int(time.time()) - 60)
+    status, body = await server.interactive(submission(view, past))
+    assert status == 200 and body["response_action"] == "errors"
+    assert "That time has passed" in body["errors"]["when"]
+    assert len(schedules(server)) == 1

@@ -37,6 +37,7 @@ def state_values(
     variables: str | None = None,
     note: str | None = None,
     channel: str | None = None,
+    when: int | None = None,
 ) -> dict[str, Any]:
     """`view.state.values` as Slack sends it, for the inputs this view really has.
 
@@ -60,6 +61,8 @@ def state_values(
                 chosen = next(o for o in element["options"]
                               if o["text"]["text"] == wanted or o["value"] == wanted)
             state = {"type": kind, "selected_option": chosen}
+        elif kind == "datetimepicker":  # left empty: Slack sends null
+            state = {"type": kind, "selected_date_time": when}
         elif kind == "conversations_select":
             state = {"type": kind,
                      "selected_conversation": channel or element.get("initial_conversation")}

@@ -129,6 +129,8 @@ def fill(
         elif kind == "conversations_select":
             state = {"type": kind,
                      "selected_conversation": channel or element.get("initial_conversation")}
+        elif kind == "datetimepicker":  # left empty
+            state = {"type": kind, "selected_date_time": None}
         else:
             raise AssertionError(f"unexpected input type {kind}")
         values[bid] = {element["action_id"]: state}
@@ -144,7 +146,8 @@ def test_call_modal_has_every_field_and_defaults() -> None:
     assert view["callback_id"] == CALL_MODAL and view["submit"]["text"] == "Call"
     assert read_modal_metadata(view["private_metadata"]) == {"channel_id": "C0GENERAL"}
     blocks = blocks_by_id(view)
-    assert list(blocks) == ["number", "agent", "caller", "variables", "note", "channel"]
+    assert list(blocks) == ["number", "agent", "caller", "variables", "note", "when", "channel"]
+    assert blocks["when"]["optional"] is True  # empty: the call goes now
     agent_opts = options(view, "agent")
     assert agent_opts[0]["value"] == NUMBER_DEFAULT_AGENT
     # Sorted by name without regard to case; a nameless agent is listed by its id.
