@@ -19,6 +19,7 @@ from bot.render.blocks import ACTION_CALL_AGAIN, ACTION_HANG_UP, ACTION_REFRESH,
 from bot.render.views import ACTION_OPEN_MODAL
 from bot.retell.client import Agent
 from handlers.placing import (
+    Blocks,
     Tell,
     external_team,
     interaction_team,
@@ -39,8 +40,9 @@ def _tell(body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -
     """Ephemeral under the card in a channel; a direct message when pressed in App Home."""
     if body.get("response_url"):
 
-        async def tell(text: str) -> None:
-            await respond(text=text, response_type="ephemeral", replace_original=False)
+        async def tell(text: str, blocks: Blocks | None = None) -> None:
+            await respond(text=text, blocks=blocks, response_type="ephemeral",
+                          replace_original=False)
 
         return tell
     return tell_by_dm(client, body["user"]["id"])

@@ -30,7 +30,7 @@ from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_m
 from bot.render.exports import audit_csv
 from bot.render.mistakes import mistake, period_words, usage
 from bot.render.refusals import refusal_words
-from handlers.placing import external_team, place_from_slack
+from handlers.placing import Blocks, external_team, place_from_slack
 from handlers.scheduling import schedule_from_slack
 from handlers.views import open_call_modal
 from storage.models import Route
@@ -68,8 +68,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             return
         await ack()
 
-        async def tell(text: str) -> None:
-            await respond(text=text, response_type="ephemeral")
+        async def tell(text: str, blocks: Blocks | None = None) -> None:
+            await respond(text=text, blocks=blocks, response_type="ephemeral")
 
         route = Route(
             team_id=command.get("team_id"),

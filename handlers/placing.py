@@ -4,27 +4,34 @@ bot/calls/placing.py; this is its Slack side."""
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.calls.placing import CardNotPosted, Outcome, Placed, PlaceRequest
+from bot.calls.placing import CardNotPosted, NotAllowed, Outcome, Placed, PlaceRequest
 from bot.context import AppContext
 from bot.guard.admission import foreign_team
 from bot.render.blocks import Message, already_placed_card, call_card
 from bot.render.placing import placing_answer
+from bot.render.schedule import hours_offer
 from bot.slack.outbox import marker
 from storage.models import CallRecord, Route
 
 log = logging.getLogger(__name__)
 
-Tell = Callable[[str], Awaitable[None]]
+Blocks = list[dict[str, Any]]
+
+
+class Tell(Protocol):
+    """Answers the person who asked, only them: text, and blocks when there are buttons."""
+
+    async def __call__(self, text: str, blocks: Blocks | None = None) -> None: ...
 
 
 class SlackCardSink:
@@ -89,15 +96,46 @@ async def place_from_slack(
     async def answer(outcome: Outcome) -> None:
         if isinstance(outcome, Placed):
             return  # the card says it all
+        lang = await ctx.languages.of(request.route.user_id)
         text = placing_answer(outcome, show_full_numbers=settings.show_full_numbers,
-                              lang=await ctx.languages.of(request.route.user_id),
-                              simulated=settings.simulated)
-        if text is not None:
-            await tell(text)
+                              lang=lang, simulated=settings.simulated)
+        if text is None:
+            return
+        await tell(text, _hours_offer(ctx, request, outcome, text, lang))
 
     outcome = await ctx.placing.place(request, SlackCardSink(ctx, client, request.route),
                                       answer)
     return outcome.record if isinstance(outcome, Placed) else None
+
+
+MAX_VALUE = 2000  # Slack's limit on a button's value
+
+
+def offer_value(request: PlaceRequest, opens_at: float) -> str | None:
+    """What a calling-hours button carries to place or schedule the same call (None: too
+    long for a button's value; the person can still use `/call ... at <when>`)."""
+    agent = request.agent.agent_id if request.agent else request.command.agent
+    value = json.dumps({"n": request.command.phone.e164, "a": agent,
+                        "v": request.command.variables, "f": request.from_number,
+                        "c": request.route.channel_id, "t": request.route.thread_ts,
+                        "no": request.note, "o": opens_at}, separators=(",", ":"))
+    return value if len(value) <= MAX_VALUE else None
+
+
+def _hours_offer(ctx: AppContext, request: PlaceRequest, outcome: Outcome, text: str,
+                 lang: str) -> Blocks | None:
+    """Outside calling hours: offer to schedule it for the opening (and, for an admin, to
+    call anyway)."""
+    if not (isinstance(outcome, NotAllowed) and outcome.refusal.reason == "calling_hours"):
+        return None
+    opens_at = outcome.refusal.facts.get("opens_at")
+    if not isinstance(opens_at, float):
+        return None
+    value = offer_value(request, opens_at)
+    if value is None:
+        return None
+    return hours_offer(text, opens_at, request.command.phone.e164, value,
+                       admin=ctx.guard.is_admin(request.route.user_id), lang=lang)
 
 
 def _slack_failure(exc: Exception) -> tuple[str, int | None]:
@@ -112,9 +150,9 @@ def _slack_failure(exc: Exception) -> tuple[str, int | None]:
 def _safe(tell: Tell) -> Tell:
     """Telling the person must never be what fails: log it and go on."""
 
-    async def safe(text: str) -> None:
+    async def safe(text: str, blocks: Blocks | None = None) -> None:
         try:
-            await tell(text)
+            await tell(text, blocks)
         except Exception as exc:
             log.warning("could not answer the person: %s", type(exc).__name__)
 
@@ -137,10 +175,10 @@ def interaction_team(body: dict[str, Any]) -> str | None:
 def tell_in_thread(client: AsyncWebClient, channel: str, user: str, thread_ts: str | None) -> Tell:
     """Answers only the person sees, under the message that asked (message triggers)."""
 
-    async def tell(text: str) -> None:
+    async def tell(text: str, blocks: Blocks | None = None) -> None:
         try:
             await client.chat_postEphemeral(channel=channel, user=user, text=text,
-                                            thread_ts=thread_ts)
+                                            blocks=blocks, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.warning("could not answer user=%s in channel=%s: %s", user, channel,
                         exc.response.get("error"))
@@ -151,9 +189,9 @@ def tell_in_thread(client: AsyncWebClient, channel: str, user: str, thread_ts: s
 def tell_by_dm(client: AsyncWebClient, user: str) -> Tell:
     """For surfaces with nowhere else to answer (App Home, a closed modal)."""
 
-    async def tell(text: str) -> None:
+    async def tell(text: str, blocks: Blocks | None = None) -> None:
         try:
-            await client.chat_postMessage(channel=user, text=text)
+            await client.chat_postMessage(channel=user, text=text, blocks=blocks)
         except SlackApiError as exc:
             log.warning("could not DM user=%s: %s", user, exc.response.get("error"))
 

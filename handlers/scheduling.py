@@ -5,6 +5,7 @@ scheduler reaches through `SlackScheduleSink`. The use case is bot/calls/schedul
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -14,11 +15,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.calls.placing import CardNotPosted, CardSink, NotAllowed, Outcome
+from bot.calls.placing import CardNotPosted, CardSink, NotAllowed, Outcome, PlaceRequest
 from bot.calls.scheduling import NotYours, ScheduleRequest
 from bot.context import AppContext
 from bot.guard.admission import Refused
 from bot.input.parsing import CallCommand
+from bot.input.phones import parse_phone
 from bot.input.when import WhenError, parse_when
 from bot.render import replies
 from bot.render.answers import card_not_posted
@@ -26,6 +28,8 @@ from bot.render.mistakes import mistake, usage
 from bot.render.placing import placing_answer
 from bot.render.refusals import refusal_words, short_refusal
 from bot.render.schedule import (
+    ACTION_HOURS_OVERRIDE,
+    ACTION_HOURS_SCHEDULE,
     ACTION_SCHEDULE_CANCEL,
     ACTION_SCHEDULE_NOW,
     missed_words,
@@ -36,7 +40,16 @@ from bot.render.schedule import (
     scheduled_card,
 )
 from bot.slack.outbox import marker
-from handlers.placing import SlackCardSink, Tell, _slack_failure, tell_by_dm
+from handlers.placing import (
+    Blocks,
+    SlackCardSink,
+    Tell,
+    _slack_failure,
+    external_team,
+    interaction_team,
+    place_from_slack,
+    tell_by_dm,
+)
 from storage.models import CallRecord, Route, Scheduled
 
 log = logging.getLogger(__name__)
@@ -117,6 +130,28 @@ class SlackScheduleSink:
                                  simulated=settings.simulated) or ""
             text = not_placed_words(entry, why, show_full_numbers=full, lang=lang)
         await tell_by_dm(self.client, entry.user_id)(text)
+
+
+def read_offer(value: str, region: str) -> tuple[CallCommand, str, str | None, float,
+                                                str | None, str | None] | None:
+    """A calling-hours button's value (handlers/placing.offer_value) read back: the call,
+    its channel and thread, when the window opens, its caller ID and note."""
+    try:
+        data = json.loads(value)
+        phone = parse_phone(str(data["n"]), region)
+        variables = {str(k): str(v) for k, v in dict(data.get("v") or {}).items()}
+        agent = data.get("a")
+        channel = data.get("c")
+        opens_at = float(data["o"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(channel, str) or not channel:
+        return None
+    thread, caller, note = data.get("t"), data.get("f"), data.get("no")
+    return (CallCommand(phone=phone, agent=agent if isinstance(agent, str) else None,
+                        variables=variables), channel,
+            thread if isinstance(thread, str) else None, opens_at,
+            caller if isinstance(caller, str) else None, note if isinstance(note, str) else None)
 
 
 async def schedule_from_slack(
@@ -206,6 +241,40 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             await respond(text=replies.warning(not_yours(exc.reason, exc.owner, lang)),
                           response_type="ephemeral", replace_original=False)
 
+    async def hours_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient,
+                           respond: AsyncRespond, context: AsyncBoltContext) -> None:
+        """On a calling-hours refusal: schedule the call for the opening, or (an admin,
+        after Slack's confirmation) place it now anyway, audited as an override."""
+        await ack()
+        user = body["user"]["id"]
+        action = body["actions"][0]
+
+        async def tell(text: str, blocks: Blocks | None = None) -> None:
+            await respond(text=text, blocks=blocks, response_type="ephemeral",
+                          replace_original=False)
+
+        offer = read_offer(str(action.get("value") or ""), ctx.settings.default_region)
+        if offer is None:
+            log.info("calling-hours button with an unreadable value user=%s", user)
+            return
+        command, channel, thread, opens_at, from_number, note = offer
+        route = Route(team_id=(body.get("team") or {}).get("id"), channel_id=channel,
+                      user_id=user, thread_ts=thread)
+        team = external_team(interaction_team(body), context)
+        trigger = str(body.get("trigger_id") or action.get("action_ts") or "")
+        if action.get("action_id") == ACTION_HOURS_SCHEDULE:
+            await schedule_from_slack(ctx, client, command, route, opens_at,
+                                      request_parts=("offer", trigger), external_team=team,
+                                      tell=tell, note=note, from_number=from_number)
+            return
+        placement = PlaceRequest(command, route, ("override", trigger), source="override",
+                                 from_number=from_number, note=note, external_team=team,
+                                 use_number_agent=command.agent is None,
+                                 override_hours=True)
+        await place_from_slack(ctx, client, placement, tell)
+
     app.command("/callschedule")(ctx.inflight.track(callschedule_command))
+    for action_id in (ACTION_HOURS_SCHEDULE, ACTION_HOURS_OVERRIDE):
+        app.action(action_id)(ctx.inflight.track(hours_button))
     for action_id in (ACTION_SCHEDULE_NOW, ACTION_SCHEDULE_CANCEL):
         app.action(action_id)(ctx.inflight.track(schedule_button))

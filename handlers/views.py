@@ -28,6 +28,7 @@ from bot.render.views import (
 )
 from bot.retell.client import Agent, CallerNumber, RetellError
 from handlers.placing import (
+    Blocks,
     Tell,
     external_team,
     interaction_team,
@@ -145,9 +146,10 @@ def _tell_for_modal(body: dict[str, Any], client: AsyncWebClient, user: str) -> 
     url = urls[0].get("response_url") if urls and isinstance(urls[0], dict) else None
     if not url:
         return tell_by_dm(client, user)
-    async def tell(text: str) -> None:
-        response = await AsyncWebhookClient(url).send(text=text, response_type="ephemeral")
+    async def tell(text: str, blocks: Blocks | None = None) -> None:
+        response = await AsyncWebhookClient(url).send(text=text, blocks=blocks,
+                                                      response_type="ephemeral")
         if response.status_code != 200:
-            await tell_by_dm(client, user)(text)
+            await tell_by_dm(client, user)(text, blocks)
 
     return tell

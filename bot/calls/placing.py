@@ -85,6 +85,7 @@ class PlaceRequest:
     # The person's own organisation when it is not the app's (Slack Connect): guard.team_may.
     external_team: str | None = None
     lang: str = DEFAULT_LANGUAGE  # the card's language: the channel's
+    override_hours: bool = False  # an admin's "call anyway" outside calling hours
 
 
 # -- outcomes: what happened, as data; bot/render/answers.py says it -------------------------
@@ -204,7 +205,7 @@ class Placing:
                 number=request.command.phone.e164,
                 agent=(agent.agent_name or agent.agent_id) if agent else None,
                 source=request.source, external_team=request.external_team,
-                request_key=key,
+                request_key=key, override_hours=request.override_hours,
             )
         except Refused as exc:
             return NotAllowed(exc)

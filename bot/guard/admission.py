@@ -58,9 +58,12 @@ class Ticket:
     source: str
     number: str
     agent: str | None
+    overrode: str | None = None  # a rule an admin overrode for this call, kept in its audit
 
     def entry(self, outcome: str, reason: str | None = None,
               call_id: str | None = None) -> AuditEntry:
+        if self.overrode and reason is None:
+            reason = f"{self.overrode}_override"
         return audit_entry("call", outcome, number=self.number, user_id=self.user_id,
                            channel_id=self.channel_id, source=self.source, agent=self.agent,
                            reason=reason, call_id=call_id)
@@ -86,18 +89,24 @@ class Guard:
     async def admit(self, *, user_id: str | None, channel_id: str | None, number: str,
                     agent: str | None, source: str,
                     external_team: str | None = None,
-                    request_key: str | None = None) -> Ticket:
+                    request_key: str | None = None,
+                    override_hours: bool = False) -> Ticket:
         """Every rule, cheapest first; raises Refused (already audited) or holds a place.
 
         `external_team`: the person's own organisation when it is not the app's (Slack
-        Connect); see `foreign_team`."""
-        ticket = Ticket(None, user_id, channel_id, source, number, agent)
+        Connect); see `foreign_team`. `override_hours`: an admin's explicit "call anyway"
+        outside the callee's calling hours (refused for anyone else; audited)."""
+        overrode = "calling_hours" if override_hours else None
+        ticket = Ticket(None, user_id, channel_id, source, number, agent, overrode)
         try:
             team_may(self.settings, external_team)
             caller_may(self.settings, user_id, channel_id)
             number_may(self.settings, number)
             now = self._clock()
-            hours_may(self.hours, number, now)
+            if override_hours and not self.is_admin(user_id):
+                raise Refused("not_admin", admins=sorted(self.settings.admins))
+            if not override_hours:
+                hours_may(self.hours, number, now)
             listed = await self.store.dnc_get(number)
             if listed is not None:
                 raise Refused("do_not_call", entry=listed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -150,3 +151,28 @@ def not_placed_words(entry: Scheduled, why: str, *, show_full_numbers: bool = Fa
     return words(lang, "sched.not_placed_dm",
                  number=show_phone(entry.number, full=show_full_numbers),
                  date=when_words(entry.due_at, entry.number, lang)) + "\n" + why
+
+
+ACTION_HOURS_SCHEDULE = "hours_schedule"
+ACTION_HOURS_OVERRIDE = "hours_override"
+
+
+def hours_offer(text: str, opens_at: float, number: str, value: str, *, admin: bool,
+                lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+    """A refusal for calling hours, with what can be done: schedule it for the opening
+    (in the callee's time), or, for an admin, call anyway after a confirmation."""
+    zones, _ = places(number)
+    opening = datetime.fromtimestamp(opens_at, ZoneInfo(zones[0]) if zones else UTC)
+    their = format_datetime(opening, "EEE HH:mm", locale=lang)
+    buttons = [ButtonElement(text=words(lang, "sched.offer", their=their)[:75],
+                             action_id=ACTION_HOURS_SCHEDULE, value=value, style="primary")]
+    if admin:
+        buttons.append(ButtonElement(
+            text=words(lang, "sched.override"), action_id=ACTION_HOURS_OVERRIDE, value=value,
+            style="danger", confirm=ConfirmObject(
+                title=words(lang, "sched.override_title"),
+                text=words(lang, "sched.override_text"),
+                confirm=words(lang, "sched.override_confirm"),
+                deny=words(lang, "sched.keep"), style="danger")))
+    return to_blocks([SectionBlock(text=MarkdownTextObject(text=text)),
+                      ActionsBlock(block_id="hours_actions", elements=buttons)])

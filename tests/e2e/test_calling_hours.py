@@ -8,12 +8,16 @@ clock decides, as in production; bot/guard/hours.py's unit tests pin the clock i
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
-from tests.conftest import StartServer
+from tests.conftest import USER, StartServer, button
 from tests.support.guard import REFUSED, assert_refusal_row, audit, creates
 from tests.support.waiting import eventually
 
@@ -21,6 +25,7 @@ SAN_FRANCISCO = "+14155550123"  # America/Los_Angeles
 MIAMI = "+13055550123"  # Florida: America/New_York
 NEW_YORK = "+12125550123"  # America/New_York
 BOB = "U0BOB"
+ADMIN = "U0ADMIN"
 
 
 def window_around(zone: str, *, open_now: bool) -> str:
@@ -93,3 +98,63 @@ async def test_the_per_number_cap_counts_everyones_calls(
     # Another number is not held back by it.
     await server.slash("/call", NEW_YORK, user=BOB, response_url=slack.response_url("d"))
     await eventually(lambda: len(creates(retell)) == 3)
+
+
+def _buttons(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["action_id"]: e for b in answer.get("blocks") or [] if b["type"] == "actions"
+            for e in b["elements"]}
+
+
+async def _press(server: Any, slack: SlackStandIn, element: dict[str, Any], user: str,
+                 key: str) -> None:
+    payload = button(element["action_id"], element["value"], user=user,
+                     response_url=slack.response_url(key))
+    assert await server.interactive(payload) == (200, None)
+
+
+async def test_outside_hours_the_answer_offers_to_schedule_it_for_the_opening(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(CALLBOT_CALLING_HOURS=window_around("America/Los_Angeles",
+                                                             open_now=False))
+    await server.slash("/call", f"{SAN_FRANCISCO} customer_name=Ann",
+                       response_url=slack.response_url("sf"))
+    await eventually(lambda: bool(slack.responses_for("sf")))
+    buttons = _buttons(slack.responses_for("sf")[0])
+    assert set(buttons) == {"hours_schedule"}  # no override for someone not an admin
+    assert buttons["hours_schedule"]["text"]["text"].startswith("Schedule for ")
+    await _press(server, slack, buttons["hours_schedule"], USER, "press")
+    await eventually(lambda: bool(slack.responses_for("press")))
+    assert slack.responses_for("press")[0]["text"].startswith(":alarm_clock: Scheduled: ")
+    conn = sqlite3.connect(server.settings.database_path)
+    try:
+        [(due, variables)] = conn.execute("SELECT due_at, variables FROM scheduled_calls")
+    finally:
+        conn.close()
+    assert due == json.loads(buttons["hours_schedule"]["value"])["o"] > time.time()
+    assert json.loads(variables) == {"customer_name": "Ann"}
+    assert creates(retell) == []
+
+
+async def test_an_admin_can_call_anyway_and_the_override_is_audited(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(CALLBOT_ADMINS=ADMIN, CALLBOT_CALLING_HOURS=window_around(
+        "America/Los_Angeles", open_now=False))
+    await server.slash("/call", SAN_FRANCISCO, user=ADMIN, response_url=slack.response_url("a"))
+    await eventually(lambda: bool(slack.responses_for("a")))
+    buttons = _buttons(slack.responses_for("a")[0])
+    assert set(buttons) == {"hours_schedule", "hours_override"}
+    assert buttons["hours_override"]["confirm"]["title"]["text"] == \
+        "Call outside calling hours?"
+    # Someone else replaying the admin's button is refused, and that is audited too.
+    await _press(server, slack, buttons["hours_override"], BOB, "bob")
+    await eventually(lambda: bool(slack.responses_for("bob")))
+    assert "Only admins" in slack.responses_for("bob")[0]["text"]
+    assert creates(retell) == []
+    await _press(server, slack, buttons["hours_override"], ADMIN, "go")
+    await eventually(lambda: len(creates(retell)) == 1)
+    await eventually(lambda: audit(server)[-1]["outcome"] == "placed")
+    placed = audit(server)[-1]
+    assert placed["reason"] == "calling_hours_override" and placed["user_id"] == ADMIN
+    assert any(r["reason"] == "not_admin" and r["user_id"] == BOB for r in audit(server))
