@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.setup.check import (
+    HISTORY_SCOPES,
     NOTIFY_CHANNEL,
     RETELL_AGENT,
     RETELL_FROM_NUMBER,
@@ -33,6 +35,8 @@ from standins.retell import RetellStandIn
 from standins.slack import DEFAULT_SCOPES, SlackStandIn
 from standins.socket_mode import SocketModeStandIn
 from tests.conftest import SIGNING_SECRET, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PUBLIC = "https://calls.acme.test"
 WEBHOOK = PUBLIC + "/retell/webhook"
@@ -124,6 +128,29 @@ async def test_a_missing_scope_is_named(
     assert problems(results) == [SLACK_SCOPES]
     assert results[SLACK_SCOPES].detail == "missing files:write, im:write"
     assert "reinstall the app" in results[SLACK_SCOPES].fix
+
+
+async def test_the_smaller_manifests_scopes_pass_and_say_what_is_off(
+    slack: SlackStandIn, retell: RetellStandIn, db_path: Path
+) -> None:
+    """An app made from manifest.no-history.yml lacks exactly the history scopes: that is a
+    choice, not a problem; one history scope too few on top of another gap still fails."""
+    smaller = yaml.safe_load((ROOT / "manifest.no-history.yml").read_text())
+    slack.scopes = list(smaller["oauth_config"]["scopes"]["bot"])
+    results = await check(slack, retell, db_path)
+    assert SLACK_SCOPES not in problems(results)
+    assert "message triggers" in results[SLACK_SCOPES].detail
+    slack.scopes = [s for s in slack.scopes if s != "files:write"]
+    results = await check(slack, retell, db_path)
+    assert problems(results) == [SLACK_SCOPES]
+    assert "files:write" in results[SLACK_SCOPES].detail
+
+
+def test_the_history_scopes_are_what_the_smaller_manifest_leaves_out() -> None:
+    def scopes(name: str) -> set[str]:
+        return set(yaml.safe_load((ROOT / name).read_text())["oauth_config"]["scopes"]["bot"])
+
+    assert scopes("manifest.yml") - scopes("manifest.no-history.yml") == HISTORY_SCOPES
 
 
 async def test_a_slack_that_lists_no_scopes_is_not_taken_for_a_problem(
