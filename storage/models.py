@@ -10,6 +10,9 @@ STAGE_PLACED = 0
 STAGE_STARTED = 1
 STAGE_ENDED = 2
 STAGE_ANALYZED = 3
+# The stored reason of a do-not-call entry a callee's request added (shown in each reader's
+# words by bot/render).
+DNC_CALLEE_ASKED = "asked on a call not to be called again"
 
 
 @dataclass

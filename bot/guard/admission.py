@@ -25,7 +25,7 @@ from bot.guard.hours import CallingHours, verdict
 from bot.input.phones import mask_phone
 from bot.retell.client import DNC_REASON
 from storage.base import GuardStore
-from storage.models import AuditEntry, AuditRow, DncEntry, Limits
+from storage.models import DNC_CALLEE_ASKED, AuditEntry, AuditRow, DncEntry, Limits
 
 log = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ def non_geographic(number: phonenumbers.PhoneNumber) -> bool:
 
 def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, AuditEntry]:
     """What to add, in the webhook's own transaction, when a callee asks not to be called."""
-    entry = DncEntry(number, "asked on a call not to be called again", None, call_id, now)
+    entry = DncEntry(number, DNC_CALLEE_ASKED, None, call_id, now)
     return entry, audit_entry("dnc_auto", "done", number=number, reason=DNC_REASON,
                               call_id=call_id)
 

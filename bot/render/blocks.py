@@ -46,7 +46,7 @@ from bot.render.words import (
     sentiment_words,
 )
 from bot.retell.client import DNC_REASON
-from storage.models import AuditRow, CallRecord, CallStats, DncEntry
+from storage.models import DNC_CALLEE_ASKED, AuditRow, CallRecord, CallStats, DncEntry
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -632,12 +632,20 @@ def dnc_list_message(entries: list[DncEntry], total: int, *,
     return _lines_message(title, lines, words(lang, "dnc.fallback", count=total), lang)
 
 
+def dnc_reason(entry: DncEntry, lang: str = DEFAULT_LANGUAGE) -> str | None:
+    """Why a number is on the list: an admin's own words as typed, or, for an entry a
+    callee's request added, the reader's words for it."""
+    if entry.added_by is None and entry.call_id and entry.reason == DNC_CALLEE_ASKED:
+        return words(lang, "dnc.callee_asked")
+    return entry.reason
+
+
 def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False,
              lang: str = DEFAULT_LANGUAGE) -> str:
     who = user_mention(entry.added_by) or words(
         lang, "dnc.by_someone" if entry.added_by else "dnc.by_callee")
-    why = (f" · {said(entry.reason, 300, show_full_numbers=show_full_numbers)}"
-           if entry.reason else "")
+    reason = dnc_reason(entry, lang)
+    why = f" · {said(reason, 300, show_full_numbers=show_full_numbers)}" if reason else ""
     return "• " + words(lang, "dnc.line", number=show_phone(entry.number, full=show_full_numbers),
                         who=who, date=slack_date(entry.added_at)) + why
 

@@ -13,7 +13,7 @@ from phonenumbers import PhoneNumberType
 
 from bot.guard.admission import Refused
 from bot.input.phones import mask_phone
-from bot.render.blocks import date_token, user_mention
+from bot.render.blocks import date_token, dnc_reason, user_mention
 from bot.render.catalog import DEFAULT_LANGUAGE, catalogue, words
 from storage.models import DncEntry, Limits
 
@@ -79,7 +79,8 @@ def short_refusal(reason: str, lang: str = DEFAULT_LANGUAGE) -> str:
 
 
 def dnc_words(entry: DncEntry, lang: str = DEFAULT_LANGUAGE) -> str:
-    why = f" ({entry.reason})" if entry.reason else ""
+    reason = dnc_reason(entry, lang)
+    why = f" ({reason})" if reason else ""
     return words(lang, "refusal.do_not_call", number=mask_phone(entry.number), why=why,
                  date=_date(entry.added_at, lang))
 

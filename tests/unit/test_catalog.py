@@ -123,3 +123,16 @@ def test_english_numbers_read_exactly_as_babel_writes_them() -> None:
         assert percent_words(f, "en") == format_percent(f, locale="en"), f
     for n in [0, 7, 1234567, 4.5, 1234.5678, 0.0005, *(pick.uniform(0, 1e5) for _ in range(500))]:
         assert count_words(n, "en") == format_decimal(n, locale="en"), n
+
+
+def test_a_callees_do_not_call_request_reads_in_the_readers_language() -> None:
+    from bot.render.blocks import dnc_line
+    from storage.models import DNC_CALLEE_ASKED, DncEntry
+
+    asked = DncEntry("+14155550123", DNC_CALLEE_ASKED, None, "call_abc", 0.0)
+    assert "asked on a call not to be called again" in dnc_line(asked, lang="en")
+    thai = dnc_line(asked, lang="th")
+    assert "ขอระหว่างการโทรว่าไม่ให้โทรมาอีก" in thai and "asked on a call" not in thai
+    typed = DncEntry("+14155550123", "asked on a call not to be called again", "U0ADMIN",
+                     None, 0.0)  # an admin's own words stay as typed
+    assert "asked on a call not to be called again" in dnc_line(typed, lang="th")
