@@ -32,6 +32,7 @@ from bot.config import Settings
 from bot.context import AppContext
 from bot.guard.admission import Guard
 from bot.http import edge
+from bot.render.answers import CardWords
 from bot.retell.client import RetellClient
 from bot.runtime.logs import LOGGED, install_scrubbing
 from bot.runtime.metrics import Metrics
@@ -99,6 +100,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     calls = CallService(
         store, retell, from_number=settings.retell_from_number,
         default_agent_id=settings.retell_agent_id, poll_after=settings.poll_after_seconds,
+        words=CardWords(),
     )
     languages = Languages(slack, settings.language)
     home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers,
@@ -122,7 +124,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     ingest = Ingest(store, calls, default_channel=settings.notify_channel is not None,
                     on_applied=outbox.wake)
     guard = Guard(settings, store)
-    placing = Placing(calls, guard)
+    placing = Placing(calls, guard, CardWords())
     scheduling = Scheduling(store, guard, placing,
                             grace=settings.schedule_grace_minutes * 60)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,

@@ -25,11 +25,10 @@ from bot.calls.service import (
     CallService,
     idempotency_key,
 )
+from bot.calls.words import DEFAULT_LANGUAGE, CardWords
 from bot.guard.admission import Guard, Refused, Ticket
 from bot.input.parsing import CallCommand
 from bot.input.phones import mask_phone
-from bot.render import answers
-from bot.render.catalog import DEFAULT_LANGUAGE
 from bot.retell.client import Agent
 from storage.errors import store_failure
 from storage.models import CallRecord, Route
@@ -150,9 +149,10 @@ class _Progress:
 
 
 class Placing:
-    def __init__(self, calls: CallService, guard: Guard) -> None:
+    def __init__(self, calls: CallService, guard: Guard, words: CardWords) -> None:
         self.calls = calls
         self.guard = guard
+        self.words = words
 
     async def place(self, request: PlaceRequest, sink: CardSink, answer: Answer) -> Outcome:
         """Place the call; `answer` hears the outcome as soon as it is known (the person
@@ -177,7 +177,7 @@ class Placing:
                                              f"{state.step}: {type(exc).__name__}")
             if state.card_ts is not None and state.pending is not None:
                 failed = replace(state.pending, status="failed",
-                                 error=answers.unexpected(type(exc).__name__, request.lang))
+                                 error=self.words.unexpected(type(exc).__name__, request.lang))
                 await sink.update(state.card_ts, failed)
             if cause is not None and state.card_ts is None:
                 return StoreDown(cause)
@@ -242,15 +242,15 @@ class Placing:
             )
         except CallFailed as exc:
             state.step = "recorded"  # the store settled the hold (or it expires)
-            message = exc.recorded or answers.retell_failed_call(exc.cause, request.lang)
+            message = exc.recorded or self.words.retell_failed(exc.cause, request.lang)
             if exc.unrecorded:
-                message = answers.failed_unrecorded(message, request.lang)
+                message = self.words.failed_unrecorded(message, request.lang)
             await sink.update(card_ts, replace(pending, id=exc.row_id, status="failed",
                                                error=message))
             return RetellRefused(message)
         except CallNotRecorded as exc:
             state.step = "recorded"  # its webhooks will record it and settle the hold
-            message = answers.placed_not_recorded(exc.call_id, exc.cause, request.lang)
+            message = self.words.placed_not_recorded(exc.call_id, exc.cause, request.lang)
             await sink.update(card_ts, replace(pending, call_id=exc.call_id,
                                                status="registered", error=message))
             return PlacedNotRecorded(message)
@@ -274,5 +274,5 @@ class Placing:
             if ts is not None:
                 log.info("found a card whose post went unanswered ts=%s", ts)
                 await sink.update(ts, replace(pending, status="failed",
-                                              error=answers.card_lost(lang)))
+                                              error=self.words.card_lost(lang)))
                 return

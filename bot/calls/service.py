@@ -15,11 +15,10 @@ from typing import Any
 
 import orjson
 
+from bot.calls.words import DEFAULT_LANGUAGE, CardWords
 from bot.guard.admission import Ticket, audit_entry, callee_asked
 from bot.input.parsing import CallCommand, StatsPeriod
 from bot.input.phones import mask_phone
-from bot.render.answers import retell_failed_call
-from bot.render.catalog import DEFAULT_LANGUAGE
 from bot.retell.client import (
     DNC_REASON,
     UNCERTAIN_KINDS,
@@ -263,9 +262,12 @@ class CallService:
         agents_ttl: float = 60.0,
         poll_after: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        words: CardWords | None = None,
     ) -> None:
         self.store = store
         self.retell = retell
+        # What a failed attempt's card says (bot/render/answers.CardWords, wired in app.py).
+        self.words = words
         self.from_number = from_number
         self.default_agent_id = default_agent_id
         self.poll_after = poll_after
@@ -386,7 +388,7 @@ class CallService:
                 idempotency_key=request_key,
             )
         except RetellError as exc:
-            message = retell_failed_call(exc, lang)
+            message = self.words.retell_failed(exc, lang) if self.words else exc.kind
             log.warning("call refused to=%s kind=%s status=%s", mask_phone(command.phone.e164),
                         exc.kind, exc.status)
             try:

@@ -98,3 +98,22 @@ def placed_not_recorded(call_id: str, cause: str | None, lang: str = DEFAULT_LAN
 
 def unexpected(name: str, lang: str = DEFAULT_LANGUAGE) -> str:
     return words(lang, "unexpected", name=name)
+
+
+class CardWords:
+    """What the use cases record on a card (bot/calls/words.py's protocol), from here."""
+
+    def retell_failed(self, exc: RetellError, lang: str) -> str:
+        return retell_failed_call(exc, lang)
+
+    def failed_unrecorded(self, message: str, lang: str) -> str:
+        return failed_unrecorded(message, lang)
+
+    def placed_not_recorded(self, call_id: str, cause: str | None, lang: str) -> str:
+        return placed_not_recorded(call_id, cause, lang)
+
+    def card_lost(self, lang: str) -> str:
+        return card_lost(lang)
+
+    def unexpected(self, name: str, lang: str) -> str:
+        return unexpected(name, lang)
