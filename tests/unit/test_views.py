@@ -32,6 +32,7 @@ from bot.render.views import (
 from bot.retell.client import Agent, CallerNumber
 from storage.models import STAGE_ANALYZED, CallRecord, CallStats
 from tests.support.mistakes import says, words_of
+from tests.support.modal import state_values
 
 FROM = "+14155550100"
 AGENTS = [
@@ -110,31 +111,8 @@ def fill(
     channel: str | None = None,
 ) -> dict[str, Any]:
     """`view.state.values` in Slack's shape, built from the view's own blocks."""
-    values: dict[str, Any] = {}
-    for block in view["blocks"]:
-        if block["type"] != "input":
-            continue
-        element = block["element"]
-        bid, kind = block["block_id"], element["type"]
-        state: dict[str, Any]
-        if kind == "plain_text_input":
-            typed = {"number": number, "variables": variables, "note": note}[bid]
-            state = {"type": kind, "value": typed}
-        elif kind == "static_select":
-            wanted = {"agent": agent, "caller": caller}[bid]
-            chosen = element.get("initial_option")
-            if wanted is not None:
-                chosen = next(o for o in element["options"] if o["value"] == wanted)
-            state = {"type": kind, "selected_option": chosen}
-        elif kind == "conversations_select":
-            state = {"type": kind,
-                     "selected_conversation": channel or element.get("initial_conversation")}
-        elif kind == "datetimepicker":  # left empty
-            state = {"type": kind, "selected_date_time": None}
-        else:
-            raise AssertionError(f"unexpected input type {kind}")
-        values[bid] = {element["action_id"]: state}
-    return values
+    return state_values(view, number=number, agent_label=agent, caller=caller,
+                        variables=variables, note=note, channel=channel)
 
 
 # -- the call modal ------------------------------------------------------------------------
