@@ -20,6 +20,16 @@ def _scheduled(row: Any) -> Scheduled:
     return Scheduled(*values)
 
 
+def _changed(conn: sqlite3.Connection, cur: sqlite3.Cursor,
+             schedule_id: int) -> Scheduled | None:
+    """The row an UPDATE just changed (in its transaction), or None if it changed none."""
+    if not cur.rowcount:
+        return None
+    row = conn.execute(f"SELECT {_COLUMNS} FROM scheduled_calls WHERE id = ?",
+                       (schedule_id,)).fetchone()
+    return _scheduled(row)
+
+
 class SchedulePart(_Connection):
     """Scheduled calls (ScheduleStore)."""
 
@@ -67,11 +77,7 @@ class SchedulePart(_Connection):
                 "updated_at = ? WHERE id = ? AND (due_at <= ? OR ?) AND "
                 "(status = 'scheduled' OR (status = 'firing' AND claimed_until < ?))",
                 (until, now, schedule_id, now, early, now))
-            if not cur.rowcount:
-                return None
-            row = conn.execute(f"SELECT {_COLUMNS} FROM scheduled_calls WHERE id = ?",
-                               (schedule_id,)).fetchone()
-            return _scheduled(row)
+            return _changed(conn, cur, schedule_id)
 
         return await self._writer.write(claim)
 
@@ -94,11 +100,7 @@ class SchedulePart(_Connection):
                 "UPDATE scheduled_calls SET status = 'cancelled', outcome = 'cancelled', "
                 "detail = ?, updated_at = ? WHERE id = ? AND status = 'scheduled'",
                 (by, now, schedule_id))
-            if not cur.rowcount:
-                return None
-            row = conn.execute(f"SELECT {_COLUMNS} FROM scheduled_calls WHERE id = ?",
-                               (schedule_id,)).fetchone()
-            return _scheduled(row)
+            return _changed(conn, cur, schedule_id)
 
         return await self._writer.write(cancel)
 
