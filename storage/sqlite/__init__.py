@@ -10,12 +10,18 @@ from storage.sqlite.guard import GuardPart
 from storage.sqlite.inbox import InboxPart
 from storage.sqlite.leases import LeasesPart
 from storage.sqlite.outbox import OutboxPart
-from storage.sqlite.rows import INBOX_MAX_ATTEMPTS, LIVE_COUNT_SQL, USER_RECENT_SQL
+from storage.sqlite.rows import (
+    INBOX_MAX_ATTEMPTS,
+    LIVE_COUNT_SQL,
+    NUMBER_RECENT_SQL,
+    USER_RECENT_SQL,
+)
 from storage.sqlite.schedule import SchedulePart
 from storage.sqlite.stats import StatsPart
 from storage.sqlite.upkeep import UpkeepPart
 
-__all__ = ["INBOX_MAX_ATTEMPTS", "LIVE_COUNT_SQL", "USER_RECENT_SQL", "SQLiteStore"]
+__all__ = ["INBOX_MAX_ATTEMPTS", "LIVE_COUNT_SQL", "NUMBER_RECENT_SQL", "USER_RECENT_SQL",
+           "SQLiteStore"]
 
 
 class SQLiteStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, SchedulePart,
