@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, StartServer, button
@@ -63,6 +65,7 @@ async def test_a_call_outside_the_callees_hours_is_refused_with_their_time(
     assert_refusal_row(audit(server)[-1], "calling_hours")
 
 
+@pytest.mark.slow
 async def test_inside_the_window_the_call_goes_and_a_state_override_wins(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

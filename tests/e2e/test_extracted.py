@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server
 from tests.support.webhooks import card, placed_call, send
 
 
+@pytest.mark.slow
 async def test_extracted_fields_are_stored_and_shown_in_the_summary(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -38,6 +41,7 @@ async def test_extracted_fields_are_stored_and_shown_in_the_summary(
     assert json.loads(stored) == extracted  # kept whole: exports and stats read it
 
 
+@pytest.mark.slow
 async def test_a_summary_without_extracted_fields_has_no_such_section(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

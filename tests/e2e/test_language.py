@@ -9,6 +9,8 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, StartServer
@@ -73,6 +75,7 @@ async def test_app_home_is_in_the_readers_language(
     assert "Your recent calls" in english and not THAI.search(english)
 
 
+@pytest.mark.slow
 async def test_channel_posts_follow_the_channel_not_the_person(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -110,6 +113,7 @@ async def test_channel_posts_follow_the_channel_not_the_person(
         assert part in summary, part
 
 
+@pytest.mark.slow
 async def test_a_slow_locale_look_up_answers_in_the_default_language(
     start: StartServer, slack: SlackStandIn
 ) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bot.calls.scheduling import schedule_key
 from standins.retell import RetellStandIn
@@ -96,6 +97,7 @@ async def test_cancel_is_for_the_requester_or_an_admin(
     assert creates(retell) == []
 
 
+@pytest.mark.slow
 async def test_call_now_places_it_on_the_same_card_with_its_own_key(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -116,6 +118,7 @@ async def test_call_now_places_it_on_the_same_card_with_its_own_key(
     assert done["outcome"] == "placed" and done["call_id"] in retell.calls
 
 
+@pytest.mark.slow
 async def test_a_call_fires_by_itself_at_its_time(
     server: Server, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:
@@ -237,6 +240,7 @@ async def test_a_firing_cut_short_after_retell_accepted_places_the_call_once(
     assert len(retell.calls) == 1  # two more than two hours late, and still once
 
 
+@pytest.mark.slow
 async def test_outside_calling_hours_at_its_time_it_waits_for_the_opening(
     start: StartServer, slack: SlackStandIn, retell: RetellStandIn
 ) -> None:

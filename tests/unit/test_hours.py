@@ -128,6 +128,7 @@ def test_the_refusal_says_their_time_and_when_it_opens_in_both_languages() -> No
     hours_may(DEFAULT, NEW_YORK, now.timestamp())  # 08:30 in New York: no refusal
 
 
+@pytest.mark.slow
 def test_the_geocoder_is_loaded_only_for_state_overrides() -> None:
     """phonenumbers' geocoder holds about 100 MB once imported: the app loads it only when
     an override names a state (bench/: peak RSS after 10,000 calls)."""
