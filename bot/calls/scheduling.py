@@ -19,9 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 
@@ -35,7 +33,7 @@ from bot.calls.placing import (
     StoreDown,
 )
 from bot.guard.admission import Guard
-from bot.guard.hours import places
+from bot.guard.hours import callee_time
 from bot.input.parsing import CallCommand
 from bot.input.phones import mask_phone, parse_phone
 from bot.runtime.tasks import Worker
@@ -93,11 +91,8 @@ def schedule_key(parts: tuple[str, ...]) -> str:
 
 def scheduled_for(number: str, due_at: float, lang: str = "en") -> str:
     """The time of the call in the callee's own zone, for `{{scheduled_for}}`."""
-    zones, _ = places(number)
-    at = datetime.fromtimestamp(due_at, UTC)
-    if zones:
-        at = at.astimezone(ZoneInfo(zones[0]))
-    return str(format_datetime(at, "EEEE d MMMM y, HH:mm", locale=lang))
+    return str(format_datetime(callee_time(number, due_at), "EEEE d MMMM y, HH:mm",
+                               locale=lang))
 
 
 class Scheduling:

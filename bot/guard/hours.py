@@ -168,6 +168,12 @@ def places(e164: str, states: bool = False) -> tuple[tuple[str, ...], tuple[str,
     return tuple(zones), tuple(keys)
 
 
+def callee_time(e164: str, epoch: float) -> datetime:
+    """`epoch` on the callee's clock: the number's first zone (UTC when it has none)."""
+    zones, _ = places(e164)
+    return datetime.fromtimestamp(epoch, _zone(zones[0]) if zones else UTC)
+
+
 def _open_at(hours: CallingHours, window: Window, zones: tuple[str, ...], at: datetime) -> bool:
     for name in zones:
         local = at.astimezone(_zone(name))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from phonenumbers import PhoneNumberType
@@ -15,6 +14,7 @@ from bot.guard.admission import Refused
 from bot.input.phones import mask_phone
 from bot.render.blocks import date_token, dnc_reason, user_mention
 from bot.render.catalog import DEFAULT_LANGUAGE, catalogue, words
+from bot.render.words import their_clock
 from storage.models import DncEntry, Limits
 
 TYPE_KEYS = {
@@ -126,10 +126,9 @@ def hours_words(number: str, zones: Sequence[tuple[str, datetime]], window: str,
     text = words(lang, "refusal.calling_hours", local=local, number=shown, window=window)
     if opens_at is None:
         return text + " " + words(lang, "refusal.calling_hours_never")
-    their = format_datetime(datetime.fromtimestamp(opens_at, ZoneInfo(zones[0][0])),
-                            "EEE HH:mm", locale=lang)
     return text + " " + words(lang, "refusal.calling_hours_opens",
-                              date=_date(opens_at, lang, with_time=True), their=their)
+                              date=_date(opens_at, lang, with_time=True),
+                              their=their_clock(number, opens_at, lang))
 
 
 def _ask_admins(admins: Sequence[str], lang: str) -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -28,6 +26,7 @@ from bot.render.blocks import (
     user_mention,
 )
 from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.words import their_clock
 from storage.models import Scheduled
 
 ACTION_SCHEDULE_NOW = "schedule_now"
@@ -39,12 +38,9 @@ def when_words(due_at: float, number: str, lang: str = DEFAULT_LANGUAGE) -> str:
     """When, in each reader's zone (Slack's date token), and in the callee's own time."""
     fallback = datetime.fromtimestamp(due_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     date = date_token(due_at, "{date_short_pretty} {time}", fallback)
-    zones, _ = places(number)
-    if not zones:
+    if not places(number)[0]:
         return date
-    local = datetime.fromtimestamp(due_at, ZoneInfo(zones[0]))
-    return words(lang, "sched.when", date=date,
-                 their=format_datetime(local, "EEE HH:mm", locale=lang))
+    return words(lang, "sched.when", date=date, their=their_clock(number, due_at, lang))
 
 
 def scheduled_card(entry: Scheduled, *, show_full_numbers: bool = False,
@@ -161,9 +157,7 @@ def hours_offer(text: str, opens_at: float, number: str, value: str, *, admin: b
                 lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     """A refusal for calling hours, with what can be done: schedule it for the opening
     (in the callee's time), or, for an admin, call anyway after a confirmation."""
-    zones, _ = places(number)
-    opening = datetime.fromtimestamp(opens_at, ZoneInfo(zones[0]) if zones else UTC)
-    their = format_datetime(opening, "EEE HH:mm", locale=lang)
+    their = their_clock(number, opens_at, lang)
     buttons = [ButtonElement(text=words(lang, "sched.offer", their=their)[:75],
                              action_id=ACTION_HOURS_SCHEDULE, value=value, style="primary")]
     if admin:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from babel.dates import format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from bot.guard.hours import callee_time
 from bot.render.catalog import DEFAULT_LANGUAGE, catalogue, words
 
 SENTIMENT_EMOJI = {
@@ -85,6 +87,11 @@ def count_words(count: float, lang: str = DEFAULT_LANGUAGE) -> str:
             return f"{int(count):,}"
         return f"{_even(count, '0.001').normalize():,f}"
     return str(format_decimal(count, locale=lang))
+
+
+def their_clock(number: str, epoch: float, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A moment as the callee reads it on their own clock: `Tue 08:00`."""
+    return str(format_datetime(callee_time(number, epoch), "EEE HH:mm", locale=lang))
 
 
 def sentiment_words(sentiment: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
