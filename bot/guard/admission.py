@@ -99,27 +99,20 @@ class Guard:
         overrode = "calling_hours" if override_hours else None
         ticket = Ticket(None, user_id, channel_id, source, number, agent, overrode)
         try:
-            team_may(self.settings, external_team)
-            caller_may(self.settings, user_id, channel_id)
-            number_may(self.settings, number)
+            lasting_rules(self.settings, user_id, channel_id, number, external_team)
             now = self._clock()
             if override_hours and not self.is_admin(user_id):
                 raise Refused("not_admin", admins=sorted(self.settings.admins))
             if not override_hours:
                 hours_may(self.hours, number, now)
-            listed = await self.store.dnc_get(number)
-            if listed is not None:
-                raise Refused("do_not_call", entry=listed)
+            await self._not_listed(number)
             admission = await self.store.admit(user_id, self.limits, now,
                                                request_key=request_key, number=number)
             if admission.hold_id is None:
                 raise Refused(f"limit_{admission.limit}", limit=admission.limit or "",
                               limits=self.limits, free_at=admission.free_at, number=number)
         except Refused as exc:
-            await self.store.audit(ticket.entry("refused", exc.reason))
-            log.info("call refused user=%s channel=%s to=%s reason=%s%s", user_id, channel_id,
-                     mask_phone(number), exc.reason,
-                     f" team={external_team}" if external_team else "")
+            await self._refused(ticket, exc, external_team)
             raise
         return replace(ticket, hold_id=admission.hold_id)
 
@@ -130,17 +123,23 @@ class Guard:
         Raises Refused, audited; the rest (limits, calling hours) is checked on firing."""
         ticket = Ticket(None, user_id, channel_id, source, number, None)
         try:
-            team_may(self.settings, external_team)
-            caller_may(self.settings, user_id, channel_id)
-            number_may(self.settings, number)
-            listed = await self.store.dnc_get(number)
-            if listed is not None:
-                raise Refused("do_not_call", entry=listed)
+            lasting_rules(self.settings, user_id, channel_id, number, external_team)
+            await self._not_listed(number)
         except Refused as exc:
-            await self.store.audit(ticket.entry("refused", exc.reason))
-            log.info("scheduled call refused user=%s to=%s reason=%s", user_id,
-                     mask_phone(number), exc.reason)
+            await self._refused(ticket, exc, external_team)
             raise
+
+    async def _not_listed(self, number: str) -> None:
+        listed = await self.store.dnc_get(number)
+        if listed is not None:
+            raise Refused("do_not_call", entry=listed)
+
+    async def _refused(self, ticket: Ticket, exc: Refused, external_team: str | None) -> None:
+        """A refusal is audited and logged, once, whichever way it came."""
+        await self.store.audit(ticket.entry("refused", exc.reason))
+        log.info("call refused user=%s channel=%s to=%s source=%s reason=%s%s",
+                 ticket.user_id, ticket.channel_id, mask_phone(ticket.number), ticket.source,
+                 exc.reason, f" team={external_team}" if external_team else "")
 
     async def abandon(self, ticket: Ticket, reason: str) -> None:
         """Admitted, but Retell was never asked (the card could not be posted)."""
@@ -307,6 +306,15 @@ def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, Audit
     entry = DncEntry(number, DNC_CALLEE_ASKED, None, call_id, now)
     return entry, audit_entry("dnc_auto", "done", number=number, reason=DNC_REASON,
                               call_id=call_id)
+
+
+def lasting_rules(settings: Settings, user_id: str | None, channel_id: str | None,
+                  number: str, external_team: str | None) -> None:
+    """The rules that hold whenever the call goes: whose organisation, who, where from,
+    and which kind of number. Raises Refused."""
+    team_may(settings, external_team)
+    caller_may(settings, user_id, channel_id)
+    number_may(settings, number)
 
 
 def hours_may(hours: CallingHours, number: str, now: float) -> None:
