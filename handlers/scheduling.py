@@ -221,17 +221,17 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         if not value.isdigit():
             return
         schedule_id = int(value)
-        entry = await ctx.store.get_schedule(schedule_id)
-        sink = SlackScheduleSink(ctx, client, entry.channel_id) if entry else None
         admin = ctx.guard.is_admin(user)
+
+        def sinks(entry: Scheduled) -> SlackScheduleSink:
+            return SlackScheduleSink(ctx, client, entry.channel_id)
+
         try:
-            if sink is None:
-                raise NotYours("unknown")
             if action.get("action_id") == ACTION_SCHEDULE_CANCEL:
-                await ctx.scheduling.cancel(schedule_id, user, admin=admin, sink=sink)
+                await ctx.scheduling.cancel(schedule_id, user, admin=admin, sinks=sinks)
                 return
             outcome = await ctx.scheduling.call_now(schedule_id, user, admin=admin,
-                                                    sink=sink)
+                                                    sinks=sinks)
             if isinstance(outcome, NotAllowed):
                 lang = await ctx.languages.of(user)
                 await respond(text=replies.refused(refusal_words(outcome.refusal, lang)),

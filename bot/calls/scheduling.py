@@ -134,8 +134,9 @@ class Scheduling:
         return replace(entry, card_ts=ts)
 
     async def cancel(self, schedule_id: int, user_id: str, *, admin: bool,
-                     sink: ScheduleSink) -> Scheduled:
+                     sinks: Callable[[Scheduled], ScheduleSink]) -> Scheduled:
         entry = await self._mine(schedule_id, user_id, admin)
+        sink = sinks(entry)
         cancelled = await self.store.cancel_schedule(schedule_id, user_id, self._clock())
         if cancelled is None:
             raise NotYours("not_waiting")
@@ -144,7 +145,7 @@ class Scheduling:
         return cancelled
 
     async def call_now(self, schedule_id: int, user_id: str, *, admin: bool,
-                       sink: ScheduleSink) -> Outcome | None:
+                       sinks: Callable[[Scheduled], ScheduleSink]) -> Outcome | None:
         """Fire it at once (the requester or an admin)."""
         await self._mine(schedule_id, user_id, admin)
         now = self._clock()
@@ -152,7 +153,7 @@ class Scheduling:
                                                 early=True)
         if entry is None:
             raise NotYours("not_waiting")
-        return await self._fire(entry, sink, now, late_ok=True)
+        return await self._fire(entry, sinks(entry), now, late_ok=True)
 
     async def _mine(self, schedule_id: int, user_id: str, admin: bool) -> Scheduled:
         entry = await self.store.get_schedule(schedule_id)
