@@ -12,6 +12,14 @@ class LoopbackServer:
     """Base for stand-ins: `_serve()` binds the app, `_shutdown()` stops it (safe twice)."""
 
     _runner: web.AppRunner | None = None
+    _url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:54321``."""
+        if self._url is None:
+            raise RuntimeError(f"{type(self).__name__} is not started; await start() first")
+        return self._url
 
     async def start(self) -> None:
         raise NotImplementedError
@@ -28,7 +36,8 @@ class LoopbackServer:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         self._runner = runner
         host, port = runner.addresses[0][:2]
-        return f"{scheme}://{host}:{port}"
+        self._url = f"{scheme}://{host}:{port}"
+        return self._url
 
     async def _shutdown(self) -> None:
         if self._runner is not None:

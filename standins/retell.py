@@ -184,7 +184,6 @@ class RetellStandIn(LoopbackServer):
         self.phone_numbers_page_size: int = 1000
         self._created_bodies: list[dict[str, Any]] = []
         self._rules: list[_Rule] = []
-        self._url: str | None = None
         self._closing = asyncio.Event()
         # Told (event, call_id) of each call created ("created", not replays) and each live
         # call stopped ("stopped"): bot/retell/simulator.py plays a call's life from these.
@@ -204,19 +203,12 @@ class RetellStandIn(LoopbackServer):
         app.router.add_get("/get-agent/{agent_id}", self._get_agent)
         app.router.add_get("/v2/list-phone-numbers", self._list_phone_numbers)
         # A short shutdown timeout keeps close() quick while a hang_next() sleep is pending.
-        self._url = await self._serve(app, shutdown_timeout=1.0)
+        await self._serve(app, shutdown_timeout=1.0)
 
     async def close(self) -> None:
         """Stop the server, waking any request that is still hanging."""
         self._closing.set()
         await self._shutdown()
-
-    @property
-    def url(self) -> str:
-        """Base URL without a trailing slash, e.g. ``http://127.0.0.1:43123``."""
-        if self._url is None:
-            raise RuntimeError("RetellStandIn is not started")
-        return self._url
 
     # ----- failure injection -----------------------------------------------------------
 

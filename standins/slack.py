@@ -225,7 +225,6 @@ class SlackStandIn(LoopbackServer):
         self._seq = 0
         self._last_micros = 0
         self._cond = asyncio.Condition()
-        self._url: str | None = None
         self._closing = asyncio.Event()
 
         # How many faults of each kind were injected (never reset), so a test can assert
@@ -271,19 +270,12 @@ class SlackStandIn(LoopbackServer):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)
-        self._url = await self._serve(app)
+        await self._serve(app)
 
     async def close(self) -> None:
         """Stop the server, cutting short any ``delay()`` still in progress."""
         self._closing.set()
         await self._shutdown()
-
-    @property
-    def url(self) -> str:
-        """Base URL without trailing slash, e.g. ``http://127.0.0.1:54321``."""
-        if self._url is None:
-            raise RuntimeError("SlackStandIn is not started; await start() first")
-        return self._url
 
     @property
     def api_url(self) -> str:

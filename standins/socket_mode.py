@@ -69,7 +69,6 @@ class SocketModeStandIn(LoopbackServer):
         self._live: list[web.WebSocketResponse] = []
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._cond = asyncio.Condition()
-        self._url: str | None = None
         self._original_answer: _Answer | None = None
         self._answer_was_overridden = False
         self._closing = False
@@ -84,7 +83,7 @@ class SocketModeStandIn(LoopbackServer):
             raise RuntimeError("SlackStandIn has no _answer(); the app-token gate needs updating")
         app = web.Application()
         app.router.add_get("/link/", self._handle_ws)
-        self._url = await self._serve(app, scheme="ws")
+        await self._serve(app, scheme="ws")
         self._closing = False
 
         self.slack._handlers[METHOD] = self._apps_connections_open
@@ -115,13 +114,6 @@ class SocketModeStandIn(LoopbackServer):
             else:
                 del instance_attrs["_answer"]
         self._original_answer = None
-
-    @property
-    def url(self) -> str:
-        """Base WebSocket URL, e.g. ``ws://127.0.0.1:54321``."""
-        if self._url is None:
-            raise RuntimeError("SocketModeStandIn is not started; await start() first")
-        return self._url
 
     # ------------------------------------------------------------------ apps.connections.open
 
