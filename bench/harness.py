@@ -27,13 +27,12 @@ from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
-from slack_sdk.signature import SignatureVerifier
 
 from bench import loadgen
 from bench.loadgen import Job, Result, process_cpu
 from bench.seed import conversation
 from standins.retell import RetellStandIn
-from standins.slack import SlackStandIn
+from standins.slack import SlackStandIn, signed_headers
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -605,15 +604,8 @@ class BenchRetell(RetellStandIn):
 
 
 def slack_headers(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
-    """Signed exactly as Slack signs requests (tests/conftest.py does the same)."""
-    ts = str(int(time.time()))
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode())
-    assert signature is not None
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": signature,
-    }
+    """Signed exactly as Slack signs requests (standins.slack.signed_headers)."""
+    return signed_headers(body, secret)
 
 
 async def webhook_templates(retell: RetellStandIn, session: aiohttp.ClientSession

@@ -16,14 +16,13 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from aiohttp import web
-from slack_sdk.signature import SignatureVerifier
 
 from bot.app import CONTEXT, SETUP_CHECKS, create_app
 from bot.config import Settings
 from bot.context import AppContext
 from bot.http.edge import make_runner
 from standins.retell import RetellStandIn
-from standins.slack import SlackStandIn
+from standins.slack import SlackStandIn, signed_headers
 from storage.sqlite import INBOX_MAX_ATTEMPTS
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
@@ -252,13 +251,7 @@ def command_form(
 def slack_headers(body: bytes, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[
     str, str
 ]:
-    ts = str(timestamp if timestamp is not None else int(time.time()))
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body.decode())
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": signature or "",
-    }
+    return signed_headers(body, secret, timestamp)
 
 
 @pytest.fixture
