@@ -35,11 +35,10 @@ from aiohttp import web
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from bot.config import Settings
-from bot.http.signatures import slack_signature
 from bot.render.catalog import DEFAULT_LANGUAGE, words
 from bot.render.terminal import Style, message_lines, wrap
 from bot.retell.simulator import Timings
-from standins.slack import SlackCall, SlackStandIn
+from standins.slack import SlackCall, SlackStandIn, signed_headers
 
 TEAM = "T0DEMO"
 CHANNEL = "C0CALLS"
@@ -294,14 +293,8 @@ class Demo:
         raise DemoFailed(f"{self.step}: {self.feed.words(key, **facts)}")
 
     async def _post(self, body: bytes) -> tuple[int, Any]:
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": slack_signature(body, self.secret, timestamp),
-        }
         async with self.http.post(self.url + "/slack/events", data=body,
-                                  headers=headers) as resp:
+                                  headers=signed_headers(body, self.secret)) as resp:
             text = await resp.text()
             try:
                 return resp.status, json.loads(text) if text else None
