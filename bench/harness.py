@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import hashlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -31,6 +29,7 @@ from aiohttp import web
 from bench import loadgen
 from bench.loadgen import Job, Result, process_cpu
 from bench.seed import conversation
+from standins.process import ChildProcess, die_with_parent, free_port
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn, signed_headers
 
@@ -124,12 +123,6 @@ FLOOR_GOAL = 0.8  # app webhook throughput / floor throughput, at least
 
 
 SCENARIOS = ("startup", "call", "stats", "ingest", "rss", "placement", "outcomes")
-
-
-try:  # Linux: have the kernel SIGTERM a child should this process die without cleaning up.
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)
-except OSError:
-    _LIBC = None
 
 
 @dataclass(frozen=True)
@@ -292,12 +285,6 @@ def summary(samples: Sequence[float]) -> str:
     )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def new_call_id() -> str:
     return f"call_{uuid.uuid4().hex}"  # as long as Retell's
 
@@ -317,7 +304,8 @@ async def seed_database(path: Path, tree: Path, *, history: int = 0, recent: int
         argv += ["--cards", str(cards_file)]
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=path.parent, env=child_env(tree=tree), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent(signal.SIGTERM))
     out, err = await proc.communicate()
     if proc.returncode != 0:
         raise RuntimeError(f"seeding {path.name} failed ({proc.returncode}):\n"
@@ -424,11 +412,6 @@ async def drain_outbox(db: Path, within: float = SETTLE_TIMEOUT) -> Drain:
     return Drain(seconds, pending, db_scalar(db, errors_sql))
 
 
-def _die_with_parent() -> None:
-    if _LIBC is not None:
-        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def child_env(extra: dict[str, str] | None = None, tree: Path = REPO) -> dict[str, str]:
     """This environment minus the app's settings, plus `extra`, with `tree` importable (the
     checkout whose server is measured; the bench's own by default)."""
@@ -440,94 +423,13 @@ def child_env(extra: dict[str, str] | None = None, tree: Path = REPO) -> dict[st
     return env
 
 
-class ServerProcess:
-    """An HTTP server in a subprocess (the app, or the bare yardstick), logging to a file."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], workdir: Path, port: int,
-                 name: str) -> None:
-        self.argv = argv
-        self.env = env
-        self.workdir = workdir
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv,
-            cwd=self.workdir,  # no stray .env is picked up
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            # Its own session: a Ctrl-C or group signal reaches only this process, which then
-            # sends the server exactly one SIGTERM (a second one mid-shutdown hangs it).
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-
-    async def wait_healthy(self, session: aiohttp.ClientSession) -> float:
-        """Poll GET /healthz every 10 ms until it answers 200; seconds since start()."""
-        assert self.proc is not None
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(HEALTHY_TIMEOUT):
-                while self.proc.poll() is None:
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with session.get(self.url + "/healthz") as resp:
-                            if resp.status == 200:
-                                return time.perf_counter() - started
-                    await asyncio.sleep(0.01)
-        except TimeoutError:
-            raise RuntimeError(
-                f"{self.log_path.stem} not healthy after {HEALTHY_TIMEOUT:.0f} s:\n{self.tail()}"
-            ) from None
-        raise RuntimeError(f"{self.log_path.stem} exited with {self.proc.returncode}:\n"
-                           f"{self.tail()}")
-
-    def status_kib(self, key: str) -> int | None:
-        """A `kB` figure from /proc/<pid>/status, e.g. VmHWM (peak RSS)."""
-        if self.proc is None:
-            return None
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-        return None
-
-    def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")
-        return ""
-
-    def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-    async def stop(self) -> int | None:
-        """SIGTERM (aiohttp shuts down gracefully), SIGKILL after 15 s; returns the exit code."""
-        proc, self.proc = self.proc, None
-        try:
-            if proc is None:
-                return None
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.to_thread(proc.wait, 15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    await asyncio.to_thread(proc.wait)
-            return proc.returncode
-        finally:
-            if self._log is not None:
-                self._log.close()
-                self._log = None
+def server_process(argv: list[str], env: dict[str, str], workdir: Path, port: int,
+                   name: str) -> ChildProcess:
+    """An HTTP server of the bench's (the app, or a yardstick) logging to `<name>.log` in
+    `workdir`. The kernel SIGTERMs it should the bench die without stopping it: a graceful
+    stop, as the bench's own would be."""
+    return ChildProcess(argv, env, workdir=workdir, log_path=workdir / f"{name}.log", port=port,
+                        deathsig=signal.SIGTERM, start_timeout=HEALTHY_TIMEOUT)
 
 
 async def loadgen_process(job: Job, workdir: Path) -> Result:
@@ -537,7 +439,8 @@ async def loadgen_process(job: Job, workdir: Path) -> Result:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.loadgen", str(path),
         cwd=REPO, env=child_env(), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=die_with_parent(signal.SIGTERM),
     )
     try:
         out, err = await proc.communicate()
@@ -713,7 +616,7 @@ class Bench:
     tree: Path = REPO  # the checkout whose server is measured
 
     def server(self, name: str, *, channel_rate: str | None = "1000",
-               db: Path | None = None) -> ServerProcess:
+               db: Path | None = None) -> ChildProcess:
         """`python -m bot serve` on a free port, against the stand-ins and the database.
 
         `channel_rate` None keeps Slack's real pace (one message a second per channel)."""
@@ -737,10 +640,10 @@ class Bench:
         }, tree=self.tree)
         if channel_rate is not None:  # Slack's pace would stretch runs that wait for Slack
             env["CALLBOT_SLACK_CHANNEL_RATE"] = channel_rate
-        return ServerProcess([sys.executable, "-m", "bot", "serve"], env, self.workdir, port,
-                             name)
+        return server_process([sys.executable, "-m", "bot", "serve"], env, self.workdir, port,
+                              name)
 
-    def webhooks(self, server: ServerProcess, senders: int,
+    def webhooks(self, server: ChildProcess, senders: int,
                  requests: list[tuple[str, str, str]], batch: int = 0) -> Job:
         """A load generator job against `server` that also measures its CPU and ours."""
         return Job(url=server.url + "/retell/webhook", health_url=server.url + "/healthz",
@@ -774,11 +677,11 @@ def wrong_answers(result: Result, target: str) -> dict[str, int]:
     return {answer: count for answer, count in result.answers.items() if not right(answer)}
 
 
-def review_log(server: ServerProcess, code: int | None, report: Report,
+def review_log(server: ChildProcess, code: int | None, report: Report,
                quiet: bool = False) -> None:
     """Count a server's warnings and errors; show the first few and the first traceback."""
-    name = server.log_path.stem
-    lines = server.log().splitlines()
+    name = server.name
+    lines = server.log_text(since=server.run_offset).splitlines()  # this run's output only
     noisy = [line for line in lines if " WARNING " in line or " ERROR " in line]
     unknown = [line for line in noisy if KNOWN_NOISE not in line]
     if not quiet or unknown or code not in (0, None):

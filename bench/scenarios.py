@@ -40,14 +40,12 @@ from bench.harness import (
     Client,
     Meter,
     Round,
-    ServerProcess,
     Sizes,
     bad_acks,
     cached_history,
     child_env,
     db_scalar,
     drain_outbox,
-    free_port,
     ingested,
     loadgen_process,
     new_call_id,
@@ -56,21 +54,23 @@ from bench.harness import (
     review_log,
     say,
     seed_database,
+    server_process,
     settle,
     stored_count,
     wrong_answers,
 )
+from standins.process import ChildProcess, free_port
 
 
-async def bench_startup(bench: Bench, sizes: Sizes) -> ServerProcess:
+async def bench_startup(bench: Bench, sizes: Sizes) -> ChildProcess:
     """Start the server `sizes.starts` times; the last one stays up for the next scenarios."""
     say(f"start-up: {sizes.starts} starts to a healthy /healthz")
     seconds: list[float] = []
     for i in range(1, sizes.starts + 1):
         server = bench.server(f"server-start{i}" if i < sizes.starts else "server")
-        server.start()
+        server.spawn()
         try:
-            seconds.append(await server.wait_healthy(bench.session))
+            seconds.append(await server.wait_healthy())
         except BaseException:
             await server.stop()
             raise
@@ -82,7 +82,7 @@ async def bench_startup(bench: Bench, sizes: Sizes) -> ServerProcess:
     return server
 
 
-async def bench_call(bench: Bench, client: Client, server: ServerProcess, sizes: Sizes) -> None:
+async def bench_call(bench: Bench, client: Client, server: ChildProcess, sizes: Sizes) -> None:
     slack, retell, report = bench.slack, bench.retell, bench.report
     say(f"/call acks: {sizes.calls} one at a time, then {sizes.bursts} bursts of {BURST}; "
         f"Retell create takes {CREATE_DELAY * 1000:.0f} ms")
@@ -142,15 +142,15 @@ async def bench_ingest(bench: Bench, sizes: Sizes) -> None:
     report = bench.report
     db = bench.workdir / "ingest.db"  # its backlog must not spill into the other runs
     app = bench.server("ingest", channel_rate=None, db=db)
-    app.start()
+    app.spawn()
     try:
-        await app.wait_healthy(bench.session)
+        await app.wait_healthy()
         await _ingest_rounds(bench, app, db, sizes)
     finally:
         review_log(app, await app.stop(), report)
 
 
-async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Sizes) -> None:
+async def _ingest_rounds(bench: Bench, app: ChildProcess, db: Path, sizes: Sizes) -> None:
     report = bench.report
     body = len(bench.templates["call_ended"].encode()) - len(loadgen.CALL_ID) + len(
         new_call_id()) - len(loadgen.CHANNEL) + len(CHANNELS[0])
@@ -158,16 +158,16 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
         f"webhooks ({body / 1024:.1f} KiB, each a new call), {SENDERS} senders, "
         "bare and app alternating")
     port = free_port()
-    bare = ServerProcess([sys.executable, "-m", "bench.bare", str(port)], child_env(),
-                         bench.workdir, port, "bare")
+    bare = server_process([sys.executable, "-m", "bench.bare", str(port)], child_env(),
+                          bench.workdir, port, "bare")
     port = free_port()
-    floor = ServerProcess([sys.executable, "-m", "bench.floor", str(port),
-                           str(bench.workdir / "floor.db"), bench.retell.api_key],
-                          child_env(), bench.workdir, port, "floor")
+    floor = server_process([sys.executable, "-m", "bench.floor", str(port),
+                            str(bench.workdir / "floor.db"), bench.retell.api_key],
+                           child_env(), bench.workdir, port, "floor")
     backlogs: list[int] = []  # Slack deliveries waiting after each app round
     drains: list[str] = []  # seconds from each app round's last answer to all calls stored
 
-    async def run_round(kind: str, number: int, server: ServerProcess) -> None:
+    async def run_round(kind: str, number: int, server: ChildProcess) -> None:
         target = "bare" if server is bare else "floor" if server is floor else "app"
         senders, n = (1, sizes.single) if kind == "single" else (SENDERS, sizes.webhooks)
         ids = [new_call_id() for _ in range(n)]
@@ -194,11 +194,11 @@ async def _ingest_rounds(bench: Bench, app: ServerProcess, db: Path, sizes: Size
             backlogs.append(int(db_scalar(db, "SELECT count(*) FROM outbox "
                                                     "WHERE done_at IS NULL")))
 
-    bare.start()
-    floor.start()
+    bare.spawn()
+    floor.spawn()
     try:
-        await bare.wait_healthy(bench.session)
-        await floor.wait_healthy(bench.session)
+        await bare.wait_healthy()
+        await floor.wait_healthy()
         for number in range(1, sizes.rounds + 1):
             await run_round("own", number, bare)
             await run_round("own", number, floor)
@@ -262,9 +262,9 @@ async def bench_rss(bench: Bench, sizes: Sizes) -> None:
     say(f"peak RSS: a fresh server takes {RSS_SLASH} /call and {n:,} calls x "
         f"{len(EVENTS)} webhooks over {len(CHANNELS)} channels, then drains its outbox")
     server = bench.server("server-rss")
-    server.start()
+    server.spawn()
     try:
-        await server.wait_healthy(bench.session)
+        await server.wait_healthy()
         client = Client(server.url, bench.session, slack)
         before = slack.counts.copy()
         placed = placed_after(slack, RSS_SLASH)
@@ -322,7 +322,7 @@ def reported_calls(body: Any) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-async def bench_stats(bench: Bench, client: Client, server: ServerProcess, sizes: Sizes) -> None:
+async def bench_stats(bench: Bench, client: Client, server: ChildProcess, sizes: Sizes) -> None:
     report, db = bench.report, bench.db
     total = db_scalar(db, "SELECT count(*) FROM calls WHERE call_id IS NOT NULL")
     say(f"/callstats: {sizes.stats_runs} runs per period over {total:,} stored calls")
@@ -379,10 +379,10 @@ async def bench_placement(bench: Bench, sizes: Sizes) -> None:
             f"{CREATE_DELAY * 1000:.0f} ms")
         db = await placement_db(bench, sizes, case)
         server = bench.server(f"server-place-{case}", db=db)
-        server.start()
+        server.spawn()
         retell.create_delay = CREATE_DELAY
         try:
-            await server.wait_healthy(bench.session)
+            await server.wait_healthy()
             client = Client(server.url, bench.session, slack)
             meter, ticks = Meter(server.pid), loadgen.machine_ticks()
             acks: list[Answer] = []
@@ -456,9 +456,9 @@ async def bench_outcomes(bench: Bench, sizes: Sizes) -> None:
     db = bench.workdir / "outcomes.db"
     await seed_database(db, bench.tree, cards=list(zip(ids, [CHANNEL] * n, stamps, strict=True)))
     server = bench.server("server-outcomes", channel_rate="1", db=db)
-    server.start()
+    server.spawn()
     try:
-        await server.wait_healthy(bench.session)
+        await server.wait_healthy()
         updates = slack.counts["chat.update"]
         requests = [(event, call_id, CHANNEL) for event in ("call_ended", "call_analyzed")
                     for call_id in ids]
