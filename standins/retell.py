@@ -50,6 +50,11 @@ DEFAULT_MESSAGES: dict[int, str] = {
 
 ASSET_NOT_FOUND = "Cannot find requested asset under given api key"
 
+# A call holds a concurrency slot while Retell reports it in one of these states.
+LIVE_STATUSES = frozenset({"registered", "ongoing"})
+# Retell's default workspace concurrency (retell-api.md, Limits).
+DEFAULT_CONCURRENCY = 20
+
 # Fields that only exist once a call is over; stripped from call_started bodies.
 _END_FIELDS = (
     "end_timestamp",
@@ -165,8 +170,18 @@ class RetellStandIn(LoopbackServer):
         *,
         agents: list[dict[str, Any]] | None = None,
         phone_numbers: list[dict[str, Any]] | None = None,
+        concurrency_limit: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.api_key = api_key
+        # What get-concurrency reports as the workspace's limit (base + purchased). The
+        # stand-in does not enforce it: tests assert on ``max_live`` instead.
+        self.concurrency_limit = concurrency_limit
+        # Merged last into the get-concurrency answer (e.g. burst settings, or a
+        # ``current_concurrency`` that includes calls placed by other apps).
+        self.concurrency_overrides: dict[str, Any] = {}
+        # Highest number of live calls (registered or ongoing) seen at once.
+        self.max_live = 0
+        self._live: set[str] = set()
         self.agents: list[dict[str, Any]] = [
             self._agent_defaults(a) for a in (agents if agents is not None else _default_agents())
         ]
@@ -202,6 +217,7 @@ class RetellStandIn(LoopbackServer):
         app.router.add_post("/v2/list-agents", self._list_agents)
         app.router.add_get("/get-agent/{agent_id}", self._get_agent)
         app.router.add_get("/v2/list-phone-numbers", self._list_phone_numbers)
+        app.router.add_get("/get-concurrency", self._get_concurrency)
         # A short shutdown timeout keeps close() quick while a hang_next() sleep is pending.
         await self._serve(app, shutdown_timeout=1.0)
 
@@ -265,6 +281,29 @@ class RetellStandIn(LoopbackServer):
                     self._rules.remove(rule)
                 return rule
         return None
+
+    # ----- live calls ------------------------------------------------------------------
+
+    @property
+    def live_now(self) -> int:
+        """Calls holding a concurrency slot now: from create (registered) until they end.
+
+        Tracked through create-phone-call, ``new_inbound_call``, stop-call and
+        ``event_body``; a test that edits ``calls[...]["call_status"]`` by hand bypasses it.
+        """
+        return len(self._live)
+
+    def reset_max_live(self) -> None:
+        """Start a new high-water mark from the calls live now (e.g. between test phases)."""
+        self.max_live = len(self._live)
+
+    def _track(self, call: dict[str, Any]) -> None:
+        """Move a call in or out of the live set after any change of its status."""
+        if call.get("call_status") in LIVE_STATUSES:
+            self._live.add(call["call_id"])
+            self.max_live = max(self.max_live, len(self._live))
+        else:
+            self._live.discard(call["call_id"])
 
     # ----- request log -----------------------------------------------------------------
 
@@ -442,6 +481,7 @@ class RetellStandIn(LoopbackServer):
         if body.get("custom_sip_headers") is not None:
             call["custom_sip_headers"] = body["custom_sip_headers"]
         self.calls[call["call_id"]] = call
+        self._track(call)
         self._created_bodies.append(body)
         if key is not None:
             self.idempotency_keys[key] = call["call_id"]
@@ -466,6 +506,7 @@ class RetellStandIn(LoopbackServer):
             call["end_timestamp"] = now
             if "start_timestamp" in call:
                 call["duration_ms"] = now - call["start_timestamp"]
+            self._track(call)
             if self.on_call is not None:
                 self.on_call("stopped", call["call_id"])
         return web.Response(status=204)
@@ -533,6 +574,24 @@ class RetellStandIn(LoopbackServer):
             return _error(400, "Invalid pagination_key")
         return _json({"items": page, "has_more": more, "pagination_key": next_key})
 
+    async def _get_concurrency(self, request: web.Request) -> web.Response:
+        """Where the workspace stands: live calls against the limit (base + purchased)."""
+        limit = self.concurrency_limit
+        base = min(limit, DEFAULT_CONCURRENCY)
+        answer: dict[str, Any] = {
+            "current_concurrency": self.live_now,
+            "concurrency_limit": limit,
+            "base_concurrency": base,
+            "purchased_concurrency": limit - base,
+            "concurrency_purchase_limit": 100,
+            "remaining_purchase_limit": max(0, 100 - (limit - base)),
+            "reserved_inbound_concurrency": 0,
+            "concurrency_burst_enabled": False,
+            "concurrency_burst_limit": 0,
+        }
+        answer.update(self.concurrency_overrides)
+        return _json(answer)
+
     # ----- calls and webhooks ----------------------------------------------------------
 
     def new_inbound_call(self, from_number: str, to_number: str) -> str:
@@ -542,7 +601,7 @@ class RetellStandIn(LoopbackServer):
         if agent is None and self.agents:
             agent = self.agents[0]
         call_id = _call_id()
-        self.calls[call_id] = {
+        call: dict[str, Any] = {
             "call_id": call_id,
             "call_type": "phone_call",
             "agent_id": agent["agent_id"] if agent else _agent_id(),
@@ -555,6 +614,8 @@ class RetellStandIn(LoopbackServer):
             "data_storage_setting": "everything",
             "opt_in_signed_url": False,
         }
+        self.calls[call_id] = call
+        self._track(call)
         return call_id
 
     def event_body(self, call_id: str, event: str, **overrides: Any) -> str:
@@ -581,6 +642,7 @@ class RetellStandIn(LoopbackServer):
             call["call_analysis"] = {**call.get("call_analysis", {}), **analysis_override}
         elif analysis_override is not None:
             call["call_analysis"] = analysis_override
+        self._track(call)
 
         out = copy.deepcopy(call)
         if event == "call_started":

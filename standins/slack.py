@@ -24,6 +24,12 @@ not. In a public channel it is not in, it may still post (``chat:write.public``)
 ``conversations.join``; a private channel it is not in refuses posts too and cannot be
 joined.
 
+Files: ``add_file()`` plays a person uploading one (``files.info`` then knows it); the
+``url_private`` / ``url_private_download`` of any file answer its bytes only with the bot
+token as ``Authorization: Bearer``, and otherwise (like Slack) a 200 HTML sign-in page, so an
+app that forgets the header gets HTML, not the file. ``downloads`` records each attempt;
+``uploaded(channel)`` reads back what the app uploaded there.
+
 Scopes: ``auth.test`` answers with an ``x-oauth-scopes`` header, as Slack does, listing
 ``scopes`` (by default every scope manifest.yml asks for; ``None``: no header at all).
 """
@@ -41,6 +47,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
@@ -55,8 +62,8 @@ APP_ID = "A0APP"
 # (tests/unit/test_setup_scopes.py keeps the two the same).
 DEFAULT_SCOPES = (
     "commands", "chat:write", "chat:write.public", "app_mentions:read", "channels:history",
-    "groups:history", "im:history", "mpim:history", "channels:join", "files:write", "im:write",
-    "users:read",
+    "groups:history", "im:history", "mpim:history", "channels:join", "files:write", "files:read",
+    "im:write", "users:read",
 )
 # Fields that slack_sdk (or a form-encoded caller) sends as JSON strings.
 _JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "files")
@@ -72,6 +79,28 @@ _DROP = web.ResponseKey("slack_standin_drop", bool)
 FAULT_KINDS = ("rate_limited", "server_error", "drop_after", "channel_rate_limited")
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+# Slack's filetype -> the mimetype it reports (and serves the download with).
+MIMETYPES = {
+    "csv": "text/csv",
+    "tsv": "text/tab-separated-values",
+    "text": "text/plain",
+    "json": "application/json",
+    "pdf": "application/pdf",
+    "png": "image/png",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+# The filetype Slack detects from a file name's extension, for the files the app uploads.
+_FILETYPE_BY_EXT = {"csv": "csv", "tsv": "tsv", "txt": "text", "json": "json", "pdf": "pdf",
+                    "png": "png", "xlsx": "xlsx"}
+# What Slack answers a file URL fetched without a valid token: a sign-in page, HTTP 200.
+LOGIN_PAGE = (
+    "<!DOCTYPE html>\n<html lang=\"en-US\"><head><meta charset=\"utf-8\">"
+    "<title>Slack</title></head><body><div id=\"page_contents\">"
+    "<h1>Sign in to your workspace</h1><form id=\"signin_form\" action=\"/\" method=\"post\">"
+    "<input type=\"email\" name=\"email\"><input type=\"password\" name=\"password\">"
+    "<button type=\"submit\">Sign in</button></form></div></body></html>\n"
+)
 
 
 @dataclass
@@ -225,7 +254,13 @@ class SlackStandIn(LoopbackServer):
         self.responses: list[tuple[str, dict[str, Any]]] = []
         self.ephemerals: list[dict[str, Any]] = []
         self.views: dict[str, dict[str, Any]] = {}
+        # Files the app uploads (files.getUploadURLExternal / completeUploadExternal).
         self.files: dict[str, dict[str, Any]] = {}
+        # Files people upload (``add_file``): {"file": Slack's file object, "content": bytes}.
+        # Kept apart from ``files`` so tests that scan what the app sent never see them.
+        self.user_files: dict[str, dict[str, Any]] = {}
+        # Every GET of a file URL: (file id, whether it carried the bot token).
+        self.downloads: list[tuple[str, bool]] = []
         # Overrides merged into the fake users.info / conversations.info answers.
         self.users: dict[str, dict[str, Any]] = {}
         self.channels: dict[str, dict[str, Any]] = {}
@@ -270,6 +305,7 @@ class SlackStandIn(LoopbackServer):
             "views.publish": self._views_publish,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "files.info": self._files_info,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -283,6 +319,8 @@ class SlackStandIn(LoopbackServer):
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)
+        app.router.add_get("/files-pri/{file_id}", self._handle_download)
+        app.router.add_get("/files-pri/{file_id}/{rest:.+}", self._handle_download)
         await self._serve(app)
 
     async def close(self) -> None:
@@ -318,6 +356,39 @@ class SlackStandIn(LoopbackServer):
         """One stored message (top-level or reply), or None."""
         found = self._find(channel, ts)
         return copy.deepcopy(found) if found is not None else None
+
+    def uploaded(self, channel: str) -> list[dict[str, Any]]:
+        """Files the app uploaded and shared into ``channel``, in upload order: each as
+        ``{id, name, title, content (bytes), thread_ts, initial_comment}``."""
+        return [
+            {
+                "id": file_id,
+                "name": entry["filename"],
+                "title": entry["title"],
+                "content": entry["content"],
+                "thread_ts": entry["thread_ts"],
+                "initial_comment": entry["initial_comment"],
+            }
+            for file_id, entry in self.files.items()
+            if entry["completed"] and entry["channel"] == channel
+        ]
+
+    def add_file(
+        self, name: str, content: bytes, *, filetype: str = "csv", user: str | None = None
+    ) -> dict[str, Any]:
+        """Register a file as if ``user`` had uploaded it in Slack; returns Slack's file
+        object, as a ``file_input`` submission or a ``file_share`` event would carry it."""
+        file_id = self._next_id("F")
+        obj = self._file_object(
+            file_id,
+            name=name,
+            title=name,
+            filetype=filetype,
+            size=len(content),
+            user=user or "U0USER",
+        )
+        self.user_files[file_id] = {"file": obj, "content": bytes(content)}
+        return copy.deepcopy(obj)
 
     def responses_for(self, key: str) -> list[dict[str, Any]]:
         """JSON bodies posted to ``response_url(key)``, in order."""
@@ -668,6 +739,29 @@ class SlackStandIn(LoopbackServer):
         entry["uploaded"] = True
         await self._notify()
         return web.Response(text=f"OK - {len(entry['content'])}")
+
+    async def _handle_download(self, request: web.Request) -> web.Response:
+        """A file's url_private(_download): the bytes only with the bot token in the
+        Authorization header; without it, Slack's sign-in page (200, HTML)."""
+        file_id = request.match_info["file_id"]
+        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        self.downloads.append((file_id, authorized))
+        await self._notify()
+        if not authorized:
+            return web.Response(text=LOGIN_PAGE, content_type="text/html")
+        found = self._file_content(file_id)
+        if found is None:
+            return web.Response(
+                status=404, text="<html><body>File not found</body></html>",
+                content_type="text/html",
+            )
+        content, obj = found
+        disposition = f"attachment; filename*=UTF-8''{quote(obj['name'], safe='')}"
+        return web.Response(
+            body=content,
+            content_type=obj["mimetype"],
+            headers={"Content-Disposition": disposition},
+        )
 
     async def _handle_response(self, request: web.Request) -> web.Response:
         """A response_url: Bolt's respond() posts JSON here."""
@@ -1067,6 +1161,87 @@ class SlackStandIn(LoopbackServer):
         self._home_by_user[str(user_id)] = stored["id"]
         return {"ok": True, "view": copy.deepcopy(stored)}
 
+    def _file_object(
+        self,
+        file_id: str,
+        *,
+        name: str,
+        title: str,
+        filetype: str,
+        size: int,
+        user: str,
+        created: int | None = None,
+    ) -> dict[str, Any]:
+        """Slack's file object (the fields apps read), with URLs served by this stand-in."""
+        base = f"{self.url}/files-pri/{file_id}"
+        quoted = quote(name, safe="")
+        created = int(time.time()) if created is None else created
+        return {
+            "id": file_id,
+            "created": created,
+            "timestamp": created,
+            "name": name,
+            "title": title,
+            "mimetype": MIMETYPES.get(filetype, "application/octet-stream"),
+            "filetype": filetype,
+            "pretty_type": filetype.upper(),
+            "user": user,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": size,
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": False,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{base}/{quoted}",
+            "url_private_download": f"{base}/download/{quoted}",
+            "permalink": f"{self.url}/files/{file_id}",
+            "is_starred": False,
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+
+    def _uploaded_object(self, file_id: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """The file object of a file the app uploaded (type from its name's extension)."""
+        ext = entry["filename"].rpartition(".")[2].lower() if "." in entry["filename"] else ""
+        return self._file_object(
+            file_id,
+            name=entry["filename"],
+            title=entry["title"] or entry["filename"],
+            filetype=_FILETYPE_BY_EXT.get(ext, "binary"),
+            size=len(entry["content"]),
+            user=self.bot_user_id,
+            created=entry.get("created"),
+        )
+
+    def _file_content(self, file_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        """Bytes and file object of a person's file or a completed upload of the app."""
+        if file_id in self.user_files:
+            stored = self.user_files[file_id]
+            return stored["content"], stored["file"]
+        entry = self.files.get(file_id)
+        if entry is None or not entry["completed"]:
+            return None
+        return entry["content"], self._uploaded_object(file_id, entry)
+
+    def _files_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        """files.info: the same file object a file_input submission or file_share carries."""
+        file_id = args.get("file")
+        if not file_id:
+            return {"ok": False, "error": "invalid_arguments"}
+        found = self._file_content(str(file_id))
+        if found is None:
+            return {"ok": False, "error": "file_not_found"}
+        return {
+            "ok": True,
+            "file": copy.deepcopy(found[1]),
+            "comments": [],
+            "response_metadata": {"next_cursor": ""},
+        }
+
     def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
         filename, length = args.get("filename"), args.get("length")
         if not filename or length in (None, ""):
@@ -1077,6 +1252,7 @@ class SlackStandIn(LoopbackServer):
             "title": None,
             "filename": str(filename),
             "length": int(length),
+            "created": int(time.time()),
             "channel": None,
             "thread_ts": None,
             "initial_comment": None,
@@ -1114,17 +1290,7 @@ class SlackStandIn(LoopbackServer):
                 initial_comment=args.get("initial_comment") or None,
                 completed=True,
             )
-            answered.append(
-                {
-                    "id": file_id,
-                    "name": entry["filename"],
-                    "title": entry["title"],
-                    "size": len(entry["content"]),
-                    "user": self.bot_user_id,
-                    "permalink": f"{self.url}/files/{file_id}",
-                    "url_private": f"{self.url}/files-pri/{file_id}",
-                }
-            )
+            answered.append(self._uploaded_object(file_id, entry))
         for channel in channels:
             share = {
                 "channel": channel,

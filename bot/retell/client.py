@@ -171,6 +171,28 @@ class RetellCall(_Lenient):
     call_analysis: CallAnalysis | None = None
 
 
+class Concurrency(BaseModel):
+    """get-concurrency: how many calls the workspace has live against its limit, so a
+    campaign places no more calls than Retell has slots for."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    current_concurrency: Whole = Field(ge=0)
+    concurrency_limit: Whole = Field(ge=0)
+    base_concurrency: int | None = None
+    purchased_concurrency: int | None = None
+    reserved_inbound_concurrency: int | None = None
+    concurrency_burst_enabled: bool | None = None
+    concurrency_burst_limit: int | None = None
+    concurrency_purchase_limit: int | None = None
+    remaining_purchase_limit: int | None = None
+
+    @property
+    def free(self) -> int:
+        """Slots left for new calls now (never negative, even when Retell is over)."""
+        return max(0, self.concurrency_limit - self.current_concurrency)
+
+
 class WebhookBody(_Lenient):
     event: str = Field(min_length=1, max_length=100)
     call: RetellCall
@@ -297,6 +319,17 @@ class RetellClient:
             if known is None or agent.version >= known.version:
                 agents[agent.agent_id] = agent
         return list(agents.values())
+
+    async def get_concurrency(self) -> Concurrency:
+        """Live calls and the limit; RetellBadAnswer when the answer lacks either."""
+        data = await self._request("GET", "/get-concurrency")
+        try:
+            return Concurrency.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors()
+            where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+            raise RetellBadAnswer(f"get-concurrency: {where or 'the answer'} is invalid",
+                                  200) from None
 
     async def _pages(
         self, method: str, path: str, **kwargs: Any

@@ -189,6 +189,120 @@ async def test_create_delay(retell: RetellStandIn, client: httpx.AsyncClient) ->
     assert time.monotonic() - t0 >= 0.3
 
 
+# ----- concurrency ----------------------------------------------------------------------
+
+
+async def concurrency(client: httpx.AsyncClient) -> dict[str, Any]:
+    resp = await client.get("/get-concurrency")
+    assert resp.status_code == 200
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+async def test_get_concurrency_shape_and_auth(
+    retell: RetellStandIn, client: httpx.AsyncClient
+) -> None:
+    assert await concurrency(client) == {
+        "current_concurrency": 0,
+        "concurrency_limit": 20,
+        "base_concurrency": 20,
+        "purchased_concurrency": 0,
+        "concurrency_purchase_limit": 100,
+        "remaining_purchase_limit": 100,
+        "reserved_inbound_concurrency": 0,
+        "concurrency_burst_enabled": False,
+        "concurrency_burst_limit": 0,
+    }
+    async with httpx.AsyncClient(base_url=retell.url) as anonymous:
+        refused = await anonymous.get("/get-concurrency")
+    assert refused.status_code == 401
+    assert retell.requests[-1].path == "/get-concurrency"
+
+
+async def test_concurrency_limit_is_base_plus_purchased() -> None:
+    async with RetellStandIn(concurrency_limit=3) as small, httpx.AsyncClient(
+        base_url=small.url, headers={"Authorization": f"Bearer {small.api_key}"}
+    ) as c:
+        got = await concurrency(c)
+        assert (got["concurrency_limit"], got["base_concurrency"]) == (3, 3)
+        assert got["purchased_concurrency"] == 0
+        small.concurrency_limit = 50
+        small.concurrency_overrides = {"concurrency_burst_enabled": True, "current_concurrency": 7}
+        got = await concurrency(c)
+        assert (got["concurrency_limit"], got["base_concurrency"]) == (50, 20)
+        assert got["purchased_concurrency"] == 30
+        assert got["concurrency_burst_enabled"] is True
+        assert got["current_concurrency"] == 7
+
+
+async def test_live_calls_counted_from_create_until_they_end(
+    retell: RetellStandIn, client: httpx.AsyncClient
+) -> None:
+    ids = [(await create(client)).json()["call_id"] for _ in range(4)]
+    assert retell.live_now == retell.max_live == 4
+    assert (await concurrency(client))["current_concurrency"] == 4
+
+    retell.event_body(ids[0], "call_started")  # ongoing still holds its slot
+    assert retell.live_now == 4
+    retell.event_body(ids[0], "call_ended")
+    retell.event_body(ids[0], "call_analyzed")  # a second end event frees nothing more
+    assert retell.live_now == 3
+    retell.event_body(ids[1], "call_ended", disconnection_reason="dial_no_answer")
+    assert retell.calls[ids[1]]["call_status"] == "not_connected"
+    retell.event_body(ids[2], "call_analyzed")  # webhooks may arrive out of order
+    assert retell.live_now == 1
+    assert (await client.post(f"/v2/stop-call/{ids[3]}")).status_code == 204
+    assert retell.live_now == 0
+    assert (await concurrency(client))["current_concurrency"] == 0
+    assert retell.max_live == 4  # the high-water mark stays
+
+
+async def test_error_status_ends_a_call_and_inbound_calls_count(
+    retell: RetellStandIn, client: httpx.AsyncClient
+) -> None:
+    call_id = (await create(client)).json()["call_id"]
+    retell.event_body(
+        call_id, "call_ended", disconnection_reason="concurrency_limit_reached",
+        call_status="error",
+    )
+    assert retell.live_now == 0
+    inbound = retell.new_inbound_call("+4930123456789", FROM)
+    assert retell.live_now == 1
+    retell.event_body(inbound, "call_ended")
+    assert retell.live_now == 0 and retell.max_live == 1
+
+
+async def test_reset_max_live(retell: RetellStandIn, client: httpx.AsyncClient) -> None:
+    ids = [(await create(client)).json()["call_id"] for _ in range(3)]
+    for call_id in ids[:2]:
+        retell.event_body(call_id, "call_ended")
+    assert (retell.live_now, retell.max_live) == (1, 3)
+
+    retell.reset_max_live()
+
+    assert retell.max_live == 1
+    await create(client)
+    await create(client)
+    assert (retell.live_now, retell.max_live) == (3, 3)
+    retell.event_body(ids[2], "call_ended")
+    assert (retell.live_now, retell.max_live) == (2, 3)
+
+
+async def test_idempotent_repeat_is_not_a_second_live_call(
+    retell: RetellStandIn, client: httpx.AsyncClient
+) -> None:
+    first = (await create(client, idempotency_key="k-1")).json()["call_id"]
+    again = (await create(client, idempotency_key="k-1")).json()["call_id"]
+    assert first == again
+    assert (retell.live_now, retell.max_live) == (1, 1)
+    assert (await concurrency(client))["current_concurrency"] == 1
+
+    retell.event_body(first, "call_ended")
+    replay = await create(client, idempotency_key="k-1")  # after the end: still the same call
+    assert replay.json()["call_id"] == first and replay.json()["call_status"] == "ended"
+    assert (retell.live_now, retell.max_live) == (0, 1)
+
+
 # ----- get, stop, list ------------------------------------------------------------------
 
 

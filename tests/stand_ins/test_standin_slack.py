@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -653,6 +654,116 @@ async def test_file_shared_into_a_thread_is_a_reply_there(
         [],
     ]
     assert len(slack.files) == 3
+
+
+async def test_uploaded_reads_back_bytes_thread_and_comment(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C1", text="campaign")
+    await client.files_upload_v2(
+        content=b"phone,result\n+14155550123,ok\n",
+        filename="results.csv",
+        title="Results",
+        channel="C1",
+        thread_ts=parent["ts"],
+        initial_comment="Campaign results",
+    )
+    await client.files_upload_v2(content="elsewhere", filename="x.txt", channel="C2")
+
+    (upload,) = slack.uploaded("C1")
+    assert upload["name"] == "results.csv" and upload["title"] == "Results"
+    assert upload["content"] == b"phone,result\n+14155550123,ok\n"
+    assert upload["thread_ts"] == parent["ts"]
+    assert upload["initial_comment"] == "Campaign results"
+    assert [u["name"] for u in slack.uploaded("C2")] == ["x.txt"]
+    assert slack.uploaded("C3") == []
+
+
+# ---------------------------------------------------------------------- files people upload
+
+CSV = "name,phone\nZoë,+14155550123\n".encode()
+
+
+async def fetch(url: str, token: str | None) -> tuple[int, str, bytes]:
+    """GET a file URL as an app would, with or without the bot token."""
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+        return resp.status, resp.content_type, await resp.read()
+
+
+async def test_add_file_returns_slacks_file_object(slack: SlackStandIn) -> None:
+    obj = slack.add_file("contacts list.csv", CSV, user="U0ALICE")
+
+    assert obj["id"].startswith("F") and obj["id"] in slack.user_files
+    assert (obj["name"], obj["title"], obj["filetype"], obj["mimetype"]) == (
+        "contacts list.csv", "contacts list.csv", "csv", "text/csv",
+    )
+    assert obj["size"] == len(CSV)
+    assert obj["user"] == "U0ALICE"
+    assert abs(obj["created"] - time.time()) < 60
+    assert obj["url_private"].startswith(f"{slack.url}/files-pri/{obj['id']}/")
+    assert obj["url_private"].endswith("/contacts%20list.csv")
+    assert obj["url_private_download"] == (
+        f"{slack.url}/files-pri/{obj['id']}/download/contacts%20list.csv"
+    )
+    other = slack.add_file("notes.txt", b"hi", filetype="text")
+    assert other["id"] != obj["id"] and other["mimetype"] == "text/plain"
+    assert other["user"] == "U0USER"
+    assert slack.files == {}  # the app's own uploads stay apart
+
+
+async def test_files_info(slack: SlackStandIn, client: AsyncWebClient) -> None:
+    obj = slack.add_file("contacts.csv", CSV)
+
+    info = await client.files_info(file=obj["id"])
+
+    assert info["file"] == obj
+    with pytest.raises(SlackApiError) as err:
+        await client.files_info(file="F0NOTHERE")
+    assert err.value.response["error"] == "file_not_found"
+    assert [c.args["file"] for c in slack.calls_to("files.info")] == [obj["id"], "F0NOTHERE"]
+
+
+async def test_files_info_knows_the_apps_own_uploads(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    resp = await client.files_upload_v2(content="a,b\n", filename="out.csv", channel="C1")
+
+    info = await client.files_info(file=resp["file"]["id"])
+
+    assert (info["file"]["name"], info["file"]["filetype"]) == ("out.csv", "csv")
+    assert info["file"]["user"] == slack.bot_user_id and info["file"]["size"] == 4
+    assert info["file"]["url_private"] == resp["file"]["url_private"]
+
+
+async def test_download_needs_the_bot_token(slack: SlackStandIn) -> None:
+    obj = slack.add_file("contacts.csv", CSV)
+
+    for url in (obj["url_private"], obj["url_private_download"]):
+        status, ctype, body = await fetch(url, slack.token)
+        assert (status, ctype, body) == (200, "text/csv", CSV)
+    for token in (None, "xoxb-wrong"):
+        status, ctype, body = await fetch(obj["url_private_download"], token)
+        assert (status, ctype) == (200, "text/html")  # as Slack does: no error status
+        assert body.startswith(b"<!DOCTYPE html>") and b"Sign in" in body
+        assert CSV not in body
+    assert slack.downloads == [
+        (obj["id"], True), (obj["id"], True), (obj["id"], False), (obj["id"], False),
+    ]
+
+
+async def test_download_of_an_app_upload_and_of_an_unknown_file(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    resp = await client.files_upload_v2(content="Agent: hi\n", filename="t.txt", channel="C1")
+    url = resp["file"]["url_private"]
+
+    assert await fetch(url, slack.token) == (200, "text/plain", b"Agent: hi\n")
+    status, ctype, _ = await fetch(f"{slack.url}/files-pri/F0NOTHERE/x.csv", slack.token)
+    assert (status, ctype) == (404, "text/html")
+    status, ctype, _ = await fetch(f"{slack.url}/files-pri/F0NOTHERE/x.csv", None)
+    assert (status, ctype) == (200, "text/html")  # without a token Slack cannot tell
+    assert slack.downloads[-2:] == [("F0NOTHERE", True), ("F0NOTHERE", False)]
 
 
 # ---------------------------------------------------------------------- per-channel rate limit
