@@ -22,6 +22,7 @@ from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calls.campaigns import CampaignRunner, Campaigns
 from bot.calls.ingest import Ingest
 from bot.calls.placing import Placing
 from bot.calls.polling import Poller
@@ -42,6 +43,7 @@ from bot.slack.home import HomePublisher
 from bot.slack.outbox import OutboxWorker, RetryPolicy
 from bot.slack.people import Languages
 from handlers import health, register_all, webhook
+from handlers.campaigns import campaign_sinks
 from handlers.scheduling import SlackScheduleSink
 from storage.sqlite import SQLiteStore
 
@@ -127,8 +129,9 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     placing = Placing(calls, guard, CardWords())
     scheduling = Scheduling(store, guard, placing,
                             grace=settings.schedule_grace_minutes * 60)
+    campaigns = Campaigns(settings, store, guard, placing)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,
-                     placing, languages, scheduling)
+                     placing, languages, scheduling, campaigns)
     return ctx, slack, retell
 
 
@@ -186,6 +189,16 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
     # Each scheduled call is claimed before it is fired: once, whichever process fires it.
     scheduler = Scheduler(ctx.scheduling, ctx.store,
                           lambda entry: SlackScheduleSink(ctx, slack, entry.channel_id))
+    # Each campaign row's try is claimed before it is placed; one process runs them (a lease).
+    runner = CampaignRunner(ctx.campaigns, ctx.store, campaign_sinks(ctx, slack),
+                            owner=ctx.outbox.owner)
+    applied = ctx.ingest.on_applied
+
+    def on_applied() -> None:  # a campaign's call may have ended: its row frees a place
+        applied()
+        runner.nudge()
+
+    ctx.ingest.on_applied = on_applied
     socket_mode: AsyncSocketModeHandler | None = None
     slack_http: aiohttp.ClientSession | None = None
     socket_tasks: list[asyncio.Task[None]] = []
@@ -221,6 +234,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
         ctx.outbox.start()
         poller.start()
         scheduler.start()
+        runner.start()
         retention.start()
         # The set-up checks (auth.test first) in the background: a Slack or Retell outage
         # never holds up /healthz or webhooks.
@@ -256,6 +270,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
             await ctx.ingest.stop(grace)
             await poller.stop()
             await scheduler.stop(grace)
+            await runner.stop(grace)
             await retention.stop()
             await ctx.outbox.stop(grace)
             await ctx.home.stop()

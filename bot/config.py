@@ -117,6 +117,14 @@ class Settings(BaseSettings):
     schedule_max_days: int = Field(default=90, ge=1, le=3650, alias="CALLBOT_SCHEDULE_MAX_DAYS")
     schedule_grace_minutes: float = Field(default=15, ge=0, le=7 * 24 * 60,
                                           alias="CALLBOT_SCHEDULE_GRACE_MINUTES")
+    # Campaigns: how fast calls go to Retell (all campaigns together), and how many of one
+    # campaign may be live at once at most (README: "Campaigns").
+    retell_calls_per_second: float = Field(default=1.0, gt=0, le=1000,
+                                           alias="CALLBOT_RETELL_CALLS_PER_SECOND")
+    campaign_max_concurrency: int = Field(default=50, ge=1, le=10_000,
+                                          alias="CALLBOT_CAMPAIGN_MAX_CONCURRENCY")
+    campaign_card_seconds: float = Field(default=3.0, ge=0.2, le=600,
+                                         alias="CALLBOT_CAMPAIGN_CARD_SECONDS")
     post_transcripts: bool = Field(default=True, alias="CALLBOT_POST_TRANSCRIPTS")
     post_recordings: bool = Field(default=True, alias="CALLBOT_POST_RECORDINGS")
     retention_days: int = Field(default=0, ge=0, le=36_500,

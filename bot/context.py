@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.calls.campaigns import Campaigns
 from bot.calls.ingest import Ingest
 from bot.calls.placing import Placing
 from bot.calls.scheduling import Scheduling
@@ -32,3 +33,4 @@ class AppContext:
     placing: Placing
     languages: Languages  # each person's language, for answers and App Home
     scheduling: Scheduling
+    campaigns: Campaigns

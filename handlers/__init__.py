@@ -8,7 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import AppContext
-from handlers import actions, commands, events, scheduling, views
+from handlers import actions, campaigns, commands, events, scheduling, views
 
 
 def register_all(app: AsyncApp, ctx: AppContext) -> None:
@@ -16,5 +16,6 @@ def register_all(app: AsyncApp, ctx: AppContext) -> None:
     commands.register(app, ctx)
     actions.register(app, ctx)
     views.register(app, ctx)
+    campaigns.register(app, ctx)  # before events: its file_share listener matches first
     events.register(app, ctx)
     scheduling.register(app, ctx)

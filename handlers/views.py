@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 MODAL_WAIT = 0.6
 
 
-async def _choices(
+async def choices(
     ctx: AppContext,
 ) -> tuple[list[Agent], list[CallerNumber], RetellError | None]:
     """Agents and caller numbers; when Retell fails the modal still works, with a notice."""
@@ -80,7 +80,7 @@ async def open_call_modal(
             await client.views_open(trigger_id=trigger_id,
                                     view=full(*cached, None, await lang_task))
             return
-        loading = asyncio.ensure_future(_choices(ctx))
+        loading = asyncio.ensure_future(choices(ctx))
         done, _ = await asyncio.wait({loading}, timeout=MODAL_WAIT)
         lang = await lang_task
         if done:

@@ -17,6 +17,9 @@ from storage.models import (
     CallFields,
     CallRecord,
     CallStats,
+    Campaign,
+    CampaignCounts,
+    CampaignRow,
     DncEntry,
     InboxEntry,
     Limits,
@@ -222,6 +225,66 @@ class ScheduleStore(Protocol):
         """Calls still waiting, soonest first: one person's, or everyone's (None)."""
 
 
+class CampaignStore(Protocol):
+    """Campaigns and their rows: each row's try claimed before it is placed."""
+
+    async def create_campaign(self, campaign: Campaign, rows: Sequence[CampaignRow],
+                              now: float) -> int:
+        """Keep a campaign (a draft, to preview) with all its rows, skipped ones too."""
+
+    async def get_campaign(self, campaign_id: int) -> Campaign | None: ...
+
+    async def find_campaigns(self, *, name: str | None = None, owner: str | None = None,
+                             limit: int = 20) -> list[Campaign]:
+        """Newest first; `name` matched without regard to case."""
+
+    async def set_campaign_card(self, campaign_id: int, card_ts: str) -> None: ...
+
+    async def move_campaign(self, campaign_id: int, to: str, *, allowed: Collection[str],
+                            now: float) -> Campaign | None:
+        """Change the status if it is one of `allowed`; None when it is not."""
+
+    async def finish_campaign(self, campaign_id: int, now: float) -> Campaign | None:
+        """Running -> done once no row is left to call; None while some are."""
+
+    async def claim_results(self, campaign_id: int) -> bool:
+        """True once per campaign: the right to post its results."""
+
+    async def running_campaigns(self, now: float) -> list[Campaign]:
+        """Running campaigns whose start time has come."""
+
+    async def claim_campaign_rows(self, campaign_id: int, concurrency: int, now: float,
+                                  until: float) -> list[CampaignRow]:
+        """Rows to place now, within the campaign's room under `concurrency`."""
+
+    async def resume_claims(self) -> int:
+        """Make every claimed try due at once (the runner that claimed them is gone)."""
+
+    async def row_placed(self, row_id: int, call_id: str) -> None: ...
+
+    async def row_waits(self, row_id: int, next_at: float, detail: str | None, *,
+                        undo_attempt: bool) -> None: ...
+
+    async def row_done(self, row_id: int, outcome: str, detail: str | None) -> None: ...
+
+    async def ended_campaign_rows(self, limit: int) -> list[tuple[CampaignRow, CallRecord]]:
+        """Rows whose call has ended, to be settled (retried or done)."""
+
+    async def campaign_rows(self, campaign_id: int, *, statuses: Collection[str] = (),
+                            limit: int = 100) -> list[CampaignRow]: ...
+
+    async def campaign_results(self, campaign_id: int
+                               ) -> list[tuple[CampaignRow, CallRecord | None]]: ...
+
+    async def campaign_counts(self, campaign_id: int) -> CampaignCounts: ...
+
+    async def listed_numbers(self, numbers: Collection[str]) -> set[str]:
+        """Which of these are on the do-not-call list."""
+
+    async def calls_to_numbers(self, numbers: Collection[str], since: float) -> dict[str, int]:
+        """Calls placed to each of these numbers since `since`."""
+
+
 class StatsStore(Protocol):
     """Figures over the call history."""
 
@@ -251,7 +314,7 @@ class Upkeep(Protocol):
 
 
 class Store(CallStore, InboxStore, GuardStore, OutboxStore, ClaimStore, LeaseStore,
-            ScheduleStore, StatsStore, Upkeep, Protocol):
+            ScheduleStore, CampaignStore, StatsStore, Upkeep, Protocol):
     """Everything a store implementation provides."""
 
 

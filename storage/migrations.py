@@ -213,4 +213,56 @@ MIGRATIONS: list[str] = [
     CREATE INDEX scheduled_user ON scheduled_calls (user_id, due_at)
         WHERE status = 'scheduled';
     """,
+    """
+    -- Campaigns: many calls from an uploaded list, paced; each row called at most once per
+    -- try across restarts (claimed first, one idempotency key per row and try).
+    CREATE TABLE campaigns (
+        id            INTEGER PRIMARY KEY,
+        team_id       TEXT,
+        name          TEXT NOT NULL,
+        owner         TEXT NOT NULL,
+        channel_id    TEXT NOT NULL,
+        card_ts       TEXT,
+        status        TEXT NOT NULL,        -- draft | running | paused | cancelled | done
+        agent         TEXT,
+        from_number   TEXT,
+        concurrency   INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL,     -- tries per row at most
+        retry_spacing REAL NOT NULL,        -- seconds between tries
+        start_at      REAL,
+        columns       TEXT,                 -- JSON: the CSV's variable columns
+        file_name     TEXT,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        started_at    REAL,
+        finished_at   REAL,
+        results_posted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX campaigns_active ON campaigns (status) WHERE status IN ('running', 'paused');
+    CREATE INDEX campaigns_name ON campaigns (name);
+
+    CREATE TABLE campaign_rows (
+        id            INTEGER PRIMARY KEY,
+        campaign_id   INTEGER NOT NULL REFERENCES campaigns (id),
+        line          INTEGER NOT NULL,
+        number        TEXT,                 -- E.164; NULL when the row had none usable
+        status        TEXT NOT NULL,        -- waiting | placing | live | done | skipped | cancelled
+        variables     TEXT,                 -- JSON
+        agent         TEXT,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_at       REAL NOT NULL DEFAULT 0,
+        claimed_until REAL,
+        call_id       TEXT,
+        outcome       TEXT,
+        detail        TEXT
+    );
+    CREATE INDEX campaign_rows_due ON campaign_rows (campaign_id, next_at)
+        WHERE status IN ('waiting', 'placing');
+    CREATE INDEX campaign_rows_live ON campaign_rows (campaign_id) WHERE status = 'live';
+    CREATE INDEX campaign_rows_campaign ON campaign_rows (campaign_id, line);
+
+    -- A campaign's calls are tagged with it: stats, audit and results find them.
+    ALTER TABLE calls ADD COLUMN campaign_id INTEGER;
+    CREATE INDEX calls_campaign ON calls (campaign_id) WHERE campaign_id IS NOT NULL;
+    """,
 ]

@@ -54,6 +54,7 @@ class CallRecord:
     poll_attempts: int = 0
     error_kind: str | None = None  # why Retell did not place it: timeout, refused, ...
     request_key: str | None = None  # the idempotency key sent with the failed create
+    campaign_id: int | None = None  # placed by a campaign: no card of its own
 
     @property
     def analyzed(self) -> bool:
@@ -113,6 +114,7 @@ class CallFields:
     note: str | None = None
     raw_payload: str | None = None
     request_key: str | None = None  # the idempotency key the create carried (metadata)
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,9 @@ class Route:
     user_id: str | None
     message_ts: str | None = None
     thread_ts: str | None = None
+    # A campaign's call: its outcome goes to the campaign (its card, its thread, its
+    # results), not to a card of its own.
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -277,3 +282,93 @@ def other_party(direction: str | None, from_number: str | None,
     """Which number is the other party's, for any shape of a call: the one place that
     knows an inbound call's other party is its caller."""
     return from_number if direction == "inbound" else to_number
+
+
+# -- campaigns: many calls from a list ---------------------------------------------------------
+
+CAMPAIGN_STATES = ("draft", "running", "paused", "cancelled", "done")
+# A row: waiting (to be placed, for a retry or for calling hours) -> placing -> live -> done;
+# or skipped at the preview (never called), or cancelled with its campaign.
+ROW_STATES = ("waiting", "placing", "live", "done", "skipped", "cancelled")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A list of numbers called by the same agent, paced; its card lives in `channel_id`."""
+
+    id: int
+    name: str
+    owner: str  # the Slack user who made it
+    channel_id: str
+    status: str  # draft | running | paused | cancelled | done
+    concurrency: int  # calls of this campaign live at once, at most
+    attempts: int  # tries per row at most (1: no retry)
+    retry_spacing: float  # seconds between tries of a row
+    created_at: float
+    team_id: str | None = None
+    card_ts: str | None = None
+    agent: str | None = None  # as asked (name or id); None: the caller ID's own agent
+    from_number: str | None = None
+    start_at: float | None = None  # not before this (None: as soon as started)
+    columns: tuple[str, ...] = ()  # the CSV's variable columns, in the file's order
+    file_name: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    results_posted: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.status in ("draft", "running", "paused")
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """One contact of a campaign. `attempts` counts tries begun; the idempotency key of a
+    try is made from (campaign, row, attempt), so a try cut short by a crash is resumed with
+    the same key and Retell answers with the call it may already have placed."""
+
+    id: int
+    campaign_id: int
+    line: int  # the line in the uploaded file
+    number: str | None  # E.164; None for a row with no usable number
+    status: str  # see ROW_STATES
+    variables: dict[str, str] = field(default_factory=dict)
+    agent: str | None = None  # the row's own agent column, if any
+    attempts: int = 0
+    next_at: float = 0.0  # waiting: not before this
+    call_id: str | None = None  # the latest try's call
+    # done: success | connected | no_answer | failed | refused; skipped: invalid | duplicate
+    # | refused; cancelled: cancelled
+    outcome: str | None = None
+    # Why, as a code: invalid_number, do_not_call, dial_no_answer, calling_hours (waiting),
+    # a Retell error kind, ...; for an invalid row, a little of what was typed after a colon.
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignCounts:
+    """Where a campaign stands, row by row (skipped rows are not among `rows`)."""
+
+    rows: int = 0  # rows to call
+    skipped: int = 0  # invalid, duplicate or refused at the preview: never called
+    waiting: int = 0  # not placed yet, or waiting for a retry or calling hours
+    waiting_hours: int = 0  # of those, waiting for the callee's calling hours
+    opens_at: float | None = None  # when the first of those may be called
+    live: int = 0  # being placed or on a call now
+    placed: int = 0  # calls placed, every try counted
+    connected: int = 0  # rows done whose call was answered by a person
+    successful: int = 0  # of those, calls the analysis called successful
+    no_answer: int = 0  # rows done without an answer after every try
+    failed: int = 0  # rows done with a failed call or a Retell refusal
+    refused: int = 0  # rows a rule refused when their call was due (do-not-call since, ...)
+    cancelled: int = 0
+    duration_ms: int = 0  # over the campaign's calls
+    cost_cents: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return self.connected + self.no_answer + self.failed + self.refused
+
+    @property
+    def remaining(self) -> int:
+        return self.waiting + self.live

@@ -85,6 +85,7 @@ class PlaceRequest:
     external_team: str | None = None
     lang: str = DEFAULT_LANGUAGE  # the card's language: the channel's
     override_hours: bool = False  # an admin's "call anyway" outside calling hours
+    campaign: bool = False  # a campaign's row: no card, the person's limits do not apply
 
 
 # -- outcomes: what happened, as data; bot/render/answers.py says it -------------------------
@@ -115,6 +116,7 @@ class CardFailed:
 @dataclass(frozen=True)
 class RetellRefused:
     message: str  # shown on the card too
+    kind: str = ""  # the Retell error's kind (RetellError.kind), for a campaign's results
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,7 @@ class Placing:
                 agent=(agent.agent_name or agent.agent_id) if agent else None,
                 source=request.source, external_team=request.external_team,
                 request_key=key, override_hours=request.override_hours,
+                campaign=request.campaign,
             )
         except Refused as exc:
             return NotAllowed(exc)
@@ -231,7 +234,7 @@ class Placing:
             if exc.uncertain:
                 state.lost = (marker, now, pending)
             return CardFailed(route.channel_id or "", exc.error, exc.status)
-        route = replace(route, message_ts=card_ts)
+        route = replace(route, message_ts=card_ts or None)  # "": no card (a campaign's)
         state.card_ts, state.pending = card_ts, pending
         state.step = "retell"
         try:
@@ -247,7 +250,7 @@ class Placing:
                 message = self.words.failed_unrecorded(message, request.lang)
             await sink.update(card_ts, replace(pending, id=exc.row_id, status="failed",
                                                error=message))
-            return RetellRefused(message)
+            return RetellRefused(message, exc.cause.kind)
         except CallNotRecorded as exc:
             state.step = "recorded"  # its webhooks will record it and settle the hold
             message = self.words.placed_not_recorded(exc.call_id, exc.cause, request.lang)

@@ -53,6 +53,7 @@ METADATA_SOURCE = "slack-callbot"
 # The metadata key that carries a create's idempotency key, so a call whose create answer
 # was lost is recognised when its webhook comes (or found with list-calls).
 REQUEST_KEY_FIELD = "callbot_key"
+CAMPAIGN_FIELD = "callbot_campaign"  # a campaign's call: the campaign's id
 # What metadata may say about where a call belongs; anything else is ignored, not trusted.
 _META_SHAPES = {
     "slack_team_id": re.compile(r"[TE][A-Z0-9]{2,20}"),
@@ -60,7 +61,8 @@ _META_SHAPES = {
     "slack_user_id": re.compile(r"[UW][A-Z0-9]{2,20}"),
     "slack_message_ts": re.compile(r"[0-9]{1,12}\.[0-9]{1,9}"),
     "slack_thread_ts": re.compile(r"[0-9]{1,12}\.[0-9]{1,9}"),
-    REQUEST_KEY_FIELD: re.compile(r"[0-9a-f]{40}"),
+    CAMPAIGN_FIELD: re.compile(r"[1-9][0-9]{0,11}"),
+    REQUEST_KEY_FIELD: re.compile(r"(?:sched-)?[0-9a-f]{40}"),  # see schedule_key
 }
 # The words of a call, kept in their own column: the stored payload leaves them out.
 _TRANSCRIPT_KEYS = frozenset({"transcript", "transcript_object", "transcript_with_tool_calls",
@@ -154,6 +156,7 @@ def route_metadata(route: Route) -> dict[str, str]:
         "slack_user_id": route.user_id,
         "slack_message_ts": route.message_ts,
         "slack_thread_ts": route.thread_ts,
+        CAMPAIGN_FIELD: str(route.campaign_id) if route.campaign_id else None,
     }
     return {k: v for k, v in data.items() if v}
 
@@ -209,6 +212,7 @@ def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | 
         message_ts=_meta(meta, "slack_message_ts"),
         thread_ts=_meta(meta, "slack_thread_ts"),
         request_key=_meta(meta, REQUEST_KEY_FIELD),
+        campaign_id=int(campaign) if (campaign := _meta(meta, CAMPAIGN_FIELD)) else None,
         from_number=call.from_number,
         to_number=call.to_number,
         agent_id=call.agent_id,

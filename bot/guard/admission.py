@@ -90,12 +90,16 @@ class Guard:
                     agent: str | None, source: str,
                     external_team: str | None = None,
                     request_key: str | None = None,
-                    override_hours: bool = False) -> Ticket:
+                    override_hours: bool = False,
+                    campaign: bool = False) -> Ticket:
         """Every rule, cheapest first; raises Refused (already audited) or holds a place.
 
         `external_team`: the person's own organisation when it is not the app's (Slack
         Connect); see `foreign_team`. `override_hours`: an admin's explicit "call anyway"
-        outside the callee's calling hours (refused for anyone else; audited)."""
+        outside the callee's calling hours (refused for anyone else; audited). `campaign`:
+        a campaign's call, paced by its own concurrency and Retell's rate, so the person's
+        hourly and daily limits (meant for calls placed by hand) do not apply; the global
+        cap and the per-number cap do."""
         overrode = "calling_hours" if override_hours else None
         ticket = Ticket(None, user_id, channel_id, source, number, agent, overrode)
         try:
@@ -106,7 +110,8 @@ class Guard:
             if not override_hours:
                 hours_may(self.hours, number, now)
             await self._not_listed(number)
-            admission = await self.store.admit(user_id, self.limits, now,
+            limits = replace(self.limits, per_hour=0, per_day=0) if campaign else self.limits
+            admission = await self.store.admit(user_id, limits, now,
                                                request_key=request_key, number=number)
             if admission.hold_id is None:
                 raise Refused(f"limit_{admission.limit}", limit=admission.limit or "",
@@ -125,6 +130,18 @@ class Guard:
         try:
             lasting_rules(self.settings, user_id, channel_id, number, external_team)
             await self._not_listed(number)
+        except Refused as exc:
+            await self._refused(ticket, exc, external_team)
+            raise
+
+    async def check_caller(self, *, user_id: str | None, channel_id: str | None,
+                           source: str, external_team: str | None = None) -> None:
+        """Whether the person may place calls from here at all (a campaign, before its
+        rows are read): raises Refused, audited."""
+        ticket = Ticket(None, user_id, channel_id, source, "", None)
+        try:
+            team_may(self.settings, external_team)
+            caller_may(self.settings, user_id, channel_id)
         except Refused as exc:
             await self._refused(ticket, exc, external_team)
             raise

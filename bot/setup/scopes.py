@@ -27,6 +27,7 @@ WANTED_SCOPES: tuple[str, ...] = (
     "mpim:history",
     "channels:join",
     "files:write",
+    "files:read",
     "im:write",
     "users:read",
 )

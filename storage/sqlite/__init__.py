@@ -6,6 +6,7 @@ part per concern, all on the connection in connection.py."""
 from __future__ import annotations
 
 from storage.sqlite.calls import CallsPart
+from storage.sqlite.campaigns import CampaignsPart
 from storage.sqlite.guard import GuardPart
 from storage.sqlite.inbox import InboxPart
 from storage.sqlite.leases import LeasesPart
@@ -25,7 +26,7 @@ __all__ = ["INBOX_MAX_ATTEMPTS", "LIVE_COUNT_SQL", "NUMBER_RECENT_SQL", "USER_RE
 
 
 class SQLiteStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, SchedulePart,
-                  StatsPart, UpkeepPart):
+                  CampaignsPart, StatsPart, UpkeepPart):
     """The embedded default store.
 
 Writes go through one connection in its own thread with group commit (see

@@ -41,15 +41,16 @@ class CallsPart(_Connection):
             now, now, error, error_kind, request_key, route.team_id, route.channel_id,
             route.user_id, route.message_ts, route.thread_ts, attempt.from_number,
             attempt.to_number, attempt.agent_id, attempt.agent_name,
-            json.dumps(attempt.variables), attempt.note,
+            json.dumps(attempt.variables), attempt.note, route.campaign_id,
         )
 
         def insert(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 """INSERT INTO calls (status, stage, created_at, updated_at, error, error_kind,
                        request_key, team_id, channel_id, user_id, message_ts, thread_ts,
-                       from_number, to_number, agent_id, agent_name, variables, note)
-                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       from_number, to_number, agent_id, agent_name, variables, note,
+                       campaign_id)
+                   VALUES ('failed', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 params,
             )
             release = hold_id
@@ -83,6 +84,7 @@ class CallsPart(_Connection):
             user_id=attempt.route.user_id,
             message_ts=attempt.route.message_ts,
             thread_ts=attempt.route.thread_ts,
+            campaign_id=attempt.route.campaign_id,
             from_number=attempt.from_number,
             to_number=attempt.to_number,
             agent_id=attempt.agent_id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields as dc_fields
 from dataclasses import replace
 from typing import Any
@@ -55,7 +55,8 @@ _DATA_COLUMNS = (
 
 JSON_COLUMNS = ("variables", "extracted")  # dicts, stored as JSON text
 
-_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts", "thread_ts", "request_key")
+_ROUTING_COLUMNS = ("team_id", "channel_id", "user_id", "message_ts", "thread_ts", "request_key",
+                    "campaign_id")
 
 _RECORD_FIELDS = {f.name for f in dc_fields(CallRecord)}
 
@@ -138,7 +139,11 @@ def _dnc_insert(conn: sqlite3.Connection, entry: DncEntry) -> bool:
     return bool(cur.rowcount)
 
 def _enqueue(conn: sqlite3.Connection, call_id: str, kinds: Sequence[str], now: float) -> None:
-    """Queue Slack work inside the caller's transaction, due at once."""
+    """Queue Slack work inside the caller's transaction, due at once; none for a campaign's
+    call, whose outcome the campaign's own card and results carry."""
+    row = conn.execute("SELECT campaign_id FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+    if row is not None and row[0] is not None:
+        return
     conn.executemany(
         "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
         [(call_id, kind, now, now) for kind in kinds],
@@ -162,7 +167,7 @@ def _upsert_params(fields: CallFields, now: float, poll_at: float | None) -> dic
         params[column] = value
     return params
 
-def _to_record(row: sqlite3.Row) -> CallRecord:
+def _to_record(row: sqlite3.Row | Mapping[str, Any]) -> CallRecord:
     data = {key: row[key] for key in row.keys() if key in _RECORD_FIELDS}
     for column in JSON_COLUMNS:
         if column in data:

@@ -52,6 +52,8 @@ METHOD_SCOPES: dict[str, frozenset[str]] = {
     "conversations_replies": HISTORY_SCOPES,
     "conversations_join": frozenset({"channels:join"}),
     "files_upload_v2": frozenset({"files:write"}),
+    # A campaign's CSV: files.info, then the download itself with the bot token.
+    "files_info": frozenset({"files:read"}),
     "views_open": frozenset(),
     "views_update": frozenset(),
     "views_publish": frozenset(),
@@ -175,8 +177,8 @@ def test_every_url_is_the_bolt_endpoint_on_the_placeholder_host(
 ) -> None:
     for manifest in (main, no_history):
         found = [value for _, value in urls(manifest)]
-        # each command, events, interactivity (README: "seven places")
-        assert len(found) == len(manifest["features"]["slash_commands"]) + 2 == 7
+        # each command, events, interactivity (README: "eight places")
+        assert len(found) == len(manifest["features"]["slash_commands"]) + 2 == 8
         assert set(found) == {f"https://callbot.example.com{BOLT_PATH}"}
 
 

@@ -1,0 +1,325 @@
+"""Campaigns through the real server: `/callcampaign`'s modal with a CSV file fetched from the
+Slack stand-in, the preview (invalid, duplicate and do-not-call rows never called), Start,
+calls paced under the campaign's concurrency at the Retell stand-in, retries for no answer,
+Pause / Resume / Cancel, the results CSV in the card's thread checked row by row, a CSV
+shared in a DM, `/callcampaign list|status`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.input.campaign_form import (
+    BLOCK_CAMPAIGN_ATTEMPTS,
+    BLOCK_CAMPAIGN_CONCURRENCY,
+    BLOCK_CAMPAIGN_FILE,
+    BLOCK_CAMPAIGN_NAME,
+    BLOCK_CAMPAIGN_SPACING,
+)
+from standins.retell import RetellStandIn
+from standins.slack import SlackStandIn
+from tests.conftest import CHANNEL, USER, Server, StartServer, button, view_submission
+from tests.support.waiting import eventually
+
+ADMIN = "U0ADMIN"
+BOB = "U0BOB"
+FAST = {"CALLBOT_RETELL_CALLS_PER_SECOND": 500, "CALLBOT_CAMPAIGN_CARD_SECONDS": 0.2,
+        "CALLBOT_ADMINS": ADMIN}
+
+
+def number(i: int) -> str:
+    return f"+1415555{i:04d}"
+
+
+def contacts_csv(valid: int, *, invalid: int = 0, duplicates: int = 0,
+                 extra: list[str] | None = None) -> tuple[bytes, list[str]]:
+    """A contact list: `valid` distinct numbers, then broken and repeated rows."""
+    lines = ["phone,customer_name,appointment_time"]
+    numbers = [number(i) for i in range(valid)]
+    lines += [f"{n},Customer {i},Friday {9 + i % 8}:00" for i, n in enumerate(numbers)]
+    lines += [f"not-a-number-{i},Broken {i},x" for i in range(invalid)]
+    lines += [f"{numbers[i]},Again {i},y" for i in range(duplicates)]
+    lines += extra or []
+    return ("\n".join(lines) + "\n").encode(), numbers
+
+
+def db_rows(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(server.settings.database_path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def modal_values(file: dict[str, Any], *, name: str = "Spring reminders",
+                 concurrency: int = 5, attempts: int = 1,
+                 spacing: int = 1) -> dict[str, Any]:
+    return {
+        BLOCK_CAMPAIGN_NAME: {"value": {"type": "plain_text_input", "value": name}},
+        BLOCK_CAMPAIGN_FILE: {"value": {"type": "file_input", "files": [file]}},
+        BLOCK_CAMPAIGN_CONCURRENCY: {"value": {"type": "number_input",
+                                               "value": str(concurrency)}},
+        BLOCK_CAMPAIGN_ATTEMPTS: {"value": {"type": "number_input", "value": str(attempts)}},
+        BLOCK_CAMPAIGN_SPACING: {"value": {"type": "number_input", "value": str(spacing)}},
+    }
+
+
+async def open_campaign_modal(server: Server, slack: SlackStandIn) -> dict[str, Any]:
+    before = len(slack.calls_to("views.open"))
+    status, body = await server.slash("/callcampaign", "", trigger_id="1.abc",
+                                      response_url=slack.response_url("cc"))
+    assert (status, body) == (200, None)
+    await slack.wait_for(lambda: len(slack.calls_to("views.open")) > before)
+    return dict(slack.calls_to("views.open")[-1].args["view"])
+
+
+async def submit(server: Server, slack: SlackStandIn, content: bytes,
+                 **values: Any) -> dict[str, Any]:
+    """Upload `content`, submit the modal with it; the preview message posted."""
+    view = await open_campaign_modal(server, slack)
+    file = slack.add_file("contacts.csv", content, user=USER)
+    before = len(slack.messages(CHANNEL))
+    status, body = await server.interactive(view_submission(
+        view, modal_values(file, **values), metadata=view.get("private_metadata")))
+    assert status == 200 and body is None
+    await slack.wait_for(lambda: len(slack.messages(CHANNEL)) > before, timeout=10)
+    return slack.messages(CHANNEL)[-1]
+
+
+async def press(server: Server, slack: SlackStandIn, action: str, card: dict[str, Any], *,
+                user: str = USER, key: str = "btn") -> None:
+    value = next(e["value"] for b in card["blocks"] if b.get("type") == "actions"
+                 for e in b["elements"] if e.get("action_id") == action)
+    status, body = await server.interactive(button(action, value, user=user,
+                                                   message_ts=card["ts"],
+                                                   response_url=slack.response_url(key)))
+    assert (status, body) == (200, None)
+
+
+def card_now(slack: SlackStandIn, ts: str) -> str:
+    found = slack.message(CHANNEL, ts)
+    assert found is not None
+    return json.dumps(found, ensure_ascii=False)
+
+
+class Callees:
+    """Ends the calls the campaign places, as Retell would report them; `answer(number,
+    attempt)` says how each try ends: None is answered, else a disconnection reason."""
+
+    def __init__(self, server: Server, retell: RetellStandIn,
+                 answer: Callable[[str, int], str | None]) -> None:
+        self.server = server
+        self.retell = retell
+        self.answer = answer
+        self.ended: set[str] = set()
+        self.tries: dict[str, int] = {}
+
+    async def end_all(self) -> int:
+        ended = 0
+        for call_id, call in list(self.retell.calls.items()):
+            if call_id in self.ended:
+                continue
+            self.ended.add(call_id)
+            to = call["to_number"]
+            self.tries[to] = self.tries.get(to, 0) + 1
+            reason = self.answer(to, self.tries[to])
+            if reason is None:
+                events = [("call_ended", {"disconnection_reason": "user_hangup",
+                                          "duration_ms": 42_000}),
+                          ("call_analyzed", {"call_analysis": {
+                              "custom_analysis_data": {"will_attend": to[-1] != "3",
+                                                       "rating": int(to[-1])}}})]
+            else:
+                events = [("call_ended", {"disconnection_reason": reason,
+                                          "call_status": "not_connected",
+                                          "duration_ms": 0})]
+            for event, overrides in events:
+                body = self.retell.event_body(call_id, event, **overrides)
+                status, _ = await self.retell.send_webhook(
+                    self.server.url + "/retell/webhook", body)
+                assert status == 204 or status == 200
+            ended += 1
+        return ended
+
+
+def uploaded_results(slack: SlackStandIn) -> list[dict[str, str]]:
+    [upload] = [u for u in slack.uploaded(CHANNEL) if u["name"].endswith("-results.csv")]
+    text = upload["content"].decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.slow
+async def test_a_200_row_campaign_previews_paces_retries_and_reports_row_by_row(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    # One number on the do-not-call list before the file comes.
+    status, _ = await server.slash("/calldnc", f"add {number(7)} asked us", user=ADMIN,
+                                   response_url=slack.response_url("dnc"))
+    assert status == 200
+    content, numbers = contacts_csv(194, invalid=3, duplicates=3)
+    preview = await submit(server, slack, content, concurrency=4, attempts=2)
+    text = card_now(slack, preview["ts"])
+    assert "campaign_start" in text and "campaign_cancel" in text
+    # Rows read 200: 193 to call, 3 invalid, 3 duplicates, 1 on the do-not-call list.
+    [(campaign_id, status_now)] = db_rows(server, "SELECT id, status FROM campaigns")
+    assert status_now == "draft"
+    skipped = dict(db_rows(server, "SELECT outcome, count(*) FROM campaign_rows "
+                                   "WHERE status = 'skipped' GROUP BY outcome"))
+    assert skipped == {"invalid": 3, "duplicate": 3, "refused": 1}
+    assert db_rows(server, "SELECT count(*) FROM campaign_rows WHERE status = 'waiting'") \
+        == [(193,)]
+    assert retell.created_calls() == []  # nothing is called before Start
+    # The modal's shortest spacing is a minute; the stored campaign's is cut to keep the
+    # suite quick (the runner reads it from the database at each retry).
+    conn = sqlite3.connect(server.settings.database_path)
+    with conn:
+        conn.execute("UPDATE campaigns SET retry_spacing = 0.3")
+    conn.close()
+
+    await press(server, slack, "campaign_start", preview)
+    # Every number ending in 5 does not answer its first try (the second one answers).
+    callees = Callees(server, retell,
+                      lambda to, attempt: "dial_no_answer" if to.endswith("5") and attempt == 1
+                      else None)
+
+    async def drive() -> bool:
+        await callees.end_all()
+        assert retell.max_live <= 4, retell.max_live  # the campaign's concurrency
+        return db_rows(server, "SELECT status FROM campaigns")[0][0] == "done"
+
+    for _ in range(2000):
+        if await drive():
+            break
+        await eventually(lambda: retell.live_now > 0 or bool(
+            db_rows(server, "SELECT 1 FROM campaigns WHERE status = 'done'")), timeout=10)
+        assert retell.max_live <= 4, retell.max_live
+    assert db_rows(server, "SELECT status FROM campaigns")[0][0] == "done"
+    assert retell.max_live == 4  # it did use its concurrency
+    created = [c["to_number"] for c in retell.created_calls()]
+    retried = [n for n in numbers if n.endswith("5") and n != number(7)]
+    called = [n for n in numbers if n != number(7)]
+    # Every valid row once, the no-answer rows twice; never a skipped row.
+    assert sorted(created) == sorted(called + retried)
+    assert number(7) not in created
+
+    await slack.wait_for(lambda: any(u["name"].endswith("-results.csv")
+                                     for u in slack.uploaded(CHANNEL)), timeout=10)
+    results = uploaded_results(slack)
+    assert len(results) == 200
+    by_line = {int(r["line"]): r for r in results}
+    for i, n in enumerate(numbers):
+        row = by_line[i + 2]  # the header is line 1
+        assert row["customer_name"] == f"Customer {i}"
+        assert row["number"] != n and row["number"].endswith(n[-4:])  # masked
+        if n == number(7):
+            assert row["status"] == "refused"
+            continue
+        assert row["status"] in ("connected", "success")
+        assert row["attempts"] == ("2" if n.endswith("5") else "1")
+        assert row["duration_s"] == "42"
+        assert row["field:will_attend"] == ("false" if n.endswith("3") else "true")
+        assert row["field:rating"] == n[-1]
+    assert sorted(r["status"] for r in results if int(r["line"]) > 195) == \
+        ["duplicate"] * 3 + ["invalid"] * 3
+    # Calls are tagged with their campaign, and post no card of their own.
+    assert db_rows(server, "SELECT count(*) FROM calls WHERE campaign_id = ?", campaign_id) \
+        == [(len(created),)]
+    assert len(slack.messages(CHANNEL)) == 1  # the campaign's card only
+    final = card_now(slack, preview["ts"])
+    assert "campaign_results" in final and "campaign_pause" not in final
+
+
+async def test_pause_resume_and_cancel_are_for_the_owner_or_an_admin(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    content, _ = contacts_csv(12)
+    preview = await submit(server, slack, content, concurrency=2)
+    await press(server, slack, "campaign_start", preview)
+    await eventually(lambda: retell.live_now == 2)
+    card = slack.message(CHANNEL, preview["ts"])
+    assert card is not None
+    # Bob is neither the owner nor an admin: nothing changes, he is told whose it is.
+    await press(server, slack, "campaign_pause", card, user=BOB, key="bob")
+    await eventually(lambda: bool(slack.responses_for("bob")))
+    assert f"<@{USER}>" in slack.responses_for("bob")[0]["text"]
+    assert db_rows(server, "SELECT status FROM campaigns") == [("running",)]
+
+    await press(server, slack, "campaign_pause", card)
+    assert db_rows(server, "SELECT status FROM campaigns") == [("paused",)]
+    callees = Callees(server, retell, lambda to, attempt: None)
+    await callees.end_all()  # the two live calls end; paused, nothing new is placed
+    await eventually(lambda: db_rows(
+        server, "SELECT count(*) FROM campaign_rows WHERE status = 'done'") == [(2,)])
+    assert len(retell.created_calls()) == 2
+    await eventually(lambda: "campaign_resume" in card_now(slack, preview["ts"]))
+
+    card = slack.message(CHANNEL, preview["ts"])
+    assert card is not None
+    await press(server, slack, "campaign_resume", card, user=ADMIN)
+    await eventually(lambda: len(retell.created_calls()) == 4)
+    card = slack.message(CHANNEL, preview["ts"])
+    assert card is not None
+    await press(server, slack, "campaign_cancel", card)
+    assert db_rows(server, "SELECT status FROM campaigns") == [("cancelled",)]
+    assert db_rows(server, "SELECT count(*) FROM campaign_rows WHERE status = 'cancelled'") \
+        == [(8,)]
+    await callees.end_all()
+    await eventually(lambda: db_rows(
+        server, "SELECT count(*) FROM campaign_rows WHERE status = 'done'") == [(4,)])
+    assert len(retell.created_calls()) == 4  # nothing after the cancel
+
+
+async def test_a_file_slack_will_not_hand_over_is_told_and_nothing_is_kept(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    view = await open_campaign_modal(server, slack)
+    file = slack.add_file("contacts.csv", b"phone\n+14155550100\n")
+    file["id"] = "F0GONE"  # deleted before the app fetched it
+    status, body = await server.interactive(view_submission(
+        view, modal_values(file), metadata=view.get("private_metadata")))
+    assert (status, body) == (200, None)
+    await eventually(lambda: bool(slack.messages(USER)))
+    assert "file" in slack.messages(USER)[0]["text"].lower()
+    assert db_rows(server, "SELECT count(*) FROM campaigns") == [(0,)]
+
+
+async def test_a_csv_shared_in_a_dm_is_previewed_there(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    file = slack.add_file("survey.csv", b"number,name\n+14155550100,Ann\n+14155550101,Bo\n")
+    event = {"type": "message", "subtype": "file_share", "channel": "D0DM", "user": USER,
+             "channel_type": "im", "ts": "1700000000.000100", "text": "", "files": [file]}
+    status, _ = await server.event(event)
+    assert status == 200
+    await eventually(lambda: bool(slack.messages("D0DM")))
+    [(name, channel, rows)] = db_rows(
+        server, "SELECT name, channel_id, (SELECT count(*) FROM campaign_rows) FROM campaigns")
+    assert (name, channel, rows) == ("survey", "D0DM", 2)
+    assert [d for d in slack.downloads if d[0] == file["id"]] == [(file["id"], True)]
+
+
+async def test_list_and_status_answer_ephemerally(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    content, _ = contacts_csv(3)
+    await submit(server, slack, content, name="Flu shots")
+    _, listed = await server.slash("/callcampaign", "list",
+                                   response_url=slack.response_url("l"))
+    assert "Flu shots" in json.dumps(listed, ensure_ascii=False)
+    _, status = await server.slash("/callcampaign", "status flu shots",
+                                   response_url=slack.response_url("s"))
+    assert "Flu shots" in json.dumps(status, ensure_ascii=False)
+    _, missing = await server.slash("/callcampaign", "status nope",
+                                    response_url=slack.response_url("m"))
+    assert "nope" in json.dumps(missing, ensure_ascii=False)
