@@ -9,6 +9,7 @@ Retell signs them. It never imports retell-sdk, so the SDK stays an independent 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import hmac
@@ -148,7 +149,7 @@ class RecordedRequest:
 
 @dataclass
 class _Rule:
-    """A queued failure; ``kind`` is "fail", "hang", "drop" or "answer"."""
+    """A queued failure; ``kind`` is "fail", "hang", "drop", "answer" or "late"."""
 
     prefix: str
     kind: str
@@ -311,6 +312,17 @@ class RetellStandIn(LoopbackServer):
         """JSON bodies of create-phone-call requests that created a call (not replays)."""
         return list(self._created_bodies)
 
+    def answer_late_next(self, path: str, seconds: float, *, times: int = 1) -> None:
+        """Do the next ``times`` requests under ``path`` at once (a create does place the
+        call) but hold each answer ``seconds``: a client that dies meanwhile never learns
+        what Retell did, as when a process is killed between Retell's answer and its
+        commit."""
+        self._rules.append(_Rule(path, "late", times, seconds=seconds))
+
+    def clear_rules(self) -> None:
+        """Forget every queued failure, hang or late answer."""
+        self._rules.clear()
+
     @web.middleware
     async def _middleware(
         self,
@@ -355,6 +367,9 @@ class RetellStandIn(LoopbackServer):
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "Invalid API key")
         result: web.StreamResponse = await handler(request)
+        if rule is not None and rule.kind == "late":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), rule.seconds)
         return result
 
     # ----- data defaults ---------------------------------------------------------------

@@ -41,7 +41,7 @@ from bot.guard.admission import Guard, Refused, hours_may, number_may
 from bot.input.contacts import ContactList
 from bot.input.parsing import CallCommand
 from bot.input.phones import mask_phone, parse_phone
-from bot.runtime.tasks import LEASE_SECONDS, Worker, process_owner
+from bot.runtime.tasks import LEASE_SECONDS, Worker, finish_or_cancel, process_owner
 from storage.base import CampaignStore, LeaseStore
 from storage.models import CallRecord, Campaign, CampaignCounts, CampaignRow, Route
 
@@ -178,6 +178,7 @@ class Campaigns:
         self._clock = clock
         self._shown: dict[int, tuple[float, CampaignCounts, str]] = {}
         self.running = 0  # campaigns running at the last pass
+        self._inflight: set[asyncio.Task[None]] = set()
         self._on_started: Callable[[], None] = lambda: None
 
     def subscribe(self, started: Callable[[], None]) -> None:
@@ -357,6 +358,8 @@ class Campaigns:
                                          replace(row, outcome=final, detail=reason), call)
 
     async def _place_due(self, campaign: Campaign, sink: CampaignSink) -> int:
+        """Claim the rows there is room for and place each in a task of its own: a slow
+        Retell answer holds up its own row only, never the runner or other campaigns."""
         # A pass claims no more than the pace lets through in a couple of seconds, so a
         # claim never runs out while its row waits for its slot.
         room = min(campaign.concurrency,
@@ -364,11 +367,25 @@ class Campaigns:
         now = self._clock()
         rows = await self.store.claim_campaign_rows(campaign.id, room, now,
                                                     now + CLAIM_SECONDS)
-        if not rows:
-            return 0
         cap = asyncio.Event()  # the global cap is full: the rest of this pass waits
-        await asyncio.gather(*(self._try(campaign, row, sink, cap) for row in rows))
+        for row in rows:
+            task = asyncio.create_task(self._try(campaign, row, sink, cap),
+                                       name=f"campaign-{campaign.id}-row-{row.id}")
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
         return len(rows)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("campaign try failed: %s", type(task.exception()).__name__)
+        self._on_started()  # its row's place is free again: the runner looks
+
+    async def drain(self, grace: float) -> None:
+        """Let tries in flight finish (a stop); those still running after `grace` are
+        cancelled, and go again with the same keys after their claims run out."""
+        if self._inflight:
+            await finish_or_cancel(list(self._inflight), grace)
 
     async def _try(self, campaign: Campaign, row: CampaignRow, sink: CampaignSink,
                    cap: asyncio.Event) -> None:
@@ -484,15 +501,20 @@ class CampaignRunner(Worker):
         self.sinks = sinks
         self.interval = interval
         self.owner = owner or process_owner()
-        self.lease_seconds = max(LEASE_SECONDS, CLAIM_SECONDS)
+        self.lease_seconds = max(LEASE_SECONDS, 3 * interval)  # renewed every pass
         self.holding = False
         self.busy = False  # the last pass had a campaign running
+        self.grace = 5.0  # for tries in flight at a stop (set by stop())
         self._renewed = 0.0
         self._wake = asyncio.Event()
         campaigns.subscribe(self.wake)
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self.grace = grace
+        await super().stop(grace)
 
     def nudge(self) -> None:
         """Something that may free a row's place happened (a call ended): look again now
@@ -516,6 +538,7 @@ class CampaignRunner(Worker):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.interval)
         finally:
+            await self.campaigns.drain(self.grace)
             if self.holding:
                 with contextlib.suppress(Exception):
                     await self.store.release_lease(LEASE, self.owner)

@@ -10,21 +10,14 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from bot.input.campaign_form import (
-    BLOCK_CAMPAIGN_ATTEMPTS,
-    BLOCK_CAMPAIGN_CONCURRENCY,
-    BLOCK_CAMPAIGN_FILE,
-    BLOCK_CAMPAIGN_NAME,
-    BLOCK_CAMPAIGN_SPACING,
-)
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, StartServer, button, view_submission
+from tests.support.campaigns import Callees, contacts_csv, modal_values, number
 from tests.support.waiting import eventually
 
 ADMIN = "U0ADMIN"
@@ -33,41 +26,12 @@ FAST = {"CALLBOT_RETELL_CALLS_PER_SECOND": 500, "CALLBOT_CAMPAIGN_CARD_SECONDS":
         "CALLBOT_ADMINS": ADMIN}
 
 
-def number(i: int) -> str:
-    return f"+1415555{i:04d}"
-
-
-def contacts_csv(valid: int, *, invalid: int = 0, duplicates: int = 0,
-                 extra: list[str] | None = None) -> tuple[bytes, list[str]]:
-    """A contact list: `valid` distinct numbers, then broken and repeated rows."""
-    lines = ["phone,customer_name,appointment_time"]
-    numbers = [number(i) for i in range(valid)]
-    lines += [f"{n},Customer {i},Friday {9 + i % 8}:00" for i, n in enumerate(numbers)]
-    lines += [f"not-a-number-{i},Broken {i},x" for i in range(invalid)]
-    lines += [f"{numbers[i]},Again {i},y" for i in range(duplicates)]
-    lines += extra or []
-    return ("\n".join(lines) + "\n").encode(), numbers
-
-
 def db_rows(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(server.settings.database_path)
     try:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
-
-
-def modal_values(file: dict[str, Any], *, name: str = "Spring reminders",
-                 concurrency: int = 5, attempts: int = 1,
-                 spacing: int = 1) -> dict[str, Any]:
-    return {
-        BLOCK_CAMPAIGN_NAME: {"value": {"type": "plain_text_input", "value": name}},
-        BLOCK_CAMPAIGN_FILE: {"value": {"type": "file_input", "files": [file]}},
-        BLOCK_CAMPAIGN_CONCURRENCY: {"value": {"type": "number_input",
-                                               "value": str(concurrency)}},
-        BLOCK_CAMPAIGN_ATTEMPTS: {"value": {"type": "number_input", "value": str(attempts)}},
-        BLOCK_CAMPAIGN_SPACING: {"value": {"type": "number_input", "value": str(spacing)}},
-    }
 
 
 async def open_campaign_modal(server: Server, slack: SlackStandIn) -> dict[str, Any]:
@@ -108,46 +72,6 @@ def card_now(slack: SlackStandIn, ts: str) -> str:
     return json.dumps(found, ensure_ascii=False)
 
 
-class Callees:
-    """Ends the calls the campaign places, as Retell would report them; `answer(number,
-    attempt)` says how each try ends: None is answered, else a disconnection reason."""
-
-    def __init__(self, server: Server, retell: RetellStandIn,
-                 answer: Callable[[str, int], str | None]) -> None:
-        self.server = server
-        self.retell = retell
-        self.answer = answer
-        self.ended: set[str] = set()
-        self.tries: dict[str, int] = {}
-
-    async def end_all(self) -> int:
-        ended = 0
-        for call_id, call in list(self.retell.calls.items()):
-            if call_id in self.ended:
-                continue
-            self.ended.add(call_id)
-            to = call["to_number"]
-            self.tries[to] = self.tries.get(to, 0) + 1
-            reason = self.answer(to, self.tries[to])
-            if reason is None:
-                events = [("call_ended", {"disconnection_reason": "user_hangup",
-                                          "duration_ms": 42_000}),
-                          ("call_analyzed", {"call_analysis": {
-                              "custom_analysis_data": {"will_attend": to[-1] != "3",
-                                                       "rating": int(to[-1])}}})]
-            else:
-                events = [("call_ended", {"disconnection_reason": reason,
-                                          "call_status": "not_connected",
-                                          "duration_ms": 0})]
-            for event, overrides in events:
-                body = self.retell.event_body(call_id, event, **overrides)
-                status, _ = await self.retell.send_webhook(
-                    self.server.url + "/retell/webhook", body)
-                assert status == 204 or status == 200
-            ended += 1
-        return ended
-
-
 def uploaded_results(slack: SlackStandIn) -> list[dict[str, str]]:
     [upload] = [u for u in slack.uploaded(CHANNEL) if u["name"].endswith("-results.csv")]
     text = upload["content"].decode("utf-8-sig")
@@ -185,14 +109,14 @@ async def test_a_200_row_campaign_previews_paces_retries_and_reports_row_by_row(
 
     await press(server, slack, "campaign_start", preview)
     # Every number ending in 5 does not answer its first try (the second one answers).
-    callees = Callees(server, retell,
+    callees = Callees(server.url, retell,
                       lambda to, attempt: "dial_no_answer" if to.endswith("5") and attempt == 1
                       else None)
 
     async def drive() -> bool:
         await callees.end_all()
         assert retell.max_live <= 4, retell.max_live  # the campaign's concurrency
-        return db_rows(server, "SELECT status FROM campaigns")[0][0] == "done"
+        return bool(db_rows(server, "SELECT status FROM campaigns")[0][0] == "done")
 
     for _ in range(2000):
         if await drive():
@@ -254,7 +178,7 @@ async def test_pause_resume_and_cancel_are_for_the_owner_or_an_admin(
 
     await press(server, slack, "campaign_pause", card)
     assert db_rows(server, "SELECT status FROM campaigns") == [("paused",)]
-    callees = Callees(server, retell, lambda to, attempt: None)
+    callees = Callees(server.url, retell, lambda to, attempt: None)
     await callees.end_all()  # the two live calls end; paused, nothing new is placed
     await eventually(lambda: db_rows(
         server, "SELECT count(*) FROM campaign_rows WHERE status = 'done'") == [(2,)])
