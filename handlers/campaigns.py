@@ -42,6 +42,7 @@ from bot.render.campaigns import (
     campaign_not_found,
     campaign_not_now,
     campaign_not_yours,
+    campaign_state_changed,
     campaign_status,
     campaign_summary,
     campaign_usage,
@@ -104,6 +105,15 @@ class SlackCampaignSink:
                                           text=card.text, blocks=card.blocks)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("campaign card not updated id=%d: %s", campaign.id,
+                        _slack_failure(exc)[0])
+
+    async def note(self, campaign: Campaign, text: str) -> None:
+        """Who started, paused, resumed or cancelled it, in the card's thread."""
+        try:
+            await self.client.chat_postMessage(channel=self.channel,
+                                               thread_ts=campaign.card_ts, text=text)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("campaign note not posted id=%d: %s", campaign.id,
                         _slack_failure(exc)[0])
 
     async def failure(self, campaign: Campaign, row: CampaignRow,
@@ -329,8 +339,10 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                     else campaign_not_now(lang))
             await respond(text=text, response_type="ephemeral", replace_original=False)
             return
-        await ctx.campaigns.show(campaign, SlackCampaignSink(ctx, client, campaign.channel_id),
-                                 force=True)
+        sink = SlackCampaignSink(ctx, client, campaign.channel_id)
+        await ctx.campaigns.show(campaign, sink, force=True)
+        await sink.note(campaign, campaign_state_changed(
+            campaign, name.removeprefix("campaign_"), user, sink.lang))
 
     async def results_button(
         ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,

@@ -351,6 +351,8 @@ class CampaignCounts:
 
     rows: int = 0  # rows to call
     skipped: int = 0  # invalid, duplicate or refused at the preview: never called
+    # of those, by kind: {"invalid": n, "duplicate": n, "refused": n}
+    skipped_by: dict[str, int] = field(default_factory=dict)
     waiting: int = 0  # not placed yet, or waiting for a retry or calling hours
     waiting_hours: int = 0  # of those, waiting for the callee's calling hours
     opens_at: float | None = None  # when the first of those may be called

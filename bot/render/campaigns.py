@@ -299,7 +299,8 @@ def _preview_blocks(campaign: Campaign, counts: CampaignCounts, *, now: float,
     lines = [words(lang, "campaign.preview.rows", read=count_words(read, lang),
                    valid=count_words(counts.rows, lang),
                    skipped=count_words(counts.skipped, lang))]
-    kinds = Counter(row.outcome if row.outcome in SKIPPED_KINDS else "invalid" for row in bad)
+    kinds = Counter(counts.skipped_by) or Counter(
+        row.outcome if row.outcome in SKIPPED_KINDS else "invalid" for row in bad)
     if counts.skipped and sum(kinds.values()) == counts.skipped:
         parts = [counted(lang, f"campaign.preview.skipped.{kind}", kinds[kind],
                          count=count_words(kinds[kind], lang))

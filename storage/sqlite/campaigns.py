@@ -253,9 +253,11 @@ class CampaignsPart(_Connection):
             ("rows", "skipped", "waiting", "waiting_hours", "live", "connected", "successful",
              "no_answer", "failed", "refused", "cancelled"), 0)
         opens_at: float | None = None
+        skipped_by: dict[str, int] = {}
         for status, outcome, hours, n, first, successful in rows:
             if status == "skipped":
                 counts["skipped"] += n
+                skipped_by[outcome or "invalid"] = skipped_by.get(outcome or "invalid", 0) + n
                 continue
             counts["rows"] += n
             if status == "waiting":
@@ -277,7 +279,8 @@ class CampaignsPart(_Connection):
             "FROM calls INDEXED BY calls_campaign WHERE campaign_id = ? "
             "AND call_id IS NOT NULL", (campaign_id,))
         placed, duration, cost = totals[0]
-        return CampaignCounts(**counts, opens_at=opens_at, placed=int(placed),
+        return CampaignCounts(**counts, skipped_by=skipped_by, opens_at=opens_at,
+                              placed=int(placed),
                               duration_ms=int(duration), cost_cents=float(cost))
 
     async def listed_numbers(self, numbers: Collection[str]) -> set[str]:

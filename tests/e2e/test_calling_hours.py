@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +21,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, StartServer, button
 from tests.support.guard import REFUSED, assert_refusal_row, audit, creates
+from tests.support.hours import window_around
 from tests.support.waiting import eventually
 
 SAN_FRANCISCO = "+14155550123"  # America/Los_Angeles
@@ -28,22 +29,6 @@ MIAMI = "+13055550123"  # Florida: America/New_York
 NEW_YORK = "+12125550123"  # America/New_York
 BOB = "U0BOB"
 ADMIN = "U0ADMIN"
-
-
-def window_around(zone: str, *, open_now: bool) -> str:
-    """A window (HH:MM-HH:MM) that holds now in `zone`, or one that does not: later today
-    (in 2 hours), or earlier today in the late evening; never across midnight."""
-    local = datetime.now(UTC).astimezone(ZoneInfo(zone))
-    if open_now:
-        start = max(local - timedelta(minutes=30), local.replace(hour=0, minute=0))
-        end = min(local + timedelta(minutes=30), local.replace(hour=23, minute=59))
-    else:
-        start = local + timedelta(hours=2)
-        end = start + timedelta(hours=1)
-        if end.date() != local.date():  # late evening: a window earlier today instead
-            start = local.replace(hour=0, minute=0)
-            end = local - timedelta(hours=1)
-    return f"{start:%H:%M}-{end:%H:%M}"
 
 
 async def test_a_call_outside_the_callees_hours_is_refused_with_their_time(

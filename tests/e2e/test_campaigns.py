@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, StartServer, button, view_submission
 from tests.support.campaigns import Callees, contacts_csv, modal_values, number
+from tests.support.hours import window_around
 from tests.support.waiting import eventually
 
 ADMIN = "U0ADMIN"
@@ -91,6 +93,8 @@ async def test_a_200_row_campaign_previews_paces_retries_and_reports_row_by_row(
     preview = await submit(server, slack, content, concurrency=4, attempts=2)
     text = card_now(slack, preview["ts"])
     assert "campaign_start" in text and "campaign_cancel" in text
+    assert "Not called: 3 invalid, 3 duplicates, 1 refused by policy." in text
+    assert "Line 196: " in text and "Line 9: " in text  # broken rows, by their line in the file
     # Rows read 200: 193 to call, 3 invalid, 3 duplicates, 1 on the do-not-call list.
     [(campaign_id, status_now)] = db_rows(server, "SELECT id, status FROM campaigns")
     assert status_now == "draft"
@@ -178,6 +182,8 @@ async def test_pause_resume_and_cancel_are_for_the_owner_or_an_admin(
 
     await press(server, slack, "campaign_pause", card)
     assert db_rows(server, "SELECT status FROM campaigns") == [("paused",)]
+    await eventually(lambda: any(f"paused by <@{USER}>" in m.get("text", "")
+                                 for m in slack.thread(CHANNEL, preview["ts"])))
     callees = Callees(server.url, retell, lambda to, attempt: None)
     await callees.end_all()  # the two live calls end; paused, nothing new is placed
     await eventually(lambda: db_rows(
@@ -247,3 +253,33 @@ async def test_list_and_status_answer_ephemerally(
     _, missing = await server.slash("/callcampaign", "status nope",
                                     response_url=slack.response_url("m"))
     assert "nope" in json.dumps(missing, ensure_ascii=False)
+
+
+async def test_rows_outside_their_callees_hours_wait_and_the_card_says_until_when(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    # Los Angeles numbers are outside their hours now; London and Bangkok ones inside.
+    server = await start(**FAST, CALLBOT_CALLING_HOURS=window_around(
+        "America/Los_Angeles", open_now=False), CALLBOT_CALLING_HOURS_OVERRIDES=(
+        f"GB={window_around('Europe/London', open_now=True)},"
+        f"TH={window_around('Asia/Bangkok', open_now=True)}"))
+    content = ("number,name\n+14155550100,Ann\n+442079460958,Bea\n+6621234567,Chai\n"
+               "+14155550101,Dan\n").encode()
+    preview = await submit(server, slack, content, concurrency=3)
+    await press(server, slack, "campaign_start", preview)
+    await eventually(lambda: len(retell.created_calls()) == 2)
+    await eventually(lambda: db_rows(
+        server, "SELECT count(*) FROM campaign_rows WHERE detail = 'calling_hours' "
+                "AND status = 'waiting'") == [(2,)])
+    assert sorted(c["to_number"] for c in retell.created_calls()) == \
+        ["+442079460958", "+6621234567"]
+    # The LA rows wait for their opening, not counted as a try.
+    waits = db_rows(server, "SELECT number, attempts, next_at FROM campaign_rows "
+                            "WHERE status = 'waiting' ORDER BY number")
+    assert [(n, a) for n, a, _ in waits] == [("+14155550100", 0), ("+14155550101", 0)]
+    assert all(next_at > time.time() for _, _, next_at in waits)
+    await eventually(lambda: "2 wait for calling hours (until <!date^" in
+                     card_now(slack, preview["ts"]), timeout=10)
+    # No refusal was audited for a row that only waits.
+    assert db_rows(server, "SELECT count(*) FROM audit WHERE outcome = 'refused'") \
+        == [(0,)]
