@@ -272,6 +272,8 @@ def home_call_line(call: CallRecord, *, show_full_numbers: bool = False,
     when = slack_date(call.created_at)
     who = words(lang, "home.from", number=number) if inbound else number
     line = f"{emoji} *{who}* · {agent} · {status_words(call.status, lang)} · {when}"
+    if call.campaign_id:
+        line += " · " + words(lang, "home.campaign_tag", id=call.campaign_id)
     outcome = outcome_line(call, lang)
     if outcome:
         line += f"\n{outcome}"

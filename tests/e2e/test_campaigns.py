@@ -263,8 +263,8 @@ async def test_rows_outside_their_callees_hours_wait_and_the_card_says_until_whe
         "America/Los_Angeles", open_now=False), CALLBOT_CALLING_HOURS_OVERRIDES=(
         f"GB={window_around('Europe/London', open_now=True)},"
         f"TH={window_around('Asia/Bangkok', open_now=True)}"))
-    content = ("number,name\n+14155550100,Ann\n+442079460958,Bea\n+6621234567,Chai\n"
-               "+14155550101,Dan\n").encode()
+    content = (b"number,name\n+14155550100,Ann\n+442079460958,Bea\n+6621234567,Chai\n"
+               b"+14155550101,Dan\n")
     preview = await submit(server, slack, content, concurrency=3)
     await press(server, slack, "campaign_start", preview)
     await eventually(lambda: len(retell.created_calls()) == 2)

@@ -466,3 +466,9 @@ def test_home_call_line_inbound_failed_and_analyzed() -> None:
     assert ":white_check_mark: Successful" in analyzed and "1m 01s" in analyzed
     nameless = home_call_line(call(agent_name=None, agent_id=None))
     assert "default agent" in nameless
+
+
+def test_home_call_line_tags_a_campaigns_call_in_the_readers_language() -> None:
+    assert "campaign #7" in home_call_line(call(campaign_id=7))
+    assert "แคมเปญ #7" in home_call_line(call(campaign_id=7), lang="th")
+    assert "campaign" not in home_call_line(call())
