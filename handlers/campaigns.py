@@ -36,6 +36,7 @@ from bot.render.campaigns import (
     CAMPAIGN_MODAL,
     campaign_card,
     campaign_failure,
+    campaign_failures_more,
     campaign_form_errors,
     campaign_list,
     campaign_modal,
@@ -117,9 +118,9 @@ class SlackCampaignSink:
                         _slack_failure(exc)[0])
 
     async def failure(self, campaign: Campaign, row: CampaignRow,
-                      call: CallRecord | None) -> None:
-        text = campaign_failure(row, call, show_full_numbers=self.ctx.settings.show_full_numbers,
-                                lang=self.lang)
+                      call: CallRecord | None, *, more: bool = False) -> None:
+        text = campaign_failures_more(self.lang) if more else campaign_failure(
+            row, call, show_full_numbers=self.ctx.settings.show_full_numbers, lang=self.lang)
         await self.client.chat_postMessage(channel=self.channel, thread_ts=campaign.card_ts,
                                            text=text)
 

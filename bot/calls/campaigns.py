@@ -51,6 +51,7 @@ CLAIM_SECONDS = 120.0  # a try still claimed after this was cut short (a crash)
 CAP_WAIT = 5.0  # seconds a row waits when the global cap is full
 SETTLE_BATCH = 200
 PREVIEW_BAD_ROWS = 10  # skipped rows shown on the preview (all of them are in the results)
+FAILURE_NOTES = 20  # failure notes per campaign in its thread; then one "see the results"
 DEFAULT_CALL_SECONDS = 120.0  # for the estimate, when there is no history yet
 LEASE = "campaigns"
 # Disconnection reasons that mean nobody answered: the row is tried again per the policy.
@@ -75,8 +76,9 @@ class CampaignSink(Protocol):
         """Show the campaign as it stands, on its card; best effort."""
 
     async def failure(self, campaign: Campaign, row: CampaignRow,
-                      call: CallRecord | None) -> None:
-        """A row that failed for a reason worth a look, in the card's thread."""
+                      call: CallRecord | None, *, more: bool = False) -> None:
+        """A row that failed for a reason worth a look, in the card's thread; `more`: the
+        thread has had its share, say once that the rest are in the results."""
 
     async def results(self, campaign: Campaign, counts: CampaignCounts,
                       rows: Sequence[tuple[CampaignRow, CallRecord | None]]) -> None:
@@ -179,6 +181,7 @@ class Campaigns:
         self._shown: dict[int, tuple[float, CampaignCounts, str]] = {}
         self.running = 0  # campaigns running at the last pass
         self._inflight: set[asyncio.Task[None]] = set()
+        self._noted: dict[int, int] = {}  # failure notes posted per campaign (this process)
         self._on_started: Callable[[], None] = lambda: None
 
     def subscribe(self, started: Callable[[], None]) -> None:
@@ -460,7 +463,14 @@ class Campaigns:
                             call: CallRecord | None) -> None:
         log.info("campaign id=%d row line=%d to=%s %s: %s", campaign.id, row.line,
                  mask_phone(row.number), row.outcome, row.detail)
+        noted = self._noted.get(campaign.id, 0)
+        if noted > FAILURE_NOTES:
+            return
+        self._noted[campaign.id] = noted + 1
         try:
+            if noted == FAILURE_NOTES:
+                await sink.failure(campaign, row, None, more=True)
+                return
             await sink.failure(campaign, row, call)
         except Exception as exc:  # the thread note is a courtesy; the results have it all
             log.warning("campaign failure note not posted id=%d: %s", campaign.id,

@@ -482,6 +482,12 @@ def campaign_failure(row: CampaignRow, call: CallRecord | None, *, show_full_num
     return ":warning: " + " · ".join(parts)
 
 
+def campaign_failures_more(lang: str = DEFAULT_LANGUAGE) -> str:
+    """Said once when the thread has had its share of failure notes: the rest are in the
+    results file, so a list that fails wholesale does not flood the channel."""
+    return ":information_source: " + words(lang, "campaign.failure.more")
+
+
 # -- the end --------------------------------------------------------------------------------------
 
 

@@ -283,3 +283,24 @@ async def test_rows_outside_their_callees_hours_wait_and_the_card_says_until_whe
     # No refusal was audited for a row that only waits.
     assert db_rows(server, "SELECT count(*) FROM audit WHERE outcome = 'refused'") \
         == [(0,)]
+
+
+async def test_failures_go_in_the_thread_and_a_list_failing_wholesale_does_not_flood_it(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    retell.fail_next("/v2/create-phone-call", 402, "Insufficient credit in account", times=25)
+    content, _ = contacts_csv(25)
+    preview = await submit(server, slack, content, concurrency=5)
+    await press(server, slack, "campaign_start", preview)
+    await eventually(lambda: db_rows(server, "SELECT status FROM campaigns") == [("done",)],
+                     timeout=15)
+    assert dict(db_rows(server, "SELECT outcome, count(*) FROM campaign_rows GROUP BY 1")) \
+        == {"failed": 25}
+    await slack.wait_for(lambda: any(u["name"].endswith("-results.csv")
+                                     for u in slack.uploaded(CHANNEL)), timeout=10)
+    notes = [m["text"] for m in slack.thread(CHANNEL, preview["ts"])
+             if m.get("text", "").startswith((":warning:", ":information_source:"))]
+    assert len(notes) == 21  # twenty rows named, then one pointer to the results
+    assert all("Line " in n for n in notes[:20])
+    assert "results file" in notes[20]
