@@ -6,7 +6,7 @@ implementation provides and what the wiring passes around."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Protocol
 
 from storage.models import (
@@ -15,6 +15,7 @@ from storage.models import (
     AuditEntry,
     AuditRow,
     CallFields,
+    CallFilter,
     CallRecord,
     CallStats,
     Campaign,
@@ -25,6 +26,7 @@ from storage.models import (
     Limits,
     OutboxItem,
     Scheduled,
+    StatsReport,
 )
 
 
@@ -289,6 +291,13 @@ class StatsStore(Protocol):
     """Figures over the call history."""
 
     async def stats(self, since: float | None) -> CallStats: ...
+
+    async def report(self, flt: CallFilter, *, previous: CallFilter | None = None,
+                     by: str | None = None, fields: tuple[str, ...] | None = None,
+                     with_fields: bool = True, days_in: Callable[[float], str] | None = None,
+                     ) -> StatsReport:
+        """The figures for the calls `flt` picks (and for `previous`), with a breakdown
+        `by` agent | user | campaign | day, the extracted fields, and calls per day."""
 
 
 class Upkeep(Protocol):

@@ -265,4 +265,80 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN campaign_id INTEGER;
     CREATE INDEX calls_campaign ON calls (campaign_id) WHERE campaign_id IS NOT NULL;
     """,
+    """
+    -- Retell's end-to-end latency of a call (the p50 over its turns, ms): /callstats reads it.
+    ALTER TABLE calls ADD COLUMN latency_ms REAL;
+    """,
+    """
+    -- Full-text search over each call's summary and transcript (/callsearch).
+    --
+    -- External content, not a copy and not contentless: a contentless table cannot give
+    -- snippets, and a second copy of every transcript would double the file; so the index
+    -- holds only postings and reads the text back from `calls` (for snippets) by rowid.
+    -- The content is a view over `calls` that holds exactly the rows the triggers index
+    -- (those with some text), so 'rebuild' and 'integrity-check' agree with the triggers,
+    -- and strips the bytes 0x02 and 0x03, which search results use to mark matches, so no
+    -- stored text can forge a mark.
+    --
+    -- trigram: substring matching, so Thai (no spaces between words) is found as well as
+    -- English; case_sensitive 0 folds case. A term needs 3 characters at least (shorter
+    -- ones are checked on the rows the longer ones found). remove_diacritics needs SQLite
+    -- 3.45 and a file made with it would not open on an older library: plain trigram.
+    CREATE VIEW calls_fts_content AS
+        SELECT id,
+               replace(replace(summary, char(2), ''), char(3), '') AS summary,
+               replace(replace(transcript, char(2), ''), char(3), '') AS transcript
+        FROM calls WHERE summary IS NOT NULL OR transcript IS NOT NULL;
+    CREATE VIRTUAL TABLE calls_fts USING fts5(
+        summary, transcript,
+        content = 'calls_fts_content', content_rowid = 'id',
+        tokenize = 'trigram case_sensitive 0'
+    );
+
+    -- Kept in step by triggers, so every write path (the upsert of webhooks and polls,
+    -- imports, retention clearing transcripts, deletes) needs no code of its own. A delete
+    -- from an external-content index must be given the text as it was indexed: the old
+    -- row's, stripped the same way. An update that leaves both texts as they were (most
+    -- webhooks: the upsert sets every column) touches nothing.
+    CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls
+    WHEN new.summary IS NOT NULL OR new.transcript IS NOT NULL
+    BEGIN
+        INSERT INTO calls_fts (rowid, summary, transcript) VALUES (
+            new.id,
+            replace(replace(new.summary, char(2), ''), char(3), ''),
+            replace(replace(new.transcript, char(2), ''), char(3), ''));
+    END;
+    CREATE TRIGGER calls_fts_delete AFTER DELETE ON calls
+    WHEN old.summary IS NOT NULL OR old.transcript IS NOT NULL
+    BEGIN
+        INSERT INTO calls_fts (calls_fts, rowid, summary, transcript) VALUES (
+            'delete', old.id,
+            replace(replace(old.summary, char(2), ''), char(3), ''),
+            replace(replace(old.transcript, char(2), ''), char(3), ''));
+    END;
+    CREATE TRIGGER calls_fts_update AFTER UPDATE OF id, summary, transcript ON calls
+    WHEN old.id IS NOT new.id OR old.summary IS NOT new.summary
+         OR old.transcript IS NOT new.transcript
+    BEGIN
+        INSERT INTO calls_fts (calls_fts, rowid, summary, transcript)
+            SELECT 'delete', old.id,
+                   replace(replace(old.summary, char(2), ''), char(3), ''),
+                   replace(replace(old.transcript, char(2), ''), char(3), '')
+            WHERE old.summary IS NOT NULL OR old.transcript IS NOT NULL;
+        INSERT INTO calls_fts (rowid, summary, transcript)
+            SELECT new.id,
+                   replace(replace(new.summary, char(2), ''), char(3), ''),
+                   replace(replace(new.transcript, char(2), ''), char(3), '')
+            WHERE new.summary IS NOT NULL OR new.transcript IS NOT NULL;
+    END;
+
+    -- The calls there are already.
+    INSERT INTO calls_fts (calls_fts) VALUES ('rebuild');
+
+    -- Searching by a number finds the other party's calls: who was called (calls_number
+    -- covers placed calls), who called in, and attempts Retell refused.
+    CREATE INDEX calls_inbound_number ON calls (from_number, created_at)
+        WHERE direction = 'inbound';
+    CREATE INDEX calls_failed_number ON calls (to_number, created_at) WHERE call_id IS NULL;
+    """,
 ]

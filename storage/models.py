@@ -43,6 +43,7 @@ class CallRecord:
     successful: bool | None = None
     in_voicemail: bool | None = None
     cost_cents: float | None = None
+    latency_ms: float | None = None  # end to end, Retell's p50 over the call's turns
     summary: str | None = None
     # The agent's own extracted fields (Retell's custom_analysis_data): survey answers, ...
     extracted: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class CallFields:
     successful: bool | None = None
     in_voicemail: bool | None = None
     cost_cents: float | None = None
+    latency_ms: float | None = None
     summary: str | None = None
     extracted: dict[str, Any] | None = None
     transcript: str | None = None
@@ -374,3 +376,91 @@ class CampaignCounts:
     @property
     def remaining(self) -> int:
         return self.waiting + self.live
+
+
+# -- questions about history: /callstats, /callsearch, exports ------------------------------------
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Which calls a question is about: a half-open time range [since, until) in epoch
+    seconds (None: unbounded) and filters that all must hold (None: any)."""
+
+    since: float | None = None
+    until: float | None = None
+    agent: str | None = None  # an agent id, or a name matched without regard to case
+    user_id: str | None = None
+    channel_id: str | None = None
+    campaign_id: int | None = None
+    direction: str | None = None  # inbound | outbound
+    outcome: str | None = None  # success | failed | no-answer
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One row of a `/callstats ... by:<key>` table."""
+
+    key: str  # the agent, user, day (YYYY-MM-DD in the reader's zone) or campaign
+    calls: int
+    connected: int
+    analyzed: int
+    successful: int
+    avg_duration_ms: float | None
+    cost_cents: float
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    """One `custom_analysis_data` field over the calls asked about, summarised by its type:
+    booleans as yes/no counts, numbers as mean/median/min/max, text as the top values."""
+
+    name: str
+    kind: str  # boolean | number | text
+    count: int  # calls that carry the field
+    yes: int = 0
+    no: int = 0
+    mean: float | None = None
+    median: float | None = None
+    low: float | None = None
+    high: float | None = None
+    top: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class DayCounts:
+    """Calls of one day in the reader's zone, by outcome (the chart's bars)."""
+
+    day: str  # YYYY-MM-DD
+    successful: int = 0
+    failed: int = 0
+    no_answer: int = 0
+    other: int = 0  # connected, not (yet) judged by the analysis
+
+    @property
+    def calls(self) -> int:
+        return self.successful + self.failed + self.no_answer + self.other
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    """What `/callstats` answers: the figures, the same figures for the period before,
+    and what was asked on top (a breakdown, the extracted fields, calls per day)."""
+
+    stats: CallStats
+    latency_p50_ms: float | None = None
+    previous: CallStats | None = None
+    breakdown: tuple[Breakdown, ...] = ()
+    fields: tuple[FieldSummary, ...] = ()
+    days: tuple[DayCounts, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One call a search found. `call` is light (no transcript); `snippet` is a line of the
+    matching text with each match between the bytes 0x02 and 0x03 (which stored text never
+    holds, so only a real match is marked); `rank` is FTS5's bm25, lower is better (0.0
+    when the calls were found by number)."""
+
+    call: CallRecord
+    snippet: str
+    rank: float

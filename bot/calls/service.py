@@ -226,6 +226,7 @@ def fields_from_webhook(event: str, call: RetellCall, raw: str) -> CallFields | 
         successful=analysis.call_successful if analysis else None,
         in_voicemail=analysis.in_voicemail if analysis else None,
         cost_cents=call.call_cost.combined_cost if call.call_cost else None,
+        latency_ms=call.latency.e2e.p50 if call.latency and call.latency.e2e else None,
         summary=analysis.call_summary if analysis else None,
         extracted=analysis.custom_analysis_data or None if analysis else None,
         transcript=call.transcript,

@@ -138,6 +138,16 @@ class CallCost(_Lenient):
     combined_cost: float | None = None
 
 
+class LatencyFigures(_Lenient):
+    p50: float | None = Field(default=None, ge=0, le=3_600_000)
+
+
+class CallLatency(_Lenient):
+    """Retell's latency figures per call (ms); `/callstats` reads the end-to-end p50."""
+
+    e2e: LatencyFigures | None = None
+
+
 def _whole(value: Any) -> Any:
     """Retell's integers sometimes arrive as floats (`95000.0`, even `95000.4`): a reading
     off by a fraction of a millisecond is still the reading, not a reason to drop a call."""
@@ -169,6 +179,7 @@ class RetellCall(_Lenient):
     retell_llm_dynamic_variables: dict[str, Any] | None = None
     call_cost: CallCost | None = None
     call_analysis: CallAnalysis | None = None
+    latency: CallLatency | None = None
 
 
 class Concurrency(BaseModel):

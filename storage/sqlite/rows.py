@@ -45,6 +45,7 @@ _DATA_COLUMNS = (
     "successful",
     "in_voicemail",
     "cost_cents",
+    "latency_ms",
     "summary",
     "extracted",
     "transcript",

@@ -2,10 +2,64 @@
 
 from __future__ import annotations
 
+import json
+import statistics
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
-from storage.models import CallStats
+from storage.models import (
+    Breakdown,
+    CallFilter,
+    CallStats,
+    DayCounts,
+    FieldSummary,
+    StatsReport,
+)
 from storage.sqlite.connection import _Connection, _HeavyReader
+
+# Reasons that mean nobody answered (outcome:no-answer, the chart's "no answer").
+NO_ANSWER_REASONS = ("dial_no_answer", "dial_busy", "voicemail_reached")
+_NO_ANSWER_SQL = "(" + ", ".join(f"'{r}'" for r in NO_ANSWER_REASONS) + ")"
+# Each call's outcome, as the chart and outcome: filter see it.
+OUTCOME_SQL = f"""CASE WHEN successful = 1 THEN 'successful'
+    WHEN disconnection_reason IN {_NO_ANSWER_SQL} THEN 'no_answer'
+    WHEN successful = 0 OR status IN ('error', 'not_connected') THEN 'failed'
+    ELSE 'other' END"""
+_BY = {  # by:<key> -> the column a breakdown groups on
+    "agent": "coalesce(agent_name, agent_id, '')",
+    "user": "coalesce(user_id, '')",
+    "campaign": "coalesce(CAST(campaign_id AS TEXT), '')",
+}
+BUCKET_SECONDS = 900  # calls counted per quarter hour, then put in the reader's days
+FIELD_CALLS = 200_000  # extracted fields are summarised over the newest this many calls
+TOP_VALUES = 5
+TEXT_VALUE = 60  # a text value longer than this is not a category
+
+
+def filter_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause (placed calls only) and its parameters for a CallFilter."""
+    where = ["call_id IS NOT NULL"]
+    params: dict[str, Any] = {}
+    if flt.since is not None:
+        where.append("created_at >= :since")
+        params["since"] = flt.since
+    if flt.until is not None:
+        where.append("created_at < :until")
+        params["until"] = flt.until
+    if flt.agent is not None:
+        where.append("(agent_id = :agent OR lower(agent_name) = lower(:agent))")
+        params["agent"] = flt.agent
+    for name in ("user_id", "channel_id", "campaign_id", "direction"):
+        value = getattr(flt, name)
+        if value is not None:
+            where.append(f"{name} = :{name}")
+            params[name] = value
+    if flt.outcome is not None:
+        where.append(f"({OUTCOME_SQL}) = :outcome")
+        params["outcome"] = {"success": "successful", "no-answer": "no_answer"}.get(
+            flt.outcome, flt.outcome)
+    return " AND ".join(where), params
 
 
 class StatsPart(_Connection):
@@ -25,7 +79,38 @@ class StatsPart(_Connection):
     async def stats(self, since: float | None) -> CallStats:
         lower = since if since is not None else float("-inf")
         window = "call_id IS NOT NULL AND created_at >= :since"
-        params = {"since": lower}
+        return await self._figures(window, {"since": lower}, failed_window=(
+            "call_id IS NULL AND created_at >= :since"))
+
+    async def report(self, flt: CallFilter, *, previous: CallFilter | None = None,
+                     by: str | None = None, fields: tuple[str, ...] | None = None,
+                     with_fields: bool = True, days_in: Callable[[float], str] | None = None,
+                     ) -> StatsReport:
+        """`/callstats` with filters: the figures for `flt` (and `previous`), a breakdown
+        `by` agent | user | campaign | day, the extracted fields (all, or `fields`), and
+        calls per day when `days_in` (epoch -> the reader's YYYY-MM-DD) is given."""
+        window, params = filter_sql(flt)
+        failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
+        figures = await self._figures(window, params, failed_window=failed)
+        latency = await self._latency(window, params)
+        before = None
+        if previous is not None:
+            p_window, p_params = filter_sql(previous)
+            before = await self._figures(p_window, p_params, failed_window=p_window.replace(
+                "call_id IS NOT NULL", "call_id IS NULL", 1))
+        table: tuple[Breakdown, ...] = ()
+        days: tuple[DayCounts, ...] = ()
+        if days_in is not None:
+            days = await self._days(window, params, days_in)
+        if by == "day" and days_in is not None:
+            table = await self._by_day(window, params, days_in)
+        elif by in _BY:
+            table = await self._breakdown(window, params, _BY[by])
+        summaries = await self._fields(window, params, fields) if with_fields else ()
+        return StatsReport(figures, latency, before, table, summaries, days)
+
+    async def _figures(self, window: str, params: dict[str, Any], *,
+                       failed_window: str) -> CallStats:
         [agg] = await self._stats_read(
             f"""SELECT count(*) AS calls,
                        count(successful) AS analyzed,
@@ -36,18 +121,15 @@ class StatsPart(_Connection):
                        count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
                        avg(CASE WHEN duration_ms > 0 THEN duration_ms END) AS avg_ms,
                        coalesce(sum(cost_cents), 0) AS cost
-                FROM calls INDEXED BY calls_stats WHERE {window}""",
+                FROM calls WHERE {window}""",
             params,
         )
         [failed_row] = await self._stats_read(
-            "SELECT count(*) FROM calls INDEXED BY calls_failed "
-            "WHERE call_id IS NULL AND created_at >= :since",
-            params,
-        )
+            f"SELECT count(*) FROM calls WHERE {failed_window}", params)
         median = await self._median_duration(window, params, int(agg["connected"]))
         reason_rows = await self._stats_read(
             f"""SELECT disconnection_reason AS reason, count(*) AS n
-                FROM calls INDEXED BY calls_stats
+                FROM calls
                 WHERE {window} AND disconnection_reason IS NOT NULL
                 GROUP BY disconnection_reason ORDER BY n DESC, reason LIMIT 5""",
             params,
@@ -79,7 +161,7 @@ class StatsPart(_Connection):
         if n == 0:
             return None
         rows = await self._stats_read(
-            f"""SELECT duration_ms FROM calls INDEXED BY calls_stats
+            f"""SELECT duration_ms FROM calls
                 WHERE {window} AND duration_ms > 0
                 ORDER BY duration_ms LIMIT :take OFFSET :skip""",
             {**params, "take": 2 - n % 2, "skip": (n - 1) // 2},
@@ -87,3 +169,101 @@ class StatsPart(_Connection):
         if not rows:  # calls were deleted between the count and this query
             return None
         return sum(float(r[0]) for r in rows) / len(rows)
+
+    async def _latency(self, window: str, params: dict[str, Any]) -> float | None:
+        """The median of the calls' end-to-end latency (Retell's p50 per call)."""
+        [row] = await self._stats_read(
+            f"SELECT count(latency_ms) FROM calls WHERE {window}", params)
+        n = int(row[0])
+        if n == 0:
+            return None
+        rows = await self._stats_read(
+            f"""SELECT latency_ms FROM calls WHERE {window} AND latency_ms IS NOT NULL
+                ORDER BY latency_ms LIMIT :take OFFSET :skip""",
+            {**params, "take": 2 - n % 2, "skip": (n - 1) // 2})
+        return sum(float(r[0]) for r in rows) / len(rows) if rows else None
+
+    async def _breakdown(self, window: str, params: dict[str, Any],
+                         key: str) -> tuple[Breakdown, ...]:
+        rows = await self._stats_read(
+            f"""SELECT {key} AS k, count(*) AS calls,
+                       count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
+                       count(successful) AS analyzed,
+                       coalesce(sum(successful = 1), 0) AS successful,
+                       avg(CASE WHEN duration_ms > 0 THEN duration_ms END) AS avg_ms,
+                       coalesce(sum(cost_cents), 0) AS cost
+                FROM calls WHERE {window} GROUP BY k ORDER BY calls DESC, k LIMIT 25""",
+            params)
+        return tuple(Breakdown(str(r["k"]), int(r["calls"]), int(r["connected"]),
+                               int(r["analyzed"]), int(r["successful"]),
+                               float(r["avg_ms"]) if r["avg_ms"] is not None else None,
+                               float(r["cost"])) for r in rows)
+
+    async def _quarters(self, window: str, params: dict[str, Any], columns: str
+                        ) -> list[Any]:
+        return await self._stats_read(
+            f"""SELECT CAST(created_at / {BUCKET_SECONDS} AS INTEGER) AS q, {columns}
+                FROM calls WHERE {window} GROUP BY 1""", params)
+
+    async def _days(self, window: str, params: dict[str, Any],
+                    days_in: Callable[[float], str]) -> tuple[DayCounts, ...]:
+        rows = await self._quarters(window, params, f"""
+            coalesce(sum(({OUTCOME_SQL}) = 'successful'), 0) AS successful,
+            coalesce(sum(({OUTCOME_SQL}) = 'failed'), 0) AS failed,
+            coalesce(sum(({OUTCOME_SQL}) = 'no_answer'), 0) AS no_answer,
+            coalesce(sum(({OUTCOME_SQL}) = 'other'), 0) AS other""")
+        found: dict[str, Counter[str]] = {}
+        for r in rows:
+            day = found.setdefault(days_in(float(r["q"]) * BUCKET_SECONDS), Counter())
+            for name in ("successful", "failed", "no_answer", "other"):
+                day[name] += int(r[name])
+        return tuple(DayCounts(day, **dict(c)) for day, c in sorted(found.items()))
+
+    async def _by_day(self, window: str, params: dict[str, Any],
+                      days_in: Callable[[float], str]) -> tuple[Breakdown, ...]:
+        rows = await self._quarters(window, params, """count(*) AS calls,
+            count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
+            count(successful) AS analyzed, coalesce(sum(successful = 1), 0) AS successful,
+            coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0) AS talk_ms,
+            coalesce(sum(cost_cents), 0) AS cost""")
+        days: dict[str, list[float]] = {}
+        for r in rows:
+            acc = days.setdefault(days_in(float(r["q"]) * BUCKET_SECONDS), [0.0] * 6)
+            for i, name in enumerate(("calls", "connected", "analyzed", "successful",
+                                      "talk_ms", "cost")):
+                acc[i] += float(r[name])
+        return tuple(
+            Breakdown(day, int(a[0]), int(a[1]), int(a[2]), int(a[3]),
+                      a[4] / a[1] if a[1] else None, a[5])
+            for day, a in sorted(days.items()))
+
+    async def _fields(self, window: str, params: dict[str, Any],
+                      wanted: tuple[str, ...] | None) -> tuple[FieldSummary, ...]:
+        """Each extracted field by its type, over the newest FIELD_CALLS calls with any."""
+        rows = await self._stats_read(
+            f"""SELECT j.key AS name, j.type AS type, j.value AS value
+                FROM (SELECT extracted FROM calls WHERE {window} AND extracted IS NOT NULL
+                      ORDER BY created_at DESC LIMIT {FIELD_CALLS}) AS c,
+                     json_each(CASE WHEN json_valid(c.extracted) THEN c.extracted
+                                    ELSE '{{}}' END) AS j""", params)
+        values: dict[str, list[tuple[str, Any]]] = {}
+        for r in rows:
+            name = str(r["name"])
+            if wanted is None or name in wanted:
+                values.setdefault(name, []).append((str(r["type"]), r["value"]))
+        return tuple(_summary(name, found) for name, found in sorted(values.items()))
+
+
+def _summary(name: str, found: list[tuple[str, Any]]) -> FieldSummary:
+    kinds = Counter(kind for kind, _ in found)
+    if kinds["true"] + kinds["false"] >= len(found) / 2:
+        return FieldSummary(name, "boolean", len(found), yes=kinds["true"], no=kinds["false"])
+    numbers = [float(v) for kind, v in found if kind in ("integer", "real")]
+    if len(numbers) >= len(found) / 2:
+        return FieldSummary(name, "number", len(found), mean=statistics.fmean(numbers),
+                            median=statistics.median(numbers), low=min(numbers),
+                            high=max(numbers))
+    texts = Counter(str(v).strip() if kind == "text" else json.dumps(v)
+                    for kind, v in found if kind != "null")
+    top = tuple((v, n) for v, n in texts.most_common(TOP_VALUES) if len(v) <= TEXT_VALUE)
+    return FieldSummary(name, "text", len(found), top=top)
