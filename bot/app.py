@@ -24,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.campaigns import CampaignRunner, Campaigns
 from bot.calls.ingest import Ingest
+from bot.calls.insights import Insights
 from bot.calls.placing import Placing
 from bot.calls.polling import Poller
 from bot.calls.retention import Retention
@@ -131,7 +132,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
                             grace=settings.schedule_grace_minutes * 60)
     campaigns = Campaigns(settings, store, guard, placing)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,
-                     placing, languages, scheduling, campaigns)
+                     placing, languages, scheduling, campaigns, Insights(store))
     return ctx, slack, retell
 
 

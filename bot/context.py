@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from bot.calls.campaigns import Campaigns
 from bot.calls.ingest import Ingest
+from bot.calls.insights import Insights
 from bot.calls.placing import Placing
 from bot.calls.scheduling import Scheduling
 from bot.calls.service import CallService
@@ -34,3 +35,4 @@ class AppContext:
     languages: Languages  # each person's language, for answers and App Home
     scheduling: Scheduling
     campaigns: Campaigns
+    insights: Insights

@@ -8,12 +8,13 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import AppContext
-from handlers import actions, campaigns, commands, events, scheduling, views
+from handlers import actions, campaigns, commands, events, scheduling, stats, views
 
 
 def register_all(app: AsyncApp, ctx: AppContext) -> None:
     """Every Slack listener: slash commands, buttons, the modal and App Home, events."""
     commands.register(app, ctx)
+    stats.register(app, ctx)
     actions.register(app, ctx)
     views.register(app, ctx)
     campaigns.register(app, ctx)  # before events: its file_share listener matches first

@@ -1,9 +1,8 @@
-"""Slash commands: `/call` (text, or a modal when empty), `/callstats`, and the guardrail
-commands `/calldnc` and `/callaudit` (admins; anyone may `/calldnc check`)."""
+"""Slash commands: `/call` (text, or a modal when empty) and the guardrail commands
+`/calldnc` and `/callaudit` (admins; anyone may `/calldnc check`)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -14,21 +13,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.calls.placing import PlaceRequest
 from bot.context import AppContext
-from bot.guard.admission import Busy, HeavyGate, Refused
+from bot.guard.admission import Refused
 from bot.input.parsing import (
     CommandError,
-    StatsPeriod,
     parse_audit_text,
     parse_call_text,
     parse_dnc_text,
-    parse_stats_period,
 )
 from bot.input.phones import show_phone
 from bot.input.when import split_when
 from bot.render import replies
-from bot.render.blocks import audit_message, dnc_line, dnc_list_message, stats_message
+from bot.render.blocks import audit_message, dnc_line, dnc_list_message
 from bot.render.exports import audit_csv
-from bot.render.mistakes import mistake, period_words, usage
+from bot.render.mistakes import mistake, usage
 from bot.render.refusals import refusal_words
 from handlers.placing import Blocks, external_team, place_from_slack
 from handlers.scheduling import schedule_from_slack
@@ -37,16 +34,9 @@ from storage.models import Route
 
 log = logging.getLogger(__name__)
 
-# Stats normally answer inside the ack; past this they follow through response_url.
-STATS_ACK_BUDGET = 2.0
-# Stats requests in hand at once (the store runs their queries one at a time); more are told
-# when to come back rather than queued.
-STATS_CAPACITY = 4
 
 
 def register(app: AsyncApp, ctx: AppContext) -> None:
-    stats_gate = HeavyGate(STATS_CAPACITY)
-
     async def call_command(
         ack: AsyncAck, command: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond,
         context: AsyncBoltContext,
@@ -91,45 +81,6 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             external_team=external_team(user_team, context),
         )
         await place_from_slack(ctx, client, placement, tell)
-
-    async def callstats_command(
-        ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
-    ) -> None:
-        user = command.get("user_id")
-        # Asked at once, alongside the count: the answer has 3 s in all.
-        lang_task = asyncio.ensure_future(ctx.languages.of(user))
-        try:
-            period = parse_stats_period(command.get("text", ""))
-        except CommandError as exc:
-            lang = await lang_task
-            await ack(text=replies.warning(mistake(exc, lang), usage("stats", lang)))
-            return
-        try:
-            with stats_gate.enter(user):
-                await _stats(period, ack, respond, lang_task)
-        except Busy as exc:
-            ctx.metrics.heavy_refused.labels("/callstats").inc()
-            log.info("/callstats busy user=%s in_hand=%d retry_after=%d", user,
-                     stats_gate.in_hand, exc.retry_after)
-            await ack(text=replies.busy(exc.reason, exc.retry_after, exc.in_hand,
-                                        await lang_task))
-
-    async def _stats(period: StatsPeriod, ack: AsyncAck, respond: AsyncRespond,
-                     lang_task: asyncio.Future[str]) -> None:
-        started = time.perf_counter()
-        task = asyncio.ensure_future(ctx.calls.stats(period))
-        done, _ = await asyncio.wait({task}, timeout=STATS_ACK_BUDGET)
-        lang = await lang_task  # done by now: it waits at most 1 s
-        if not done:
-            await ack(text=replies.say("counting_calls", lang))
-        stats = await task
-        message = stats_message(stats, period_words(period.key, lang), lang)
-        log.info("/callstats period=%s calls=%d in %.0f ms", period.key, stats.calls,
-                 (time.perf_counter() - started) * 1000)
-        if done:
-            await ack(text=message.text, blocks=message.blocks)
-        else:
-            await respond(text=message.text, blocks=message.blocks, response_type="ephemeral")
 
     async def calldnc_command(ack: AsyncAck, command: dict[str, Any]) -> None:
         user = str(command.get("user_id") or "")
@@ -212,7 +163,6 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             return error
 
     app.command("/call")(ctx.inflight.track(call_command))
-    app.command("/callstats")(ctx.inflight.track(callstats_command))
     app.command("/calldnc")(ctx.inflight.track(calldnc_command))
     app.command("/callaudit")(ctx.inflight.track(callaudit_command))
 

@@ -293,6 +293,7 @@ class SlackStandIn(LoopbackServer):
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "conversations.info": self._conversations_info,
@@ -938,6 +939,15 @@ class SlackStandIn(LoopbackServer):
             "text": message["text"],
             "message": _public(message),
         }
+
+    def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A message's link, as Slack makes it (`/archives/<channel>/p<ts without the dot>`);
+        `message_not_found` for a message the stand-in never stored."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("message_ts") or "")
+        if self._find(channel, ts) is None:
+            return {"ok": False, "error": "message_not_found"}
+        return {"ok": True, "channel": channel,
+                "permalink": f"{self.url}/archives/{channel}/p{ts.replace('.', '')}"}
 
     def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("channel"):

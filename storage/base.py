@@ -26,6 +26,7 @@ from storage.models import (
     Limits,
     OutboxItem,
     Scheduled,
+    SearchHit,
     StatsReport,
 )
 
@@ -299,6 +300,27 @@ class StatsStore(Protocol):
         """The figures for the calls `flt` picks (and for `previous`), with a breakdown
         `by` agent | user | campaign | day, the extracted fields, and calls per day."""
 
+    async def export_calls(self, flt: CallFilter, *, after_id: int = 0, limit: int = 1000,
+                           transcripts: bool = False) -> list[CallRecord]:
+        """A page of the calls `flt` picks, by row id (keyset paging: constant memory)."""
+
+    async def field_names(self, flt: CallFilter, limit: int = 100) -> list[str]:
+        """The extracted fields those calls carry."""
+
+
+class SearchStore(Protocol):
+    """Full-text search over calls' summaries and transcripts (English, Thai, ...)."""
+
+    async def search_calls(
+        self, words: str, flt: CallFilter, *, limit: int, offset: int = 0,
+        include_transcripts: bool = True, number: str | None = None,
+    ) -> list[SearchHit]:
+        """Calls within `flt` whose summary or transcript holds every word (as typed: no
+        query syntax), best first, each with a snippet marking the matches with 0x02 ...
+        0x03. `include_transcripts=False`: summaries only. `number` (E.164, when the words
+        were a phone number): that number's calls instead, newest first. Raises ValueError
+        (storage.sqlite.search.SearchTooShort) when no word has 3 characters."""
+
 
 class Upkeep(Protocol):
     """Opening, closing, health and the jobs that keep the database small."""
@@ -323,7 +345,7 @@ class Upkeep(Protocol):
 
 
 class Store(CallStore, InboxStore, GuardStore, OutboxStore, ClaimStore, LeaseStore,
-            ScheduleStore, CampaignStore, StatsStore, Upkeep, Protocol):
+            ScheduleStore, CampaignStore, StatsStore, SearchStore, Upkeep, Protocol):
     """Everything a store implementation provides."""
 
 

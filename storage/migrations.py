@@ -276,14 +276,18 @@ MIGRATIONS: list[str] = [
     -- snippets, and a second copy of every transcript would double the file; so the index
     -- holds only postings and reads the text back from `calls` (for snippets) by rowid.
     -- The content is a view over `calls` that holds exactly the rows the triggers index
-    -- (those with some text), so 'rebuild' and 'integrity-check' agree with the triggers,
-    -- and strips the bytes 0x02 and 0x03, which search results use to mark matches, so no
-    -- stored text can forge a mark.
+    -- (those with some text), so 'rebuild' agrees with the triggers, and strips the bytes
+    -- 0x02 and 0x03, which search results use to mark matches, so no stored text can forge
+    -- a mark.
     --
     -- trigram: substring matching, so Thai (no spaces between words) is found as well as
     -- English; case_sensitive 0 folds case. A term needs 3 characters at least (shorter
     -- ones are checked on the rows the longer ones found). remove_diacritics needs SQLite
     -- 3.45 and a file made with it would not open on an older library: plain trigram.
+    --
+    -- Summaries have an index of their own too (they are a small share of the text): with
+    -- transcripts not posted (CALLBOT_POST_TRANSCRIPTS=false) a search reads summaries only,
+    -- and a column filter on the shared index would read every transcript match to drop it.
     CREATE VIEW calls_fts_content AS
         SELECT id,
                replace(replace(summary, char(2), ''), char(3), '') AS summary,
@@ -294,11 +298,19 @@ MIGRATIONS: list[str] = [
         content = 'calls_fts_content', content_rowid = 'id',
         tokenize = 'trigram case_sensitive 0'
     );
+    CREATE VIEW calls_fts_summary_content AS
+        SELECT id, replace(replace(summary, char(2), ''), char(3), '') AS summary
+        FROM calls WHERE summary IS NOT NULL;
+    CREATE VIRTUAL TABLE calls_fts_summary USING fts5(
+        summary,
+        content = 'calls_fts_summary_content', content_rowid = 'id',
+        tokenize = 'trigram case_sensitive 0'
+    );
 
     -- Kept in step by triggers, so every write path (the upsert of webhooks and polls,
     -- imports, retention clearing transcripts, deletes) needs no code of its own. A delete
     -- from an external-content index must be given the text as it was indexed: the old
-    -- row's, stripped the same way. An update that leaves both texts as they were (most
+    -- row's, stripped the same way. An update that leaves the texts as they were (most
     -- webhooks: the upsert sets every column) touches nothing.
     CREATE TRIGGER calls_fts_insert AFTER INSERT ON calls
     WHEN new.summary IS NOT NULL OR new.transcript IS NOT NULL
@@ -307,6 +319,9 @@ MIGRATIONS: list[str] = [
             new.id,
             replace(replace(new.summary, char(2), ''), char(3), ''),
             replace(replace(new.transcript, char(2), ''), char(3), ''));
+        INSERT INTO calls_fts_summary (rowid, summary)
+            SELECT new.id, replace(replace(new.summary, char(2), ''), char(3), '')
+            WHERE new.summary IS NOT NULL;
     END;
     CREATE TRIGGER calls_fts_delete AFTER DELETE ON calls
     WHEN old.summary IS NOT NULL OR old.transcript IS NOT NULL
@@ -315,6 +330,9 @@ MIGRATIONS: list[str] = [
             'delete', old.id,
             replace(replace(old.summary, char(2), ''), char(3), ''),
             replace(replace(old.transcript, char(2), ''), char(3), ''));
+        INSERT INTO calls_fts_summary (calls_fts_summary, rowid, summary)
+            SELECT 'delete', old.id, replace(replace(old.summary, char(2), ''), char(3), '')
+            WHERE old.summary IS NOT NULL;
     END;
     CREATE TRIGGER calls_fts_update AFTER UPDATE OF id, summary, transcript ON calls
     WHEN old.id IS NOT new.id OR old.summary IS NOT new.summary
@@ -331,9 +349,20 @@ MIGRATIONS: list[str] = [
                    replace(replace(new.transcript, char(2), ''), char(3), '')
             WHERE new.summary IS NOT NULL OR new.transcript IS NOT NULL;
     END;
+    CREATE TRIGGER calls_fts_summary_update AFTER UPDATE OF id, summary ON calls
+    WHEN old.id IS NOT new.id OR old.summary IS NOT new.summary
+    BEGIN
+        INSERT INTO calls_fts_summary (calls_fts_summary, rowid, summary)
+            SELECT 'delete', old.id, replace(replace(old.summary, char(2), ''), char(3), '')
+            WHERE old.summary IS NOT NULL;
+        INSERT INTO calls_fts_summary (rowid, summary)
+            SELECT new.id, replace(replace(new.summary, char(2), ''), char(3), '')
+            WHERE new.summary IS NOT NULL;
+    END;
 
     -- The calls there are already.
     INSERT INTO calls_fts (calls_fts) VALUES ('rebuild');
+    INSERT INTO calls_fts_summary (calls_fts_summary) VALUES ('rebuild');
 
     -- Searching by a number finds the other party's calls: who was called (calls_number
     -- covers placed calls), who called in, and attempts Retell refused.

@@ -459,7 +459,7 @@ class SearchHit:
     """One call a search found. `call` is light (no transcript); `snippet` is a line of the
     matching text with each match between the bytes 0x02 and 0x03 (which stored text never
     holds, so only a real match is marked); `rank` is FTS5's bm25, lower is better (0.0
-    when the calls were found by number)."""
+    when the calls come newest first: found by number, or by words too common to rank)."""
 
     call: CallRecord
     snippet: str

@@ -174,3 +174,18 @@ def _reads_as_other(run: str, digits: str) -> bool:
 @functools.lru_cache(maxsize=512)
 def _cached_mask(e164: str) -> str:
     return mask_phone(e164)
+
+
+_PHONE_CHARS = frozenset("0123456789+-(). ")
+
+
+def phone_words(text: str, default_region: str = "US") -> str | None:
+    """The E.164 number when `text` is nothing but a phone number in some spelling (a
+    search for a number's calls), else None."""
+    stripped = text.strip()
+    if not stripped or not set(stripped) <= _PHONE_CHARS or sum(c.isdigit() for c in stripped) < 7:
+        return None
+    try:
+        return parse_phone(stripped, default_region).e164
+    except PhoneNumberError:
+        return None

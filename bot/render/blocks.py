@@ -624,7 +624,7 @@ def stats_message(stats: CallStats, period_label: str,
 def dnc_list_message(entries: list[DncEntry], total: int, *,
                      show_full_numbers: bool = False, lang: str = DEFAULT_LANGUAGE) -> Message:
     if not entries:
-        return _text_message(words(lang, "dnc.empty"))
+        return text_message(words(lang, "dnc.empty"))
     numbers = counted(lang, "dnc.numbers", total, count=count_words(total, lang))
     title = (words(lang, "dnc.title_newest", numbers=numbers, shown=len(entries))
              if total > len(entries) else words(lang, "dnc.title", numbers=numbers))
@@ -652,7 +652,7 @@ def dnc_line(entry: DncEntry, *, show_full_numbers: bool = False,
 
 def audit_message(rows: list[AuditRow], scope: str, lang: str = DEFAULT_LANGUAGE) -> Message:
     if not rows:
-        return _text_message(words(lang, "audit.none", scope=scope))
+        return text_message(words(lang, "audit.none", scope=scope))
     lines = [audit_line(r, lang) for r in rows]
     return _lines_message(words(lang, "audit.title", count=len(rows), scope=scope), lines,
                           words(lang, "audit.fallback", count=len(rows)), lang)
@@ -684,7 +684,7 @@ def _logged(lang: str, kind: str, code: str) -> str:
         code.replace("_", " "), 60)
 
 
-def _text_message(text: str) -> Message:
+def text_message(text: str) -> Message:
     return Message(text=text, blocks=to_blocks([SectionBlock(text=MarkdownTextObject(text=text))]))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,7 +52,7 @@ from bot.input.campaign_form import (
     NAME_LIMIT,
     NO_AGENT,
 )
-from bot.input.phones import mask_numbers, mask_phone, show_phone
+from bot.input.phones import mask_phone, show_phone
 from bot.render.blocks import (
     AGENT_LIMIT,
     REASON_LIMIT,
@@ -65,6 +64,7 @@ from bot.render.blocks import (
     user_mention,
 )
 from bot.render.catalog import DEFAULT_LANGUAGE, catalogue, counted, words
+from bot.render.exports import csv_cell, decimal_text, guarded
 from bot.render.refusals import short_refusal
 from bot.render.words import (
     cost_words,
@@ -141,7 +141,6 @@ RESULTS_COLUMNS = ("line", "number", "status", "attempts", "duration_s", "cost_u
 FIELD_PREFIX = "field:"
 INPUT_PREFIX = "input:"  # an input column named like one of ours (`status`) is renamed
 # A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 # -- pieces shared by the card and the answers -------------------------------------------------
@@ -525,36 +524,6 @@ def campaign_summary(campaign: Campaign, counts: CampaignCounts, *,
     return "\n".join(lines)
 
 
-def _guarded(text: str) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def _cell(value: Any, full: bool) -> str:
-    """A value from the input or the call, as a results cell: booleans true/false,
-    structures as JSON, text guarded (and its numbers masked unless shown in full)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    if isinstance(value, dict | list | tuple):
-        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    else:
-        text = str(value)
-    return _guarded(text if full else mask_numbers(text))
-
-
-def _decimal(value: float | None, places: int) -> str:
-    if value is None or not math.isfinite(value):
-        return ""
-    text = f"{value:.{places}f}".rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
 def results_csv(campaign: Campaign, rows: Iterable[tuple[CampaignRow, CallRecord | None]], *,
                 show_full_numbers: bool) -> bytes:
     """Every row of the upload with how it ended, for a spreadsheet (UTF-8 with a BOM, so
@@ -574,21 +543,22 @@ def results_csv(campaign: Campaign, rows: Iterable[tuple[CampaignRow, CallRecord
               *(FIELD_PREFIX + f for f in fields)]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([_guarded(h) for h in header])
+    writer.writerow([guarded(h) for h in header])
     for row, call in listed:
         number = (row.number if full else mask_phone(row.number)) if row.number else ""
         cells = [str(row.line)]
-        cells += [_guarded(row.variables.get(name, "")) for name, _ in inputs]
-        cells += [_guarded(number), row.outcome or row.status, str(row.attempts)]
+        cells += [guarded(row.variables.get(name, "")) for name, _ in inputs]
+        cells += [guarded(number), row.outcome or row.status, str(row.attempts)]
         if call is not None:
             duration = call.duration_ms / 1000 if call.duration_ms is not None else None
             cost = call.cost_cents / 100 if call.cost_cents is not None else None
-            cells += [_decimal(duration, 3), _decimal(cost, 4), _cell(call.sentiment, full),
-                      _cell(call.successful, full), _cell(call.summary, full),
-                      _cell(call.call_id, True)]
-            cells += [_cell(call.extracted.get(f), full) for f in fields]
+            cells += [decimal_text(duration, 3), decimal_text(cost, 4),
+                      csv_cell(call.sentiment, full), csv_cell(call.successful, full),
+                      csv_cell(call.summary, full),
+                      csv_cell(call.call_id, True)]
+            cells += [csv_cell(call.extracted.get(f), full) for f in fields]
         else:
-            cells += ["", "", "", "", "", _cell(row.call_id, True)]
+            cells += ["", "", "", "", "", csv_cell(row.call_id, True)]
             cells += [""] * len(fields)
         writer.writerow(cells)
     return out.getvalue().encode("utf-8-sig")

@@ -4,7 +4,7 @@ answers.py and placing.py, refusals in refusals.py), in the reader's language.""
 from __future__ import annotations
 
 from bot.render.blocks import user_mention
-from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.catalog import DEFAULT_LANGUAGE, counted, words
 from bot.render.words import count_words
 
 # Replies that are one sentence and no facts, by name: `say(name, lang)`.
@@ -91,3 +91,18 @@ def audit_scope(user_id: str | None, shown_number: str | None,
 
 def agents_unavailable(retell_failure: str, lang: str = DEFAULT_LANGUAGE) -> str:
     return ":warning: " + words(lang, "reply.agents_unavailable", failure=retell_failure)
+
+
+def chart_title(period: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The title drawn on the calls-per-day chart, and its file's."""
+    return words(lang, "stats.chart_title", period=period)
+
+
+def export_comment(count: int, own_only: bool, cut: bool, lang: str = DEFAULT_LANGUAGE) -> str:
+    """What the exported file is, said with it in the DM."""
+    text = counted(lang, "stats.export_comment", count, count=count_words(count, lang))
+    if own_only:
+        text += " " + words(lang, "stats.export_own_only")
+    if cut:
+        text += " " + words(lang, "stats.export_cut")
+    return text

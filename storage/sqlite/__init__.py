@@ -18,6 +18,7 @@ from storage.sqlite.rows import (
     USER_RECENT_SQL,
 )
 from storage.sqlite.schedule import SchedulePart
+from storage.sqlite.search import SearchPart
 from storage.sqlite.stats import StatsPart
 from storage.sqlite.upkeep import UpkeepPart
 
@@ -26,7 +27,7 @@ __all__ = ["INBOX_MAX_ATTEMPTS", "LIVE_COUNT_SQL", "NUMBER_RECENT_SQL", "USER_RE
 
 
 class SQLiteStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, SchedulePart,
-                  CampaignsPart, StatsPart, UpkeepPart):
+                  CampaignsPart, StatsPart, SearchPart, UpkeepPart):
     """The embedded default store.
 
 Writes go through one connection in its own thread with group commit (see

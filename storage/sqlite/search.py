@@ -1,21 +1,21 @@
 """Full-text search over calls' summaries and transcripts (SearchStore).
 
-The index is `calls_fts` (migration 9): FTS5 with the trigram tokenizer over `calls`, kept
-in step by triggers. Trigram matching is substring matching, so a term is found inside
-longer words, and Thai (no spaces between words) works as English does.
+The index is `calls_fts` (see its migration): FTS5 with the trigram tokenizer over
+`calls`, kept in step by triggers. Trigram matching is substring matching, so a term is
+found inside longer words, and Thai (no spaces between words) works as English does.
 
-Ranking. Best matches come first by bm25 (a summary match weighs twice a transcript one)
-among the newest `RANK_WINDOW` matching calls; past those, matches follow newest first.
-A rare word has fewer matches than the window, so its order is plain bm25. A common word
-would otherwise have every one of its matches scored and sorted for ten results, which is
-what makes FTS slow on a large history; walking the index newest first stops early.
-"Newest" is the order calls were stored in (their row id), which is the order they were
-placed in except for imported history.
+Order. Best matches first, by bm25 (a summary match weighs twice a transcript one),
+scored on the terms found in at most RANK_CAP calls. bm25 weighs a term by how many calls
+hold it, which FTS5 counts over the whole index on every query: for a term in half the
+history that count alone reads every one of its matches, and its weight is next to
+nothing anyway. When every term is that common, the calls come newest first instead, read
+from the index newest first, so ten results read about ten matches, not all of them.
+"Newest" is the order calls were stored in (row id): the order they were placed in,
+except for imported history.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import fields as dc_fields
 from typing import Any
 
@@ -24,13 +24,17 @@ from storage.sqlite.connection import _Connection, _HeavyReader
 from storage.sqlite.rows import _to_record
 
 MIN_TERM_CHARS = 3  # the trigram tokenizer cannot look up anything shorter
-RANK_WINDOW = 500  # the newest matches ranked by bm25; the rest follow, newest first
+RANK_CAP = 1_000  # a term in more calls than this is too common to rank by
+FILTER_CAP = 5_000  # a filter keeping fewer calls than this is read through its index
 SNIPPET_CHARS = 200  # visible characters of a snippet, about
 MARK_START, MARK_END = "\x02", "\x03"  # around each match in a snippet; never in stored text
 OUTCOMES = ("success", "failed", "no-answer")
 NO_ANSWER_REASONS = ("dial_no_answer", "dial_busy", "voicemail_reached")
-_BM25 = "bm25(calls_fts, 2.0, 1.0)"  # summary, transcript
 _MARKS = str.maketrans("", "", MARK_START + MARK_END)
+# Control characters other than white space: never part of a term (FTS5 would read a NUL
+# as the end of the query), so they are dropped from what is typed, the marks with them.
+_CONTROLS = str.maketrans("", "", "".join(
+    chr(c) for c in (*range(32), 127) if not chr(c).isspace()))
 # A hit's call, light: every field but the transcript.
 _HIT_COLUMNS = ", ".join(f"c.{f.name}" for f in dc_fields(CallRecord) if f.name != "transcript")
 
@@ -92,13 +96,13 @@ def filter_sql(flt: CallFilter, alias: str = "c") -> tuple[str, dict[str, Any]]:
 
 
 def search_terms(words: str) -> tuple[list[str], list[str]]:
-    """The words split on white space (marks removed, repeats dropped): those the index can
-    look up (MIN_TERM_CHARS or more), and shorter ones, which are checked on the rows the
-    others found."""
+    """The words split on white space (control characters and marks dropped, repeats too):
+    those the index can look up (MIN_TERM_CHARS or more), and shorter ones, which are
+    checked on the rows the others found."""
     long: list[str] = []
     short: list[str] = []
     seen: set[str] = set()
-    for word in words.translate(_MARKS).split():
+    for word in words.translate(_CONTROLS).split():
         key = word.casefold()
         if key in seen:
             continue
@@ -107,13 +111,10 @@ def search_terms(words: str) -> tuple[list[str], list[str]]:
     return long, short
 
 
-def fts_query(terms: list[str], *, summaries_only: bool = False) -> str:
+def fts_query(terms: list[str]) -> str:
     """An FTS5 query matching every term as a string, so nothing typed is FTS5 syntax:
     each term is quoted ("..." with quotes inside doubled) and the terms are ANDed."""
-    quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
-    if summaries_only:
-        quoted = [f"summary : {q}" for q in quoted]
-    return " AND ".join(quoted)
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in terms)
 
 
 def make_snippet(text: str, width: int = SNIPPET_CHARS) -> str:
@@ -161,7 +162,7 @@ class SearchPart(_Connection):
         include_transcripts: bool = True, number: str | None = None,
     ) -> list[SearchHit]:
         """Calls whose summary or transcript holds every word, best first (see the module's
-        note on ranking), with a snippet around the matches (MARK_START ... MARK_END).
+        note on order), with a snippet around the matches (MARK_START ... MARK_END).
 
         `include_transcripts=False` searches summaries only and never shows transcript
         text. `number` (E.164): the words were a phone number; its calls are returned
@@ -171,60 +172,110 @@ class SearchPart(_Connection):
             return []
         offset = max(0, offset)
         where, params = filter_sql(flt)
+        params.update(take=limit, skip=offset)
         if number is not None:
-            return await self._number_calls(number, where, params, limit, offset)
+            return await self._number_calls(number, where, params)
         long, short = search_terms(words)
         if not long:
             raise SearchTooShort()
-        params["match"] = fts_query(long, summaries_only=not include_transcripts)
+        # Summaries only: their own index (a column filter on the shared one would read
+        # every transcript match to drop it), and no transcript text in any snippet.
+        fts, bm25 = (("calls_fts", "bm25(calls_fts, 2.0, 1.0)") if include_transcripts
+                     else ("calls_fts_summary", "bm25(calls_fts_summary)"))
+        # How many calls each term is in, counting no further than RANK_CAP.
+        probes = {f"t{n}": fts_query([t]) for n, t in enumerate(long)}
+        [counts] = await self._search_read(
+            "SELECT " + ", ".join(f"(SELECT count(*) FROM (SELECT 1 FROM {fts} WHERE {fts} "
+                                  f"MATCH :{key} LIMIT :cap))" for key in probes),
+            {**probes, "cap": RANK_CAP + 1})
+        if not all(counts):
+            return []  # a term found nowhere: nothing has every term
+        rare = [t for t, count in zip(long, counts, strict=True) if count <= RANK_CAP]
+        params["match"] = fts_query(long)
         texts = ("c.summary", "c.transcript") if include_transcripts else ("c.summary",)
-        for n, term in enumerate(short):
-            params[f"s{n}"] = term.lower()
-            where += " AND (" + " OR ".join(
-                f"instr(lower({t}), :s{n}) > 0" for t in texts) + ")"
-        # The index drives (CROSS JOIN keeps it the outer loop, newest first) and each
-        # match's call is looked up by its key to test the filter: a selective word reads
-        # only its own calls whatever the filter, and a common one stops at the window.
-        source = ("calls_fts" if where == "1"
-                  else f"calls_fts CROSS JOIN calls c ON c.id = calls_fts.rowid AND {where}")
-        matches = f"SELECT calls_fts.rowid AS id, {_BM25} AS rank FROM {source} " \
-                  "WHERE calls_fts MATCH :match ORDER BY calls_fts.rowid DESC"
-        hits: list[SearchHit] = []
-        if offset < RANK_WINDOW:
-            take = min(limit, RANK_WINDOW - offset)
-            hits += await self._page(
-                f"SELECT id, rank FROM ({matches} LIMIT {RANK_WINDOW}) "
-                "ORDER BY rank, id DESC LIMIT :take OFFSET :skip",
-                {**params, "take": take, "skip": offset}, include_transcripts)
-            if len(hits) < take:
-                return hits  # fewer matches than the window: that was all of them
-        skip = max(offset, RANK_WINDOW)
-        take = offset + limit - skip
-        if take > 0:
-            hits += await self._page(f"{matches} LIMIT :take OFFSET :skip",
-                                     {**params, "take": take, "skip": skip},
-                                     include_transcripts)
-        return hits
 
-    async def _page(self, page_sql: str, params: dict[str, Any],
-                    include_transcripts: bool) -> list[SearchHit]:
-        """The calls `page_sql` picks (id, rank), in its order, with their marked texts."""
-        marked = "highlight(calls_fts, 1, char(2), char(3))" if include_transcripts else "NULL"
-        rows = await self._search_read(
-            f"""WITH page AS MATERIALIZED ({page_sql})
-                SELECT {_HIT_COLUMNS}, page.rank AS rank,
-                       highlight(calls_fts, 0, char(2), char(3)) AS marked_summary,
-                       {marked} AS marked_transcript
-                FROM page CROSS JOIN calls_fts CROSS JOIN calls c
-                WHERE calls_fts MATCH :match AND calls_fts.rowid = page.id AND c.id = page.id
-                ORDER BY page.rank, page.id DESC""",
-            params)
+        def holds(terms: list[str], prefix: str) -> str:
+            """SQL: every term is in one of the texts (ASCII letters folded)."""
+            for n, term in enumerate(terms):
+                params[f"{prefix}{n}"] = term.lower()
+            return "".join(" AND (" + " OR ".join(
+                f"instr(lower({t}), :{prefix}{n}) > 0" for t in texts) + ")"
+                for n in range(len(terms)))
+
+        where += holds(short, "s")
+        marked = (f"highlight({fts}, 0, char(2), char(3)) AS marked_summary, "
+                  + ("highlight(calls_fts, 1, char(2), char(3))" if include_transcripts
+                     else "NULL") + " AS marked_transcript")
+        if rare:
+            sql = self._ranked_sql(fts, bm25, where, marked, every=len(rare) == len(long))
+            params["rank_match"] = fts_query(rare)
+        elif (narrow := await self._narrow_filter(flt)) is not None:
+            # Every term is common and the filter keeps few calls: read those calls through
+            # the filter's index and look for the words in their text, rather than walk the
+            # words' matches for the few that pass the filter. Checked again by the index
+            # when the page's texts are marked, so only real matches are returned.
+            sql = f"""WITH page AS MATERIALIZED (
+                    SELECT c.id AS id FROM calls c INDEXED BY {narrow}
+                    WHERE {where}{holds(long, "l")}
+                    ORDER BY c.id DESC LIMIT :take OFFSET :skip)
+                SELECT {_HIT_COLUMNS}, 0.0 AS rank, {marked}
+                FROM page CROSS JOIN {fts} CROSS JOIN calls c
+                WHERE {fts} MATCH :match AND {fts}.rowid = page.id AND c.id = page.id
+                ORDER BY page.id DESC"""
+        else:
+            # Every term is common: newest first, straight from the index (CROSS JOIN keeps
+            # it the outer loop; each match's call is looked up by its key for the filter),
+            # so the page reads about as many matches as it returns, and the texts are
+            # marked only on the rows returned (OFFSET skips rows before they are computed).
+            sql = f"""SELECT {_HIT_COLUMNS}, 0.0 AS rank, {marked}
+                FROM {fts} CROSS JOIN calls c ON c.id = {fts}.rowid AND {where}
+                WHERE {fts} MATCH :match ORDER BY {fts}.rowid DESC LIMIT :take OFFSET :skip"""
+        rows = await self._search_read(sql, params)
         return [SearchHit(call=_to_record(r), rank=float(r["rank"]),
                           snippet=_pick_snippet(r["marked_summary"], r["marked_transcript"]))
                 for r in rows]
 
-    async def _number_calls(self, number: str, where: str, params: dict[str, Any],
-                            limit: int, offset: int) -> list[SearchHit]:
+    @staticmethod
+    def _ranked_sql(fts: str, bm25: str, where: str, marked: str, *, every: bool) -> str:
+        """Some term is rare: every call holding it (RANK_CAP at most) that has the other
+        terms and passes the filter, scored by bm25 on the rare terms alone (bm25 counts
+        the calls holding each term it scores, over the whole index, and a common term
+        weighs next to nothing). The index drives (CROSS JOIN keeps it the outer loop) and
+        each match's call is looked up by its key for the filter, so no filter makes it
+        read more than the rare term's calls. The page's texts are then marked in one pass
+        over the index between the page's lowest and highest row (a probe per row costs
+        more, with the index in several segments)."""
+        source = (fts if where == "1"
+                  else f"{fts} CROSS JOIN calls c ON c.id = {fts}.rowid AND {where}")
+        others = ("" if every else
+                  f" AND +{fts}.rowid IN (SELECT rowid FROM {fts} WHERE {fts} MATCH :match)")
+        return f"""WITH page AS MATERIALIZED (
+                SELECT {fts}.rowid AS id, {bm25} AS rank FROM {source}
+                WHERE {fts} MATCH :rank_match{others}
+                ORDER BY rank, id DESC LIMIT :take OFFSET :skip)
+            SELECT {_HIT_COLUMNS}, page.rank AS rank, {marked}
+            FROM {fts} CROSS JOIN page ON page.id = {fts}.rowid
+                 CROSS JOIN calls c ON c.id = page.id
+            WHERE {fts} MATCH :match AND {fts}.rowid >= (SELECT min(id) FROM page)
+                  AND {fts}.rowid <= (SELECT max(id) FROM page)
+            ORDER BY page.rank, page.id DESC"""
+
+    async def _narrow_filter(self, flt: CallFilter) -> str | None:
+        """The index of a filter that keeps at most FILTER_CAP calls (one person's, one
+        campaign's), if there is one."""
+        for column, index in (("user_id", "calls_user"), ("campaign_id", "calls_campaign")):
+            value = getattr(flt, column)
+            if value is None:
+                continue
+            [[count]] = await self._search_read(
+                f"SELECT count(*) FROM (SELECT 1 FROM calls INDEXED BY {index} "
+                f"WHERE {column} = :value LIMIT :cap)", {"value": value, "cap": FILTER_CAP + 1})
+            if count <= FILTER_CAP:
+                return index
+        return None
+
+    async def _number_calls(self, number: str, where: str,
+                            params: dict[str, Any]) -> list[SearchHit]:
         """The calls of the other party `number`: those placed to it, those it placed
         (inbound), and attempts to it Retell refused; each part read through its index."""
         rows = await self._search_read(
@@ -239,7 +290,7 @@ class SearchPart(_Connection):
                 WHERE c.to_number = :number AND c.call_id IS NULL
                   AND c.direction != 'inbound' AND {where}
                 ORDER BY created_at DESC, id DESC LIMIT :take OFFSET :skip""",
-            {**params, "number": number, "take": limit, "skip": offset})
+            {**params, "number": number})
         return [SearchHit(call=_to_record(r), rank=0.0,
                           snippet=make_snippet((r["summary"] or "").translate(_MARKS)))
                 for r in rows]

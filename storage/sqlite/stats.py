@@ -11,12 +11,14 @@ from typing import Any
 from storage.models import (
     Breakdown,
     CallFilter,
+    CallRecord,
     CallStats,
     DayCounts,
     FieldSummary,
     StatsReport,
 )
 from storage.sqlite.connection import _Connection, _HeavyReader
+from storage.sqlite.rows import _LIGHT_COLUMNS, _to_record
 
 # Reasons that mean nobody answered (outcome:no-answer, the chart's "no answer").
 NO_ANSWER_REASONS = ("dial_no_answer", "dial_busy", "voicemail_reached")
@@ -169,6 +171,27 @@ class StatsPart(_Connection):
         if not rows:  # calls were deleted between the count and this query
             return None
         return sum(float(r[0]) for r in rows) / len(rows)
+
+    async def export_calls(self, flt: CallFilter, *, after_id: int = 0, limit: int = 1000,
+                           transcripts: bool = False) -> list[CallRecord]:
+        """The next `limit` calls `flt` picks with a row id above `after_id`, oldest first:
+        an export reads page by page in constant memory."""
+        window, params = filter_sql(flt)
+        columns = _LIGHT_COLUMNS + ", summary" + (", transcript" if transcripts else "")
+        rows = await self._stats_read(
+            f"SELECT {columns} FROM calls WHERE {window} AND id > :after ORDER BY id "
+            "LIMIT :limit", {**params, "after": after_id, "limit": limit})
+        return [_to_record(r) for r in rows]
+
+    async def field_names(self, flt: CallFilter, limit: int = 100) -> list[str]:
+        """The extracted fields the calls `flt` picks carry (an export's columns)."""
+        window, params = filter_sql(flt)
+        rows = await self._stats_read(
+            f"""SELECT DISTINCT j.key AS name FROM calls, json_each(
+                    CASE WHEN json_valid(calls.extracted) THEN calls.extracted ELSE '{{}}' END
+                ) AS j WHERE {window} AND calls.extracted IS NOT NULL ORDER BY 1 LIMIT :n""",
+            {**params, "n": limit})
+        return [str(r["name"]) for r in rows]
 
     async def _latency(self, window: str, params: dict[str, Any]) -> float | None:
         """The median of the calls' end-to-end latency (Retell's p50 per call)."""

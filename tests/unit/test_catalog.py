@@ -13,8 +13,8 @@ from bot.render.catalog import LANGUAGES, LOCALES, catalogue, counted, language,
 from bot.render.mistakes import mistake
 
 ROOT = Path(__file__).resolve().parents[2]
-_RAISED = re.compile(r"(?:CommandError|PhoneNumberError|WhenError|ContactsError|Mistake)"
-                     r"\(\s*\"([a-z0-9_]+)\"")
+_RAISED = re.compile(r"(?:CommandError|PhoneNumberError|WhenError|ContactsError"
+                     r"|StatsQueryError|Mistake)\(\s*\"([a-z0-9_]+)\"")
 _THAI = re.compile(r"[\u0e00-\u0e7f]")
 
 

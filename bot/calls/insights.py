@@ -1,0 +1,78 @@
+"""Questions about the call history: `/callstats` with its periods, filters, breakdowns and
+extracted fields, and the calls an export streams. No Slack types here; the answer is data
+that bot/render words (and draws: the chart is rendered by the caller, off the loop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from bot.input.stats_query import StatsQuery
+from storage.base import CampaignStore, StatsStore
+from storage.models import CallFilter, StatsReport
+
+
+class UnknownCampaign(Exception):
+    """`campaign:<name>` names no campaign."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Insight:
+    report: StatsReport
+    campaigns: dict[str, str]  # campaign id (as text) -> name, for the breakdown's keys
+    filter: CallFilter
+
+
+class InsightStore(StatsStore, CampaignStore, Protocol):
+    """What insights read."""
+
+
+def day_in(zone: str) -> Callable[[float], str]:
+    """epoch -> the day (YYYY-MM-DD) it falls on in `zone`."""
+    tz = ZoneInfo(zone)
+
+    def day(epoch: float) -> str:
+        return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d")
+
+    return day
+
+
+class Insights:
+    def __init__(self, store: InsightStore) -> None:
+        self.store = store
+
+    async def call_filter(self, query: StatsQuery, *, only_user: str | None = None
+                          ) -> CallFilter:
+        """The calls a query is about; `only_user`: whatever it said, only theirs."""
+        campaign_id = None
+        if query.campaign is not None:
+            found = await self.store.find_campaigns(name=query.campaign, limit=1)
+            if not found:
+                raise UnknownCampaign(query.campaign)
+            campaign_id = found[0].id
+        flt = query.call_filter(campaign_id=campaign_id)
+        return replace(flt, user_id=only_user) if only_user else flt
+
+    async def report(self, query: StatsQuery) -> Insight:
+        flt = await self.call_filter(query)
+        before = query.previous()
+        previous = replace(flt, since=before[0], until=before[1]) if before else None
+        want_days = query.chart or query.by == "day"
+        report = await self.store.report(
+            flt, previous=previous, by=query.by, fields=query.fields,
+            days_in=day_in(query.zone) if want_days else None)
+        names: dict[str, str] = {}
+        if query.by == "campaign":
+            for row in report.breakdown:
+                if row.key.isdigit():
+                    campaign = await self.store.get_campaign(int(row.key))
+                    if campaign is not None:
+                        names[row.key] = campaign.name
+        return Insight(report, names, flt)
