@@ -1,4 +1,5 @@
-"""The `callbot` command: `serve` (also `python -m bot serve`), `demo` and `check`."""
+"""The `callbot` command: `serve` (also `python -m bot serve`), `demo`, `check`, and
+`import` / `export` (past calls from Retell into the store, and out of it as files)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 from aiohttp import web
 
@@ -62,6 +64,34 @@ CALLBOT_NOTIFY_CHANNEL. Exits 0 only when everything needed passes, 1 when somet
 not, 2 when the settings cannot be used (missing, malformed, or .env.example's placeholders)."""
 
 
+IMPORT_HELP = """Copy past calls from Retell into the database: list-calls a page of 1000 at
+a time (and, with --transcripts, get-call for each new call that connected, since the list
+leaves the words out). Imported calls count in /callstats and show in /callsearch; nothing
+is posted to Slack. Calls already stored (from webhooks or an earlier import) are left as
+they are, so running it again adds only what is new. Retell's rate limits are honoured
+(a 429 is waited out as Retry-After asks).
+
+Progress goes to stderr (a bar on a terminal, a line per page otherwise); the summary line
+to stdout. Reads RETELL_API_KEY, RETELL_BASE_URL, CALLBOT_RETELL_TIMEOUT and DATABASE_URL
+(with the other settings serve needs). Exits 0 when done, 1 when Retell or the database
+failed (calls stored before it stay), 2 when the settings cannot be used."""
+
+EXPORT_HELP = """Write the stored calls as one record per call, oldest first, for a knowledge
+base or a warehouse: JSON lines (the default) or CSV, both with the transcript. Streams page
+by page, so any number of calls exports in the same small memory. Numbers are masked unless
+CALLBOT_SHOW_FULL_NUMBERS=true (then in full, in the number column and inside text).
+
+Reads DATABASE_URL and CALLBOT_SHOW_FULL_NUMBERS (with the other settings serve needs).
+With --output the file appears whole or not at all (written beside it, then renamed).
+Exits 0 when done, 1 when the database could not be read or the file written, 2 when the
+settings cannot be used."""
+
+# A history import waits out longer rate-limit pauses and more retries than a person in
+# Slack would: nobody is waiting on an answer, and giving up means starting over.
+IMPORT_RETRIES = 5
+IMPORT_MAX_RETRY_WAIT = 120.0
+
+
 def version() -> str:
     try:
         return importlib.metadata.version("retell-slack-callbot")
@@ -75,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
         "come back. Without a subcommand, `serve`.",
         epilog="Start with `callbot demo`; `callbot <command> --help` says what each reads.")
     top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = top.add_subparsers(dest="command", metavar="{serve,demo,check}")
+    sub = top.add_subparsers(dest="command", metavar="{serve,demo,check,import,export}")
     raw = argparse.RawDescriptionHelpFormatter
     serve = sub.add_parser("serve", help="run the server (the default)",
                            description=SERVE_HELP, formatter_class=raw)
@@ -87,7 +117,33 @@ def parser() -> argparse.ArgumentParser:
                       help="the language of the story and of what Slack shows (en, th)")
     sub.add_parser("check", help="check the Slack and Retell set-up, one line per item",
                    description=CHECK_HELP, formatter_class=raw)
+    since_help = ("calls from this far back: a number of days (7d, 30d, 90d) or a date "
+                  "(2026-11-01, from its start in UTC)")
+    imports = sub.add_parser("import", help="copy past calls from Retell into the database",
+                             description=IMPORT_HELP, formatter_class=raw)
+    imports.add_argument("--since", required=True, type=_since, metavar="30d|DATE",
+                         help=since_help)
+    imports.add_argument("--transcripts", action="store_true",
+                         help="also fetch each new call's transcript (one get-call per call)")
+    exports = sub.add_parser("export", help="write the stored calls as JSON lines or CSV",
+                             description=EXPORT_HELP, formatter_class=raw)
+    exports.add_argument("--since", type=_since, metavar="30d|DATE",
+                         help=since_help + "; all calls when left out")
+    exports.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                         help="one JSON object per line (default), or CSV with a header")
+    exports.add_argument("--output", "-o", type=Path, metavar="FILE",
+                         help="write here instead of stdout")
     return top
+
+
+def _since(text: str) -> float:
+    """argparse's reading of --since (its error names the option and the problem)."""
+    from bot.calls.history import parse_since
+
+    try:
+        return parse_since(text, time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +172,25 @@ def main(argv: list[str] | None = None) -> int:
         from bot.setup.check import run_check
 
         return run_check(settings)
+    if args.command in ("import", "export"):
+        try:
+            if args.command == "import":
+                if settings.simulated:
+                    print("callbot: RETELL_MODE=simulate has no Retell history to import; "
+                          "set RETELL_MODE=live", file=sys.stderr)
+                    return 2
+                check_database(settings)
+                return run_import(settings, since=args.since, transcripts=args.transcripts)
+            if not settings.database_path.is_file():
+                print(f"callbot: DATABASE_URL {settings.database_url}: no database there, "
+                      "so no calls to export", file=sys.stderr)
+                return 1
+            check_database(settings)
+            return run_export(settings, since=args.since, kind=args.format,
+                              output=args.output)
+        except StartupError as exc:
+            print(f"callbot: {exc}", file=sys.stderr)
+            return 2
 
     setup_logging(settings.log_level)
     try:
@@ -124,6 +199,221 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(f"callbot: {exc}", file=sys.stderr)
         return 2
+
+
+# -- import and export --------------------------------------------------------------------
+
+
+class _Progress:
+    """What `callbot import` / `export` say while they work, on stderr: one line redrawn in
+    place on a terminal, a plain line per step otherwise (a log keeps every one)."""
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self.stream = stream
+        self.label = label
+        self.tty = stream.isatty()
+        try:
+            "·".encode(stream.encoding or "ascii")
+            self.ascii_only = False
+        except (LookupError, UnicodeEncodeError):
+            self.ascii_only = True
+        self._drawn = False
+
+    def show(self, done: int, total: int | None, unit: str, detail: str = "") -> None:
+        from bot.render.terminal import progress_line
+
+        line = progress_line(self.label, done, total, unit, detail, ascii_only=self.ascii_only)
+        if self.tty:
+            self.stream.write("\r" + line + "\x1b[K")
+            self._drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def note(self, text: str) -> None:
+        """A line of its own, above the bar (which is drawn again at the next step)."""
+        self.end()
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
+
+
+def _retell_problem(exc: Exception) -> str:
+    """A Retell failure in one line, naming the setting to look at."""
+    from bot.retell.client import RetellError
+
+    if not isinstance(exc, RetellError):
+        return str(exc)
+    said = f"HTTP {exc.status}: {exc.reason}" if exc.status else f"{exc.kind}: {exc.reason}"
+    if exc.status in (401, 403):
+        return f"Retell refused RETELL_API_KEY ({said}); copy a key from the Retell dashboard"
+    if exc.status == 429:
+        return f"Retell kept rate-limiting the import ({said}); run it again later"
+    if exc.transient:
+        return (f"Retell did not answer ({said}); check the network and RETELL_BASE_URL, "
+                "then run it again")
+    return f"Retell refused the request ({said})"
+
+
+def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
+    """`callbot import`: Retell's calls since `since` into the store; the summary on stdout,
+    progress and problems on stderr. 0 done, 1 Retell or the database failed."""
+    from bot.calls.history import ImportProgress, import_history
+    from bot.render.terminal import count
+    from bot.retell.client import RetellClient, RetellError
+    from bot.runtime.logs import install_scrubbing
+    from storage.sqlite import SQLiteStore
+
+    install_scrubbing()
+    progress = _Progress(sys.stderr, "Importing")
+    waits = 0
+
+    def observe(operation: str, seconds: float, kind: str | None) -> None:
+        nonlocal waits
+        if kind == "rate_limited":
+            waits += 1
+            progress.note(f"Retell asked to slow down ({operation}): waiting as it said, "
+                          "then going on")
+
+    def step(p: ImportProgress) -> None:
+        detail = f"page {p.pages}, {count(p.added)} new"
+        if transcripts:
+            detail += f", {count(p.transcripts)} transcripts"
+        progress.show(p.fetched, p.total, "calls", detail)
+
+    async def run() -> str:
+        retell = RetellClient(
+            settings.retell_api_key, base_url=settings.retell_base_url,
+            timeout=settings.retell_timeout_seconds,
+            retries=max(settings.retell_retries, IMPORT_RETRIES),
+            max_retry_wait=IMPORT_MAX_RETRY_WAIT, observe=observe)
+        try:
+            async with SQLiteStore(settings.database_path) as store:
+                result = await import_history(retell, store, since=since,
+                                              transcripts=transcripts, progress=step)
+        finally:
+            await retell.aclose()
+        line = (f"Imported from Retell: {count(result.fetched)} calls fetched in "
+                f"{result.pages} page(s), {count(result.added)} added, "
+                f"{count(result.already)} already stored")
+        if result.live:
+            line += f", {count(result.live)} still live (their webhooks will record them)"
+        if result.skipped:
+            line += f", {count(result.skipped)} skipped (not phone calls, or unreadable)"
+        if transcripts:
+            line += f"; {count(result.transcripts)} transcripts fetched"
+        return line + "."
+
+    try:
+        summary = asyncio.run(run())
+    except RetellError as exc:
+        progress.end()
+        print(f"callbot: import stopped: {_retell_problem(exc)}. Calls stored before this "
+              "are kept; running it again adds the rest.", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:
+        progress.end()
+        print(f"callbot: import stopped: DATABASE_URL {settings.database_url}: {exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        progress.end()
+        print("callbot: import interrupted. Calls stored so far are kept; running it again "
+              "adds the rest.", file=sys.stderr)
+        return 130
+    progress.end()
+    print(summary)
+    return 0
+
+
+def run_export(settings: Settings, *, since: float | None, kind: str,
+               output: Path | None) -> int:
+    """`callbot export`: the stored calls as JSON lines or CSV, page by page, to `output`
+    (written beside it, then renamed into place) or stdout. 0 done, 1 a read or write
+    failed."""
+    import csv
+    import io
+    import os
+
+    from bot.calls.history import export_pages
+    from bot.render.exports import call_json, export_cells, export_header
+    from bot.render.terminal import count
+    from storage.models import CallFilter
+    from storage.sqlite import SQLiteStore
+
+    full = settings.show_full_numbers
+    flt = CallFilter(since=since)
+    progress = _Progress(sys.stderr, "Exporting")
+    partial = output.with_name(output.name + ".partial") if output is not None else None
+
+    async def write_all(out: TextIO) -> int:
+        written = 0
+        async with SQLiteStore(settings.database_path) as store:
+            writer = csv.writer(out) if kind == "csv" else None
+            fields: list[str] = []
+            if writer is not None:
+                fields = await store.field_names(flt)
+                writer.writerow(export_header(fields))
+            async for page in export_pages(store, flt, transcripts=True):
+                if writer is not None:
+                    writer.writerows(export_cells(c, fields=fields, full=full) for c in page)
+                else:
+                    out.write("".join(call_json(c, full=full, transcript=True) + "\n"
+                                      for c in page))
+                written += len(page)
+                if progress.tty:
+                    progress.show(written, None, "calls")
+        out.flush()
+        return written
+
+    stdout: io.TextIOWrapper | None = None
+    try:
+        if partial is not None:
+            with open(partial, "w", encoding="utf-8", newline="") as out:
+                written = asyncio.run(write_all(out))
+            assert output is not None
+            os.replace(partial, output)
+        else:
+            stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+            written = asyncio.run(write_all(stdout))
+    except BrokenPipeError:  # `callbot export | head`: the reader has what it wanted
+        progress.end()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except (sqlite3.Error, OSError) as exc:
+        progress.end()
+        _remove(partial)
+        where = (f"{output}: {exc.strerror or exc}" if isinstance(exc, OSError)
+                 and output is not None else f"DATABASE_URL {settings.database_url}: {exc}")
+        print(f"callbot: export stopped: {where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        progress.end()
+        _remove(partial)
+        print("callbot: export interrupted; no file written.", file=sys.stderr)
+        return 130
+    finally:
+        if stdout is not None:
+            with contextlib.suppress(ValueError, OSError):
+                stdout.detach()
+    progress.end()
+    target = str(output) if output is not None else "stdout"
+    numbers = "in full" if full else "masked"
+    print(f"Exported {count(written)} calls as {kind} to {target} (numbers {numbers}).",
+          file=sys.stderr)
+    return 0
+
+
+def _remove(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def check_database(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from bot.input.stats_query import StatsQuery, parse_search_query, parse_stats_qu
 from bot.render import replies
 from bot.render.blocks import Message, text_message
 from bot.render.campaigns import campaign_not_found
-from bot.render.chart import calls_chart
+from bot.render.chart import calls_chart, chart_language
 from bot.render.exports import call_cells, call_header, call_json
 from bot.render.mistakes import mistake, usage
 from bot.render.search import (
@@ -38,8 +38,8 @@ from bot.render.search import (
     short_words,
 )
 from bot.render.stats import filter_words, period_label, report_message
+from storage.errors import SearchTooShort
 from storage.models import CallFilter, SearchHit
-from storage.sqlite.search import SearchTooShort
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
 
     async def _send_chart(client: AsyncWebClient, user: str, insight: Insight,
                           query: StatsQuery, lang: str) -> None:
-        title = replies.chart_title(period_label(query, lang), lang)
+        drawn = chart_language(lang)  # Thai only where a Thai font is installed
+        title = replies.chart_title(period_label(query, drawn), drawn)
         # Drawn in a worker thread: the event loop never waits for matplotlib.
         png = await asyncio.to_thread(calls_chart, insight.report.days, title=title, lang=lang)
         try:

@@ -160,6 +160,7 @@ class _Rule:
     legacy: bool = False
     seconds: float = 0.0
     body: Any = None
+    after: int = 0  # requests under ``prefix`` let through before the rule applies
 
 
 class RetellStandIn(LoopbackServer):
@@ -238,8 +239,11 @@ class RetellStandIn(LoopbackServer):
         times: int = 1,
         retry_after: int | None = None,
         legacy_error_key: bool = False,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``times`` requests under ``path`` with an error status."""
+        """Answer the next ``times`` requests under ``path`` with an error status, once
+        ``after`` more of them have been answered normally (a failure mid-way through a
+        paginated read)."""
         text = message if message is not None else DEFAULT_MESSAGES.get(status, f"Error {status}")
         self._rules.append(
             _Rule(
@@ -250,6 +254,7 @@ class RetellStandIn(LoopbackServer):
                 message=text,
                 retry_after=retry_after,
                 legacy=legacy_error_key,
+                after=after,
             )
         )
 
@@ -277,6 +282,9 @@ class RetellStandIn(LoopbackServer):
     def _take_rule(self, path: str) -> _Rule | None:
         for rule in self._rules:
             if path.startswith(rule.prefix):
+                if rule.after > 0:
+                    rule.after -= 1
+                    return None
                 rule.remaining -= 1
                 if rule.remaining <= 0:
                     self._rules.remove(rule)
@@ -536,14 +544,20 @@ class RetellStandIn(LoopbackServer):
         limit = body.get("limit", 50)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             return _error(400, "limit must be an integer between 1 and 1000")
-        calls = [c for c in self.calls.values() if _matches(c, body.get("filter_criteria"))]
+        try:
+            calls = [c for c in self.calls.values() if _matches(c, body.get("filter_criteria"))]
+        except ValueError as exc:
+            return _error(400, str(exc))
         if body.get("sort_order", "descending") == "descending":
             calls.reverse()
         page, more, next_key = _page(calls, "call_id", limit, body.get("pagination_key"))
         if page is None:
             return _error(400, "Invalid pagination_key")
         items = [{k: v for k, v in c.items() if k not in _LIST_OMIT} for c in page]
-        return _json({"items": items, "has_more": more, "pagination_key": next_key})
+        answer: dict[str, Any] = {"items": items, "has_more": more, "pagination_key": next_key}
+        if body.get("include_total") is True:
+            answer["total"] = len(calls)
+        return _json(answer)
 
     async def _list_agents(self, request: web.Request) -> web.Response:
         limit = _query_limit(request)
@@ -631,6 +645,39 @@ class RetellStandIn(LoopbackServer):
         }
         self.calls[call_id] = call
         self._track(call)
+        return call_id
+
+    def add_past_call(
+        self,
+        start_ms: int,
+        *,
+        direction: str = "outbound",
+        number: str = "+14155550123",
+        analyzed: bool = True,
+        **overrides: Any,
+    ) -> str:
+        """A call that happened before the app was set up (over, and analysed unless
+        ``analyzed`` is False), as list-calls and get-call then report it: what a history
+        import reads. ``overrides`` go into the call as `event_body`'s do (disconnection
+        reason, duration, metadata, ``call_analysis`` merged key by key)."""
+        agent = self.agents[0] if self.agents else self._agent_defaults({})
+        ours = self.phone_numbers[0]["phone_number"] if self.phone_numbers else "+14155550100"
+        call_id = _call_id()
+        self.calls[call_id] = {
+            "call_id": call_id,
+            "call_type": "phone_call",
+            "agent_id": agent["agent_id"],
+            "agent_name": agent.get("agent_name"),
+            "agent_version": int(agent.get("version", 1)),
+            "direction": direction,
+            "from_number": number if direction == "inbound" else ours,
+            "to_number": ours if direction == "inbound" else number,
+            "call_status": "registered",
+            "start_timestamp": start_ms,
+            "data_storage_setting": "everything",
+            "opt_in_signed_url": False,
+        }
+        self.event_body(call_id, "call_analyzed" if analyzed else "call_ended", **overrides)
         return call_id
 
     def event_body(self, call_id: str, event: str, **overrides: Any) -> str:
@@ -863,10 +910,40 @@ def _default_numbers(first: str | None, second: str | None) -> list[dict[str, An
     ]
 
 
+_NUMBER_OPS: dict[str, Callable[[float, float], bool]] = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+}
+
+
+def _number_matches(value: Any, rule: Any) -> bool:
+    """One number filter (`{op, type: number, value}`) or range (`{op: bt, type: range,
+    value: [low, high]}`), as list-calls' start_timestamp and end_timestamp take them."""
+    if not isinstance(rule, dict):
+        raise ValueError(f"unsupported number filter {rule!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False  # a call without the field matches no bound on it
+    if rule.get("type") == "range" and rule.get("op") == "bt":
+        low, high = rule["value"]
+        return bool(low <= value <= high)
+    compare = _NUMBER_OPS.get(rule.get("op", ""))
+    if rule.get("type") != "number" or compare is None:
+        raise ValueError(f"unsupported number filter {rule!r}")
+    return compare(value, rule["value"])
+
+
 def _matches(call: dict[str, Any], criteria: Any) -> bool:
-    """list-calls' keyed metadata filters (string `eq` only, which is what the app sends)."""
+    """list-calls' filters the app sends: keyed metadata (string `eq` only) and start/end
+    time bounds."""
     if not isinstance(criteria, dict):
         return True
+    for field in ("start_timestamp", "end_timestamp"):
+        if field in criteria and not _number_matches(call.get(field), criteria[field]):
+            return False
     found = call.get("metadata")
     metadata: dict[str, Any] = found if isinstance(found, dict) else {}
     for rule in criteria.get("metadata") or []:

@@ -319,7 +319,7 @@ class SearchStore(Protocol):
         query syntax), best first, each with a snippet marking the matches with 0x02 ...
         0x03. `include_transcripts=False`: summaries only. `number` (E.164, when the words
         were a phone number): that number's calls instead, newest first. Raises ValueError
-        (storage.sqlite.search.SearchTooShort) when no word has 3 characters."""
+        (storage.errors.SearchTooShort) when no word has 3 characters."""
 
 
 class Upkeep(Protocol):

@@ -96,6 +96,18 @@ def call_cells(call: CallRecord, *, fields: Sequence[str], full: bool) -> list[s
     return cells + [csv_cell(call.extracted.get(name), full) for name in fields]
 
 
+def export_header(fields: Sequence[str]) -> list[str]:
+    """`callbot export`'s CSV header: the Slack export's columns, then the transcript (a
+    file on disk has room for it; a Slack download keeps to `call_header`)."""
+    return [*call_header(fields), "transcript"]
+
+
+def export_cells(call: CallRecord, *, fields: Sequence[str], full: bool) -> list[str]:
+    """One call as a `callbot export` CSV row: `call_cells` and its transcript (numbers in
+    it masked unless `full`)."""
+    return [*call_cells(call, fields=fields, full=full), csv_cell(call.transcript, full)]
+
+
 def calls_csv(calls: Iterable[CallRecord], *, fields: Sequence[str], full: bool) -> str:
     """Calls as a CSV file (UTF-8; the caller adds a BOM where a spreadsheet wants it)."""
     out = io.StringIO()

@@ -4,6 +4,9 @@ Pure functions from Block Kit (and mrkdwn) to lines: `*bold*`, `_italic_`, `~str
 `code` lose their marks, links show their label, `<@U…>` and `<#C…>` the names given (else
 the id), date tokens the time they stand for, emoji shortcodes a symbol (or, for a terminal
 that cannot print one, a word), section fields `Name: value`, buttons `[ Label ]`.
+
+Also the progress lines of `callbot import` and `callbot export` (`progress_line`,
+`count`): text only, the CLI decides where and how often to print them.
 """
 
 from __future__ import annotations
@@ -274,3 +277,26 @@ def wrap(lines: Iterable[str], width: int | None) -> list[str]:
         out += textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=True,
                              break_on_hyphens=False) or [""]
     return out
+
+
+# -- progress of `callbot import` / `callbot export` -------------------------------------------
+
+BAR_WIDTH = 24
+
+
+def count(n: int) -> str:
+    """A count people read at a glance: 12,500."""
+    return f"{n:,}"
+
+
+def progress_line(label: str, done: int, total: int | None, unit: str, detail: str = "",
+                  *, ascii_only: bool = False, width: int = BAR_WIDTH) -> str:
+    """`Importing [#########·········] 1,000 / 2,500 calls · page 1`: a bar when the total
+    is known (Retell may not say), else the count alone."""
+    tail = f" · {detail}" if detail else ""
+    if not total:
+        return f"{label} {count(done)} {unit}{tail}"
+    filled = min(width, done * width // total)
+    empty = "-" if ascii_only else "·"
+    bar = "#" * filled + empty * (width - filled)
+    return f"{label} [{bar}] {count(done)} / {count(total)} {unit}{tail}"

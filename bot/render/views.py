@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import (
     DateTimePickerElement,
     DividerBlock,
     HeaderBlock,
+    ImageBlock,
     InputBlock,
     MarkdownTextObject,
     Option,
@@ -218,7 +219,7 @@ def _label(text: str) -> str:
 
 def home_view(
     calls: list[CallRecord], team: CallStats, *, show_full_numbers: bool = False,
-    lang: str = DEFAULT_LANGUAGE, simulated: bool = False,
+    lang: str = DEFAULT_LANGUAGE, simulated: bool = False, chart_file: str | None = None,
 ) -> dict[str, Any]:
     blocks: list[Block] = [
         HeaderBlock(text=words(lang, "home.header")),
@@ -257,6 +258,10 @@ def home_view(
             ]
         )
     )
+    if chart_file:  # the calls-per-day chart the app uploaded (an image block needs no URL)
+        blocks.append(ImageBlock(slack_file={"id": chart_file},
+                                 alt_text=words(lang, "home.chart_alt"),
+                                 title=words(lang, "home.chart_title")))
     return View(type="home", blocks=blocks).to_dict()
 
 

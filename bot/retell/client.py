@@ -204,6 +204,18 @@ class Concurrency(BaseModel):
         return max(0, self.concurrency_limit - self.current_concurrency)
 
 
+@dataclass(frozen=True)
+class CallPage:
+    """One page of list-calls: the calls that could be read, how many items could not
+    (`unreadable`, so a caller can say so rather than drop them silently), and the key to the
+    next page (None on the last)."""
+
+    calls: list[RetellCall]
+    pagination_key: str | None
+    unreadable: int = 0
+    total: int | None = None  # all calls the filter matches, when asked for
+
+
 class WebhookBody(_Lenient):
     event: str = Field(min_length=1, max_length=100)
     call: RetellCall
@@ -222,9 +234,13 @@ class RetellClient:
         retries: int = 2,
         transport: httpx.AsyncBaseTransport | None = None,
         observe: Callable[[str, float, str | None], None] | None = None,
+        max_retry_wait: float = 30.0,
     ) -> None:
         self._timeout = timeout
         self._retries = retries
+        # A Retry-After longer than this is not waited out: the caller hears of the 429
+        # (a person waiting in Slack must not; a history import in a terminal may).
+        self._max_retry_wait = max_retry_wait
         self._observe = observe  # (operation, seconds, error kind or None), for metrics
         self._http = httpx.AsyncClient(
             base_url=base_url,
@@ -283,6 +299,41 @@ class RetellClient:
         if not isinstance(items, list) or not items:
             return None
         return _call_from(items[0], "list-calls")
+
+    async def list_calls(
+        self, *, since_ms: int | None = None, limit: int = 1000,
+        pagination_key: str | None = None, include_total: bool = False,
+    ) -> CallPage:
+        """One page of past calls, oldest first (`start_timestamp` >= `since_ms` when given):
+        how history is backfilled. Items carry no transcript (get-call has it)."""
+        body: dict[str, Any] = {"limit": limit, "sort_order": "ascending"}
+        if since_ms is not None:
+            body["filter_criteria"] = {
+                "start_timestamp": {"op": "ge", "type": "number", "value": since_ms}}
+        if pagination_key:
+            body["pagination_key"] = pagination_key
+        if include_total:
+            body["include_total"] = True
+        data = await self._request("POST", "/v3/list-calls", json=body)
+        items = data.get("items") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            raise RetellBadAnswer("list-calls: the answer has no items", 200)
+        calls: list[RetellCall] = []
+        unreadable = 0
+        for item in items:
+            try:
+                calls.append(RetellCall.model_validate(item))
+            except ValidationError:
+                unreadable += 1
+        more = data.get("has_more") is True
+        key = data.get("pagination_key")
+        total = data.get("total")
+        return CallPage(
+            calls=calls,
+            pagination_key=key if more and isinstance(key, str) and key else None,
+            unreadable=unreadable,
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
 
     async def stop_call(self, call_id: str) -> None:
         """Hang up a live call; Retell then ends it with `manual_stopped`."""
@@ -372,7 +423,8 @@ class RetellClient:
                 delay = exc.retry_after
                 if delay is None:
                     delay = min(8.0, 0.5 * 2**attempt) * random.uniform(0.75, 1.0)
-                if not (retry and exc.transient and attempt < self._retries and delay <= 30):
+                if not (retry and exc.transient and attempt < self._retries
+                        and delay <= self._max_retry_wait):
                     raise
                 attempt += 1
                 log.info("retell %s failed (%s); try %d of %d in %.1f s", operation, exc.kind,

@@ -10,11 +10,13 @@ import time
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.calls.insights import day_in
 from bot.calls.service import CallService
-from bot.render.catalog import DEFAULT_LANGUAGE
+from bot.render.catalog import DEFAULT_LANGUAGE, words
+from bot.render.chart import calls_chart, chart_language
 from bot.render.views import MAX_HOME_CALLS, home_view
 from bot.slack.people import Languages
-from storage.models import CallStats
+from storage.models import CallFilter, CallStats
 
 log = logging.getLogger(__name__)
 WEEK = 7 * 24 * 3600
@@ -23,6 +25,8 @@ WEEK = 7 * 24 * 3600
 # of calls would repeat them. Cheap figures are always fresh; dear ones at most 30 s old.
 TEAM_FIGURES_REUSE = 100.0  # reuse for this many times the time they took to count
 TEAM_FIGURES_TTL = 30.0
+CHART_DAYS = 14
+CHART_TTL = 600.0  # the Home chart is drawn and uploaded again at most this often
 
 
 class HomePublisher:
@@ -44,6 +48,8 @@ class HomePublisher:
         self.debounce = debounce
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._team: tuple[float, float, CallStats] | None = None  # (when, cost, figures)
+        self._chart: dict[str, tuple[float, str | None]] = {}  # lang -> (when, file id)
+        self._drawing = asyncio.Lock()
 
     async def publish(self, user_id: str, *, fresh: bool = True) -> None:
         """Render and publish now; a failure is logged, never raised (Home is a view).
@@ -54,7 +60,8 @@ class HomePublisher:
             lang = (await self.languages.of(user_id) if self.languages is not None
                     else DEFAULT_LANGUAGE)
             view = home_view(recent, team, show_full_numbers=self.show_full_numbers,
-                             lang=lang, simulated=self.simulated)
+                             lang=lang, simulated=self.simulated,
+                             chart_file=await self._chart_file(lang))
             await self.client.views_publish(user_id=user_id, view=view)
         except SlackApiError as exc:
             log.warning("home not published user=%s error=%s", user_id,
@@ -71,6 +78,31 @@ class HomePublisher:
         figures = await self.calls.stats_since(time.time() - WEEK)
         self._team = (now, time.monotonic() - now, figures)
         return figures
+
+    async def _chart_file(self, lang: str) -> str | None:
+        """The team's calls-per-day chart, drawn off the loop and uploaded (no channel: only
+        the Home tab shows it), again at most every CHART_TTL seconds; None if it fails."""
+        async with self._drawing:
+            now = time.monotonic()
+            cached = self._chart.get(lang)
+            if cached is not None and now - cached[0] < CHART_TTL:
+                return cached[1]
+            file_id: str | None = None
+            try:
+                since = time.time() - CHART_DAYS * 86400
+                report = await self.calls.store.report(CallFilter(since=since),
+                                                       with_fields=False,
+                                                       days_in=day_in("UTC"))
+                title = words(chart_language(lang), "home.chart_title")
+                png = await asyncio.to_thread(calls_chart, report.days, title=title,
+                                              lang=lang)
+                uploaded = await self.client.files_upload_v2(
+                    content=png, filename="callbot-calls-per-day.png", title=title)
+                file_id = str(uploaded["file"]["id"])
+            except Exception as exc:  # Home shows its figures without the chart
+                log.warning("home chart not made: %s", type(exc).__name__)
+            self._chart[lang] = (now, file_id)
+            return file_id
 
     def refresh(self, user_id: str) -> None:
         """Publish soon; a burst of changes to one person's calls becomes one publish."""

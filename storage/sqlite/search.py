@@ -19,17 +19,16 @@ from __future__ import annotations
 from dataclasses import fields as dc_fields
 from typing import Any
 
+from storage.errors import MIN_TERM_CHARS, SearchTooShort
 from storage.models import CallFilter, CallRecord, SearchHit
 from storage.sqlite.connection import _Connection, _HeavyReader
+from storage.sqlite.filters import filter_sql
 from storage.sqlite.rows import _to_record
 
-MIN_TERM_CHARS = 3  # the trigram tokenizer cannot look up anything shorter
 RANK_CAP = 1_000  # a term in more calls than this is too common to rank by
 FILTER_CAP = 5_000  # a filter keeping fewer calls than this is read through its index
 SNIPPET_CHARS = 200  # visible characters of a snippet, about
 MARK_START, MARK_END = "\x02", "\x03"  # around each match in a snippet; never in stored text
-OUTCOMES = ("success", "failed", "no-answer")
-NO_ANSWER_REASONS = ("dial_no_answer", "dial_busy", "voicemail_reached")
 _MARKS = str.maketrans("", "", MARK_START + MARK_END)
 # Control characters other than white space: never part of a term (FTS5 would read a NUL
 # as the end of the query), so they are dropped from what is typed, the marks with them.
@@ -37,62 +36,6 @@ _CONTROLS = str.maketrans("", "", "".join(
     chr(c) for c in (*range(32), 127) if not chr(c).isspace()))
 # A hit's call, light: every field but the transcript.
 _HIT_COLUMNS = ", ".join(f"c.{f.name}" for f in dc_fields(CallRecord) if f.name != "transcript")
-
-
-class SearchTooShort(ValueError):
-    """No search term has MIN_TERM_CHARS characters: nothing the index can look up."""
-
-    code = "search_too_short"
-
-    def __init__(self) -> None:
-        super().__init__(f"{self.code}: a search needs a word of {MIN_TERM_CHARS} "
-                         "characters or more")
-
-
-def filter_sql(flt: CallFilter, alias: str = "c") -> tuple[str, dict[str, Any]]:
-    """`flt` as a WHERE condition on `calls` (under `alias`; "" for none) and its named
-    parameters (all prefixed `f_`); "1" when it filters nothing.
-
-    - time: `since <= created_at < until`;
-    - agent: the agent id, or the agent's name without regard to (ASCII) case;
-    - user_id, channel_id, campaign_id, direction: equal;
-    - outcome `success`: the analysis called the call successful (successful = 1);
-    - outcome `failed`: an attempt Retell refused (call_id IS NULL), a call that ended in
-      error (status 'error'), or one the analysis called unsuccessful (successful = 0);
-    - outcome `no-answer`: nobody answered (disconnection_reason dial_no_answer,
-      dial_busy or voicemail_reached).
-    The outcomes can overlap: a voicemail the analysis called unsuccessful is both failed
-    and no-answer. An unknown outcome raises ValueError.
-    """
-    col = f"{alias}." if alias else ""
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    if flt.since is not None:
-        parts.append(f"{col}created_at >= :f_since")
-        params["f_since"] = flt.since
-    if flt.until is not None:
-        parts.append(f"{col}created_at < :f_until")
-        params["f_until"] = flt.until
-    if flt.agent is not None:
-        parts.append(f"({col}agent_id = :f_agent OR lower({col}agent_name) = lower(:f_agent))")
-        params["f_agent"] = flt.agent
-    for name in ("user_id", "channel_id", "campaign_id", "direction"):
-        value = getattr(flt, name)
-        if value is not None:
-            parts.append(f"{col}{name} = :f_{name}")
-            params[f"f_{name}"] = value
-    if flt.outcome is not None:
-        if flt.outcome == "success":
-            parts.append(f"{col}successful = 1")
-        elif flt.outcome == "failed":
-            parts.append(f"({col}call_id IS NULL OR {col}status = 'error' "
-                         f"OR {col}successful = 0)")
-        elif flt.outcome == "no-answer":
-            reasons = ", ".join(f"'{r}'" for r in NO_ANSWER_REASONS)
-            parts.append(f"{col}disconnection_reason IN ({reasons})")
-        else:
-            raise ValueError(f"unknown outcome {flt.outcome!r}; one of {', '.join(OUTCOMES)}")
-    return (" AND ".join(parts) or "1"), params
 
 
 def search_terms(words: str) -> tuple[list[str], list[str]]:

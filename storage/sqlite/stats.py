@@ -18,16 +18,10 @@ from storage.models import (
     StatsReport,
 )
 from storage.sqlite.connection import _Connection, _HeavyReader
+from storage.sqlite.filters import filter_sql, outcome_sql
 from storage.sqlite.rows import _LIGHT_COLUMNS, _to_record
 
-# Reasons that mean nobody answered (outcome:no-answer, the chart's "no answer").
-NO_ANSWER_REASONS = ("dial_no_answer", "dial_busy", "voicemail_reached")
-_NO_ANSWER_SQL = "(" + ", ".join(f"'{r}'" for r in NO_ANSWER_REASONS) + ")"
-# Each call's outcome, as the chart and outcome: filter see it.
-OUTCOME_SQL = f"""CASE WHEN successful = 1 THEN 'successful'
-    WHEN disconnection_reason IN {_NO_ANSWER_SQL} THEN 'no_answer'
-    WHEN successful = 0 OR status IN ('error', 'not_connected') THEN 'failed'
-    ELSE 'other' END"""
+OUTCOME_SQL = outcome_sql()  # each call's one outcome, for the chart's bars
 _BY = {  # by:<key> -> the column a breakdown groups on
     "agent": "coalesce(agent_name, agent_id, '')",
     "user": "coalesce(user_id, '')",
@@ -39,29 +33,10 @@ TOP_VALUES = 5
 TEXT_VALUE = 60  # a text value longer than this is not a category
 
 
-def filter_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
-    """The WHERE clause (placed calls only) and its parameters for a CallFilter."""
-    where = ["call_id IS NOT NULL"]
-    params: dict[str, Any] = {}
-    if flt.since is not None:
-        where.append("created_at >= :since")
-        params["since"] = flt.since
-    if flt.until is not None:
-        where.append("created_at < :until")
-        params["until"] = flt.until
-    if flt.agent is not None:
-        where.append("(agent_id = :agent OR lower(agent_name) = lower(:agent))")
-        params["agent"] = flt.agent
-    for name in ("user_id", "channel_id", "campaign_id", "direction"):
-        value = getattr(flt, name)
-        if value is not None:
-            where.append(f"{name} = :{name}")
-            params[name] = value
-    if flt.outcome is not None:
-        where.append(f"({OUTCOME_SQL}) = :outcome")
-        params["outcome"] = {"success": "successful", "no-answer": "no_answer"}.get(
-            flt.outcome, flt.outcome)
-    return " AND ".join(where), params
+def placed_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
+    """The calls Retell placed among those `flt` picks (figures count these)."""
+    where, params = filter_sql(flt, alias="")
+    return f"call_id IS NOT NULL AND {where}", params
 
 
 class StatsPart(_Connection):
@@ -91,13 +66,13 @@ class StatsPart(_Connection):
         """`/callstats` with filters: the figures for `flt` (and `previous`), a breakdown
         `by` agent | user | campaign | day, the extracted fields (all, or `fields`), and
         calls per day when `days_in` (epoch -> the reader's YYYY-MM-DD) is given."""
-        window, params = filter_sql(flt)
+        window, params = placed_sql(flt)
         failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
         figures = await self._figures(window, params, failed_window=failed)
         latency = await self._latency(window, params)
         before = None
         if previous is not None:
-            p_window, p_params = filter_sql(previous)
+            p_window, p_params = placed_sql(previous)
             before = await self._figures(p_window, p_params, failed_window=p_window.replace(
                 "call_id IS NOT NULL", "call_id IS NULL", 1))
         table: tuple[Breakdown, ...] = ()
@@ -176,7 +151,7 @@ class StatsPart(_Connection):
                            transcripts: bool = False) -> list[CallRecord]:
         """The next `limit` calls `flt` picks with a row id above `after_id`, oldest first:
         an export reads page by page in constant memory."""
-        window, params = filter_sql(flt)
+        window, params = placed_sql(flt)
         columns = _LIGHT_COLUMNS + ", summary" + (", transcript" if transcripts else "")
         rows = await self._stats_read(
             f"SELECT {columns} FROM calls WHERE {window} AND id > :after ORDER BY id "
@@ -185,7 +160,7 @@ class StatsPart(_Connection):
 
     async def field_names(self, flt: CallFilter, limit: int = 100) -> list[str]:
         """The extracted fields the calls `flt` picks carry (an export's columns)."""
-        window, params = filter_sql(flt)
+        window, params = placed_sql(flt)
         rows = await self._stats_read(
             f"""SELECT DISTINCT j.key AS name FROM calls, json_each(
                     CASE WHEN json_valid(calls.extracted) THEN calls.extracted ELSE '{{}}' END

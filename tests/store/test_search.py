@@ -24,7 +24,8 @@ from storage.models import (
     Route,
 )
 from storage.sqlite import SQLiteStore, search
-from storage.sqlite.search import MARK_END, MARK_START, SearchTooShort, filter_sql, make_snippet
+from storage.sqlite.filters import filter_sql
+from storage.sqlite.search import MARK_END, MARK_START, SearchTooShort, make_snippet
 
 T0 = 1_700_000_000.0
 THAI = "ลูกค้าต้องการเลื่อนนัดเป็นวันศุกร์"
@@ -244,7 +245,8 @@ async def seed_filtered(store: SQLiteStore) -> None:
     (CallFilter(campaign_id=7), {"campaign"}),
     (CallFilter(direction="inbound"), {"inbound"}),
     (CallFilter(outcome="success"), {"success"}),
-    (CallFilter(outcome="failed"), {"unsuccessful", "errored"}),
+    # One outcome per call: an unanswered call the analysis called unsuccessful is no-answer.
+    (CallFilter(outcome="failed"), {"errored"}),
     (CallFilter(outcome="no-answer"), {"unsuccessful", "busy"}),
     (CallFilter(since=T0, outcome="no-answer", direction="outbound"), {"unsuccessful", "busy"}),
     (CallFilter(user_id="U2"), set()),
