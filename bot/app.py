@@ -36,6 +36,7 @@ from bot.guard.admission import Guard
 from bot.http import edge
 from bot.render.answers import CardWords
 from bot.retell.client import RetellClient
+from bot.runtime.drawing import Drawing
 from bot.runtime.logs import LOGGED, install_scrubbing
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
@@ -106,8 +107,9 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         words=CardWords(),
     )
     languages = Languages(slack, settings.language)
+    drawing = Drawing()
     home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers,
-                         languages=languages, simulated=settings.simulated)
+                         languages=languages, simulated=settings.simulated, drawing=drawing)
     # The outbox has a client of its own without retry handlers: it keeps its own
     # schedule (Retry-After, backoff), and knows when a retry could post twice.
     outbox = OutboxWorker(
@@ -132,7 +134,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
                             grace=settings.schedule_grace_minutes * 60)
     campaigns = Campaigns(settings, store, guard, placing)
     ctx = AppContext(settings, store, calls, outbox, home, metrics, InFlight(), guard, ingest,
-                     placing, languages, scheduling, campaigns, Insights(store))
+                     placing, languages, scheduling, campaigns, Insights(store), drawing)
     return ctx, slack, retell
 
 
@@ -275,6 +277,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
             await retention.stop()
             await ctx.outbox.stop(grace)
             await ctx.home.stop()
+            ctx.drawing.close()
         finally:
             await setup_checks.stop()
             if simulator is not None:

@@ -255,7 +255,7 @@ def _retell_problem(exc: Exception) -> str:
     if exc.status == 429:
         return f"Retell kept rate-limiting the import ({said}); run it again later"
     if exc.transient:
-        return (f"Retell did not answer ({said}); check the network and RETELL_BASE_URL, "
+        return (f"Retell is unavailable ({said}); check the network and RETELL_BASE_URL, "
                 "then run it again")
     return f"Retell refused the request ({said})"
 

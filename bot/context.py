@@ -12,6 +12,7 @@ from bot.calls.scheduling import Scheduling
 from bot.calls.service import CallService
 from bot.config import Settings
 from bot.guard.admission import Guard
+from bot.runtime.drawing import Drawing
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
 from bot.slack.home import HomePublisher
@@ -36,3 +37,4 @@ class AppContext:
     scheduling: Scheduling
     campaigns: Campaigns
     insights: Insights
+    drawing: Drawing  # charts, in a worker process

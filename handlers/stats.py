@@ -11,6 +11,7 @@ import csv
 import io
 import logging
 import time
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import aiohttp
@@ -27,7 +28,6 @@ from bot.input.stats_query import StatsQuery, parse_search_query, parse_stats_qu
 from bot.render import replies
 from bot.render.blocks import Message, text_message
 from bot.render.campaigns import campaign_not_found
-from bot.render.chart import calls_chart, chart_language
 from bot.render.exports import call_cells, call_header, call_json
 from bot.render.mistakes import mistake, usage
 from bot.render.search import (
@@ -117,10 +117,15 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
 
     async def _send_chart(client: AsyncWebClient, user: str, insight: Insight,
                           query: StatsQuery, lang: str) -> None:
-        drawn = chart_language(lang)  # Thai only where a Thai font is installed
-        title = replies.chart_title(period_label(query, drawn), drawn)
-        # Drawn in a worker thread: the event loop never waits for matplotlib.
-        png = await asyncio.to_thread(calls_chart, insight.report.days, title=title, lang=lang)
+        title = replies.chart_title(period_label(query, lang), lang)
+        # Drawn in a worker process: the event loop never waits for matplotlib. English
+        # where the machine has no font for the person's language.
+        try:
+            png = await ctx.drawing.chart(
+                insight.report.days, title=title, lang=lang,
+                english_title=replies.chart_title(period_label(query, "en"), "en"))
+        except BrokenProcessPool:
+            return  # logged by Drawing; the figures were answered already
         try:
             await client.files_upload_v2(channel=await _dm(client, user), content=png,
                                          filename="callstats.png", title=title)

@@ -40,14 +40,18 @@ def chart_language(lang: str) -> str:
 
 
 def calls_chart(days: Sequence[DayCounts], *, title: str | None = None,
-                lang: str = DEFAULT_LANGUAGE) -> bytes:
-    """A PNG of `days`: one stacked bar per day, the success rate on a second axis."""
+                lang: str = DEFAULT_LANGUAGE, english_title: str | None = None) -> bytes:
+    """A PNG of `days`: one stacked bar per day, the success rate on a second axis.
+    `english_title` is drawn instead of `title` where `lang` cannot be (no font for it)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    lang = chart_language(lang)
+    drawn = chart_language(lang)
+    if drawn != language(lang) and english_title is not None:
+        title = english_title
+    lang = drawn
     fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI, facecolor=PAPER,
                  layout="constrained")
     font = _thai_font() if lang == "th" else None

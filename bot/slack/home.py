@@ -13,8 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.calls.insights import day_in
 from bot.calls.service import CallService
 from bot.render.catalog import DEFAULT_LANGUAGE, words
-from bot.render.chart import calls_chart, chart_language
 from bot.render.views import MAX_HOME_CALLS, home_view
+from bot.runtime.drawing import Drawing
 from bot.slack.people import Languages
 from storage.models import CallFilter, CallStats
 
@@ -39,6 +39,7 @@ class HomePublisher:
         debounce: float = 1.0,
         languages: Languages | None = None,
         simulated: bool = False,
+        drawing: Drawing | None = None,
     ) -> None:
         self.calls = calls
         self.client = client
@@ -48,6 +49,7 @@ class HomePublisher:
         self.debounce = debounce
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._team: tuple[float, float, CallStats] | None = None  # (when, cost, figures)
+        self.drawing = drawing or Drawing()  # the chart's worker process
         self._chart: dict[str, tuple[float, str | None]] = {}  # lang -> (when, file id)
         self._drawing = asyncio.Lock()
 
@@ -93,9 +95,9 @@ class HomePublisher:
                 report = await self.calls.store.report(CallFilter(since=since),
                                                        with_fields=False,
                                                        days_in=day_in("UTC"))
-                title = words(chart_language(lang), "home.chart_title")
-                png = await asyncio.to_thread(calls_chart, report.days, title=title,
-                                              lang=lang)
+                title = words(lang, "home.chart_title")
+                png = await self.drawing.chart(report.days, title=title, lang=lang,
+                                               english_title=words("en", "home.chart_title"))
                 uploaded = await self.client.files_upload_v2(
                     content=png, filename="callbot-calls-per-day.png", title=title)
                 file_id = str(uploaded["file"]["id"])
