@@ -17,7 +17,7 @@ import orjson
 
 from bot.calls.words import DEFAULT_LANGUAGE, CardWords
 from bot.guard.admission import Ticket, audit_entry, callee_asked
-from bot.input.parsing import CallCommand, StatsPeriod
+from bot.input.parsing import CallCommand
 from bot.input.phones import mask_phone
 from bot.retell.client import (
     DNC_REASON,
@@ -595,9 +595,6 @@ class CallService:
         return float(min(POLL_MAX_SECONDS, base * 2 ** min(attempts, 16)))
 
     # -- history -----------------------------------------------------------------------------
-
-    async def stats(self, period: StatsPeriod) -> CallStats:
-        return await self.stats_since(period.since.timestamp() if period.since else None)
 
     async def stats_since(self, since: float | None) -> CallStats:
         return await self.store.stats(since)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 from bot.input.mistakes import Mistake, typed
 from bot.input.phones import PhoneNumber, PhoneNumberError, parse_phone
@@ -24,7 +23,6 @@ MAX_REASON_LENGTH = 300
 MAX_CALL_TEXT = 4000
 MAX_DNC_TEXT = 400
 MAX_AUDIT_TEXT = 200
-MAX_STATS_TEXT = 40
 MAX_MODAL_NUMBER = 100
 MAX_MODAL_VARIABLES = 10_000
 MAX_AUDIT_DIGITS = 4  # a count is at most MAX_AUDIT_ROWS; int() refuses 4,300+ digits
@@ -238,26 +236,6 @@ def _normalise_mentions(text: str) -> str:
     if text.startswith("<@"):
         return text
     return _normalise(text)
-
-
-@dataclass(frozen=True)
-class StatsPeriod:
-    key: str  # today | 7d | 30d | all: render/ names it
-    since: datetime | None
-
-
-def parse_stats_period(text: str, now: datetime | None = None) -> StatsPeriod:
-    """`today` starts at 00:00 UTC; `7d`/`30d` are rolling windows; `all` has no start."""
-    now = now or datetime.now(UTC)
-    key = _normalise(_cap(text, MAX_STATS_TEXT, "stats")).lower() or "7d"
-    if key == "today":
-        start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        return StatsPeriod("today", start)
-    if key in {"7d", "30d"}:
-        return StatsPeriod(key, now - timedelta(days=int(key[:-1])))
-    if key == "all":
-        return StatsPeriod("all", None)
-    raise CommandError("stats_period", typed=typed(text.strip()))
 
 
 # -- the modal ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bot.input.mistakes import Mistake
 from bot.input.parsing import (
     _NUMBER_PIECE,
     _SLACK_LINK,
@@ -30,10 +31,10 @@ from bot.input.parsing import (
     parse_call_text,
     parse_dnc_text,
     parse_modal_values,
-    parse_stats_period,
     split_words,
 )
 from bot.input.phones import mask_numbers
+from bot.input.stats_query import parse_stats_query
 from bot.render.blocks import (
     SECTION_LIMIT,
     TRANSCRIPT_FILE_LIMIT,
@@ -187,13 +188,13 @@ def test_audit_text_is_linear_up_to_its_cap(make: Callable[[int], str]) -> None:
 
 @pytest.mark.parametrize(("parse", "limit"), [
     (parse_call_text, "4,000"), (parse_dnc_text, "400"), (parse_audit_text, "200"),
-    (parse_stats_period, "40"),
+    (lambda text: parse_stats_query(text, zone="UTC", now=0.0), "500"),
 ])
 def test_text_over_a_cap_is_refused_before_it_is_read(
     parse: Callable[[str], Any], limit: str
 ) -> None:
     huge = "1" * 2_000_000 + "x"
-    with says(kind=CommandError, pattern=f"at most {limit} are read"):
+    with says(kind=Mistake, pattern=f"at most {limit} are read"):
         parse(huge)
     # Refusing it costs about as much as refusing a short one: nothing of it was parsed.
     assert cpu(parse, huge, 3) <= MAX_RATIO * max(cpu(parse, "1" * 5000 + "x", 5), FLOOR)
@@ -303,7 +304,9 @@ async def test_hostile_slash_texts_get_a_clear_answer_and_place_nothing(
         ("/callaudit", "1" * 199 + "x", "not a count"),
         ("/callaudit", "9" * 5000, "at most 200 are read"),
         ("/calldnc", "check " + "1" * 390 + "x", "Give the number"),
-        ("/callstats", "7" * 10_000 + "d", "at most 40 are read"),
+        ("/callstats", "7" * 10_000 + "d", "at most 500 are read"),
+        ("/callsearch", "price " * 2000, "at most 500 are read"),
+        ("/callsearch", "\"unclosed price", "quote"),
     ]
     for command, text, answer in cases:
         status, body = await server.slash(command, text, response_url=slack.response_url("h"))

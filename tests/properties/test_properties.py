@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context, event
 
+from bot.input.mistakes import Mistake
 from bot.input.parsing import (
     CommandError,
     ModalError,
@@ -43,10 +44,10 @@ from bot.input.parsing import (
     parse_call_text,
     parse_dnc_text,
     parse_modal_values,
-    parse_stats_period,
     split_words,
 )
 from bot.input.phones import mask_numbers
+from bot.input.stats_query import parse_search_query, parse_stats_query
 from bot.render.views import (
     BLOCK_AGENT,
     BLOCK_CALLER,
@@ -393,8 +394,8 @@ def _check_stats(harness: Harness, text: str) -> None:
     status, body = harness.run(go())
     assert status == 200, (status, body)
     try:
-        parse_stats_period(text)
-    except CommandError:
+        parse_stats_query(text, zone="UTC", now=0.0)
+    except Mistake:
         assert _refuses(_ack_text(body)), f"{text!r} should be refused, got {body!r}"
     else:
         assert isinstance(body, dict) and body.get("blocks"), f"{text!r}: no stats: {body!r}"
@@ -765,14 +766,20 @@ stress_texts = st.one_of(runs, nested, mixed,
                                                         categories=["Nd", "No", "Zs", "Cc",
                                                                     "Cf", "Ps", "Pe", "Po"]),
                                  max_size=300))
-REFUSALS = (CommandError, ModalError)
+REFUSALS = (CommandError, ModalError, Mistake)  # Mistake: the stats and search grammar
 
 
 @settings(PROPERTY_SETTINGS, max_examples=400)
 @given(text=stress_texts)
 def test_parsers_refuse_stressing_text_cleanly_and_quickly(text: str) -> None:
-    """Only a CommandError (a clear answer) ever comes out, whatever the text."""
-    for parse in (parse_call_text, parse_audit_text, parse_dnc_text, parse_stats_period):
+    """Only a clear refusal (a Mistake) ever comes out, whatever the text."""
+    def stats(text: str) -> object:
+        return parse_stats_query(text, zone="UTC", now=0.0)
+
+    def search(text: str) -> object:
+        return parse_search_query(text, zone="UTC", now=0.0)
+
+    for parse in (parse_call_text, parse_audit_text, parse_dnc_text, stats, search):
         try:
             parse(text)
         except REFUSALS as exc:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
-from bot.input.parsing import CommandError, parse_call_text, parse_stats_period
+from bot.input.parsing import CommandError, parse_call_text
 from tests.support.mistakes import says
 
 
@@ -73,27 +71,3 @@ def test_too_many_or_too_long_variables() -> None:
         parse_call_text(f"+14155550123 {many}")
     with says(kind=CommandError, pattern="longer than"):
         parse_call_text(f"+14155550123 v={'x' * 2001}")
-
-
-NOW = datetime(2026, 11, 24, 15, 30, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("text", "key", "since"),
-    [
-        ("", "7d", NOW - timedelta(days=7)),
-        ("7d", "7d", NOW - timedelta(days=7)),
-        (" 30D ", "30d", NOW - timedelta(days=30)),
-        ("today", "today", datetime(2026, 11, 24, tzinfo=UTC)),
-        ("all", "all", None),
-    ],
-)
-def test_stats_periods(text: str, key: str, since: datetime | None) -> None:
-    period = parse_stats_period(text, NOW)
-    assert period.key == key
-    assert period.since == since
-
-
-def test_unknown_period() -> None:
-    with says(kind=CommandError, pattern="`yesterday` is not a period"):
-        parse_stats_period("yesterday", NOW)
