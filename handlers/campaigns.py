@@ -170,7 +170,15 @@ async def download_csv(ctx: AppContext, client: AsyncWebClient, file_id: str) ->
                 log.warning("campaign file not downloaded file=%s status=%d type=%s",
                             file_id, resp.status, kind.split(";")[0])
                 raise FileNotRead("campaign_file_unreadable")
-            data = await resp.content.read(MAX_BYTES + 1)
+            chunks: list[bytes] = []
+            size = 0
+            # read(n) gives what has arrived so far, not n bytes: read to the end, capped.
+            async for chunk in resp.content.iter_chunked(64 * 1024):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    break
+            data = b"".join(chunks)
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("campaign file not downloaded file=%s: %s", file_id, type(exc).__name__)
         raise FileNotRead("campaign_file_unreadable") from None

@@ -273,6 +273,10 @@ class CampaignStore(Protocol):
     async def ended_campaign_rows(self, limit: int) -> list[tuple[CampaignRow, CallRecord]]:
         """Rows whose call has ended, to be settled (retried or done)."""
 
+    async def settle_rows(self, settled: Sequence[tuple[int, str, str | None, str | None, float]]
+                          ) -> None:
+        """(row id, done | waiting, outcome, detail, next_at) for ended rows, at once."""
+
     async def campaign_rows(self, campaign_id: int, *, statuses: Collection[str] = (),
                             limit: int = 100) -> list[CampaignRow]: ...
 

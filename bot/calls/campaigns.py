@@ -52,6 +52,10 @@ CAP_WAIT = 5.0  # seconds a row waits when the global cap is full
 SETTLE_BATCH = 200
 PREVIEW_BAD_ROWS = 10  # skipped rows shown on the preview (all of them are in the results)
 FAILURE_NOTES = 20  # failure notes per campaign in its thread; then one "see the results"
+# Tries in flight at once over all campaigns (waiting for their slot or for Retell): enough
+# to keep Retell's rate busy, few enough that `/call` never queues behind a campaign for
+# a connection to Retell or for the event loop.
+MAX_TRIES_IN_FLIGHT = 16
 DEFAULT_CALL_SECONDS = 120.0  # for the estimate, when there is no history yet
 LEASE = "campaigns"
 # Disconnection reasons that mean nobody answered: the row is tried again per the policy.
@@ -339,26 +343,37 @@ class Campaigns:
         await sink.show(campaign, counts, eta_s=self.eta(campaign, counts))
 
     async def _settle(self, sinks: Callable[[Campaign], CampaignSink]) -> None:
-        """Rows whose call ended: done, or waiting for their next try."""
+        """Rows whose call ended: done, or waiting for their next try; a batch at a time,
+        each batch in one transaction, until none is left."""
         campaigns: dict[int, Campaign | None] = {}
-        for row, call in await self.store.ended_campaign_rows(SETTLE_BATCH):
-            if row.campaign_id not in campaigns:
-                campaigns[row.campaign_id] = await self.store.get_campaign(row.campaign_id)
-            campaign = campaigns[row.campaign_id]
-            if campaign is None:
-                continue
-            result = outcome_of(call)
-            reason = call.disconnection_reason
-            if result in ("no_answer", "no_room") and row.attempts < campaign.attempts \
-                    and campaign.status != "cancelled":
-                await self.store.row_waits(row.id, self._clock() + campaign.retry_spacing,
-                                           reason, undo_attempt=False)
-                continue
-            final = "failed" if result == "no_room" else result
-            await self.store.row_done(row.id, final, reason)
-            if final == "failed":
-                await self._tell_failure(sinks(campaign), campaign,
-                                         replace(row, outcome=final, detail=reason), call)
+        while True:
+            ended = await self.store.ended_campaign_rows(SETTLE_BATCH)
+            settled: list[tuple[int, str, str | None, str | None, float]] = []
+            failures: list[tuple[Campaign, CampaignRow, CallRecord]] = []
+            for row, call in ended:
+                if row.campaign_id not in campaigns:
+                    campaigns[row.campaign_id] = await self.store.get_campaign(row.campaign_id)
+                campaign = campaigns[row.campaign_id]
+                if campaign is None:
+                    continue
+                result = outcome_of(call)
+                reason = call.disconnection_reason
+                if result in ("no_answer", "no_room") and row.attempts < campaign.attempts \
+                        and campaign.status != "cancelled":
+                    settled.append((row.id, "waiting", None, reason,
+                                    self._clock() + campaign.retry_spacing))
+                    continue
+                final = "failed" if result == "no_room" else result
+                settled.append((row.id, "done", final, reason, 0.0))
+                if final == "failed":
+                    failures.append((campaign, replace(row, outcome=final, detail=reason),
+                                     call))
+            if settled:
+                await self.store.settle_rows(settled)
+            for campaign, row, call in failures:
+                await self._tell_failure(sinks(campaign), campaign, row, call)
+            if len(ended) < SETTLE_BATCH:
+                return
 
     async def _place_due(self, campaign: Campaign, sink: CampaignSink) -> int:
         """Claim the rows there is room for and place each in a task of its own: a slow
@@ -366,7 +381,10 @@ class Campaigns:
         # A pass claims no more than the pace lets through in a couple of seconds, so a
         # claim never runs out while its row waits for its slot.
         room = min(campaign.concurrency,
-                   max(1, math.ceil(2 * self.settings.retell_calls_per_second)))
+                   max(1, math.ceil(2 * self.settings.retell_calls_per_second)),
+                   MAX_TRIES_IN_FLIGHT - len(self._inflight))
+        if room <= 0:
+            return 0
         now = self._clock()
         rows = await self.store.claim_campaign_rows(campaign.id, room, now,
                                                     now + CLAIM_SECONDS)

@@ -203,6 +203,20 @@ class CampaignsPart(_Connection):
             "claimed_until = NULL WHERE id = ? AND status IN ('placing', 'live')",
             (outcome, detail, row_id))
 
+    async def settle_rows(self, settled: Sequence[tuple[int, str, str | None, str | None, float]]
+                          ) -> None:
+        """Rows whose call ended, in one transaction: (row id, `done` or `waiting`, outcome,
+        detail, next_at for a row waiting for its next try)."""
+        def settle(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE campaign_rows SET status = ?, outcome = ?, detail = ?, "
+                "next_at = CASE WHEN ? = 'waiting' THEN ? ELSE next_at END, "
+                "claimed_until = NULL WHERE id = ? AND status = 'live'",
+                [(status, outcome, detail, status, next_at, row_id)
+                 for row_id, status, outcome, detail, next_at in settled])
+
+        await self._writer.write(settle)
+
     async def ended_campaign_rows(self, limit: int) -> list[tuple[CampaignRow, CallRecord]]:
         """Rows on a call that has ended (any campaign): ready to be settled."""
         rows = await self._read(

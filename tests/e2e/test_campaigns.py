@@ -117,17 +117,22 @@ async def test_a_200_row_campaign_previews_paces_retries_and_reports_row_by_row(
                       lambda to, attempt: "dial_no_answer" if to.endswith("5") and attempt == 1
                       else None)
 
-    async def drive() -> bool:
-        await callees.end_all()
-        assert retell.max_live <= 4, retell.max_live  # the campaign's concurrency
+    def to_place() -> int:
+        return int(db_rows(server, "SELECT count(*) FROM campaign_rows "
+                                   "WHERE status IN ('waiting', 'placing')")[0][0])
+
+    def done() -> bool:
         return bool(db_rows(server, "SELECT status FROM campaigns")[0][0] == "done")
 
+    # The callees hang up only once the campaign has all its calls live (or has no more
+    # to place): so it must reach its concurrency, and it must never pass it.
     for _ in range(2000):
-        if await drive():
+        await eventually(lambda: retell.live_now >= 4 or done() or (
+            to_place() == 0 and retell.live_now > 0), timeout=10)
+        assert retell.max_live <= 4, retell.max_live  # the campaign's concurrency
+        if done():
             break
-        await eventually(lambda: retell.live_now > 0 or bool(
-            db_rows(server, "SELECT 1 FROM campaigns WHERE status = 'done'")), timeout=10)
-        assert retell.max_live <= 4, retell.max_live
+        await callees.end_all()
     assert db_rows(server, "SELECT status FROM campaigns")[0][0] == "done"
     assert retell.max_live == 4  # it did use its concurrency
     created = [c["to_number"] for c in retell.created_calls()]
@@ -304,3 +309,15 @@ async def test_failures_go_in_the_thread_and_a_list_failing_wholesale_does_not_f
     assert len(notes) == 21  # twenty rows named, then one pointer to the results
     assert all("Line " in n for n in notes[:20])
     assert "results file" in notes[20]
+
+
+@pytest.mark.slow
+async def test_a_large_file_is_read_to_its_end(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    content, _ = contacts_csv(6000, invalid=1)  # ~250 KB: more than one read's worth
+    assert len(content) > 200_000
+    await submit(server, slack, content)
+    assert db_rows(server, "SELECT status, count(*) FROM campaign_rows GROUP BY 1 "
+                           "ORDER BY 1") == [("skipped", 1), ("waiting", 6000)]
