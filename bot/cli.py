@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
@@ -29,6 +29,9 @@ from bot.http.edge import (
 )
 from bot.render.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from bot.runtime.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bot.retell.client import RetellError
 
 # Connections the kernel may queue before we accept them: a burst of webhooks (or of
 # slow clients) must not overflow a short queue into SYN retransmits of a second or more.
@@ -243,17 +246,15 @@ class _Progress:
             self._drawn = False
 
 
-def _retell_problem(exc: Exception) -> str:
+def _retell_problem(exc: RetellError) -> str:
     """A Retell failure in one line, naming the setting to look at."""
-    from bot.retell.client import RetellError
-
-    if not isinstance(exc, RetellError):
-        return str(exc)
     said = f"HTTP {exc.status}: {exc.reason}" if exc.status else f"{exc.kind}: {exc.reason}"
     if exc.status in (401, 403):
         return f"Retell refused RETELL_API_KEY ({said}); copy a key from the Retell dashboard"
     if exc.status == 429:
         return f"Retell kept rate-limiting the import ({said}); run it again later"
+    if exc.kind == "bad_answer":
+        return f"Retell answered with something the import cannot read ({exc.reason})"
     if exc.transient:
         return (f"Retell is unavailable ({said}); check the network and RETELL_BASE_URL, "
                 "then run it again")
@@ -281,6 +282,8 @@ def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
                           "then going on")
 
     def step(p: ImportProgress) -> None:
+        if not (p.page_done or progress.tty):
+            return  # a log gets a line per page, not per batch of transcripts
         detail = f"page {p.pages}, {count(p.added)} new"
         if transcripts:
             detail += f", {count(p.transcripts)} transcripts"
@@ -312,9 +315,12 @@ def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
     try:
         summary = asyncio.run(run())
     except RetellError as exc:
+        from bot.setup.check import redact, secrets_of
+
         progress.end()
-        print(f"callbot: import stopped: {_retell_problem(exc)}. Calls stored before this "
-              "are kept; running it again adds the rest.", file=sys.stderr)
+        line = (f"callbot: import stopped: {_retell_problem(exc)}. Calls stored before this "
+                "are kept; running it again adds the rest.")
+        print(redact(line, secrets_of(settings)), file=sys.stderr)  # Retell may echo the key
         return 1
     except (sqlite3.Error, OSError) as exc:
         progress.end()

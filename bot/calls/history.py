@@ -22,7 +22,13 @@ from dataclasses import fields as dc_fields
 from datetime import UTC, date, datetime
 
 from bot.calls.service import fields_from_webhook, implied_events
-from bot.retell.client import RetellCall, RetellClient, RetellError, RetellRefused
+from bot.retell.client import (
+    RetellBadAnswer,
+    RetellCall,
+    RetellClient,
+    RetellError,
+    RetellRefused,
+)
 from storage.base import CallStore, StatsStore
 from storage.models import STAGE_ANALYZED, CallFilter, CallRecord
 
@@ -31,6 +37,7 @@ EXPORT_PAGE = 1000  # rows read from the store at a time: memory stays flat howe
 # get-calls in flight at once for transcripts: a handful, so a big import stays well inside
 # Retell's rate limit (a 429 is waited out by the client, honouring Retry-After).
 TRANSCRIPT_CONCURRENCY = 4
+TRANSCRIPT_TICK = 25  # progress is told after every this many get-calls within a page
 # Calls still on the line: their webhooks (or the poller) will record them as they end.
 LIVE_STATUSES = frozenset({"registered", "ongoing"})
 _DAYS = re.compile(r"([1-9][0-9]{0,4})d")
@@ -68,6 +75,7 @@ class ImportProgress:
     total: int | None  # how many Retell says match, when it said
     added: int
     transcripts: int = 0  # get-calls done
+    page_done: bool = True  # False: a step within a page (transcripts still coming)
 
 
 @dataclass(frozen=True)
@@ -146,22 +154,37 @@ async def import_history(
                 continue
             records.append(record)
         if transcripts:
-            records, done = await _with_transcripts(retell, store, records, now)
+            at = ImportProgress(pages, fetched, total, added, words, page_done=False)
+            records, done = await _with_transcripts(retell, store, records, now,
+                                                    _ticker(progress, at))
             words += done
         added += await store.import_calls(records)
         if progress is not None:
             progress(ImportProgress(pages, fetched, total, added, words))
-        key = page.pagination_key
-        if key is None:
+        if page.pagination_key is None:
             break
+        if page.pagination_key == key:  # a Retell that hands out the same page forever
+            raise RetellBadAnswer("list-calls: the next page's key is the one just used", 200)
+        key = page.pagination_key
     stored = fetched - live - skipped
     return ImportResult(fetched=fetched, added=added, already=stored - added, pages=pages,
                         live=live, skipped=skipped, transcripts=words)
 
 
+def _ticker(progress: Callable[[ImportProgress], None] | None, at: ImportProgress,
+            ) -> Callable[[int], None]:
+    """Told each get-call of a page: progress hears of every TRANSCRIPT_TICK-th, so a page
+    of 1000 slow transcripts does not look stuck."""
+    def tick(done: int) -> None:
+        if progress is not None and done % TRANSCRIPT_TICK == 0:
+            progress(replace(at, transcripts=at.transcripts + done))
+
+    return tick
+
+
 async def _with_transcripts(retell: RetellClient, store: CallStore,
                             records: Sequence[CallRecord], now: float,
-                            ) -> tuple[list[CallRecord], int]:
+                            tick: Callable[[int], None]) -> tuple[list[CallRecord], int]:
     """The records, those not stored yet that connected carrying their transcript from
     get-call; and how many get-calls were made. A call Retell no longer has (deleted since
     the list) keeps what the list said."""
@@ -182,6 +205,7 @@ async def _with_transcripts(retell: RetellClient, store: CallStore,
                     return record
                 raise
             asked += 1
+            tick(asked)
         fresh = call_record(full, now)
         return replace(record, transcript=fresh.transcript if fresh else full.transcript)
 

@@ -256,16 +256,17 @@ async def test_transcripts_come_from_get_call_once_even_through_a_429(
 
 
 @pytest.mark.parametrize(("fault", "words"), [
-    ("bad_key", "Retell refused RETELL_API_KEY (HTTP 401: Invalid API key)"),
+    ("bad_key", "Retell refused RETELL_API_KEY (HTTP 401: Invalid API key [redacted]); copy"),
     ("down", "Retell is unavailable (HTTP 503: Service unavailable); check the network"),
-])
+], ids=["bad_key", "down"])
 async def test_retell_failures_exit_1_with_one_line(
     retell: RetellStandIn, db_path: Path, tmp_path: Path, fault: str, words: str,
 ) -> None:
     seed_history(retell, 3)
     env = cli_env(retell, db_path)
-    if fault == "bad_key":
-        env["RETELL_API_KEY"] = "key_wrong"
+    if fault == "bad_key":  # and a Retell that echoes it: the line does not show it
+        env["RETELL_API_KEY"] = "key_wrong_0123456789"
+        retell.fail_next("/v3/list-calls", 401, "Invalid API key key_wrong_0123456789")
     else:  # down: every try answered 503 (Retry-After 0: no wait between them)
         retell.fail_next("/v3/list-calls", 503, retry_after=0, times=100)
     code, out, err, _ = await cli(tmp_path, env, "import", "--since", "7d")
