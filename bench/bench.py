@@ -33,9 +33,19 @@ Scenarios and targets, on a 2-core machine with load generator and server apart:
 - rss: a fresh server takes 10,000 calls (three webhooks each, over several channels, plus
   some /call) and delivers its outbox; then its VmHWM must be at most 100 MB.
 - startup: from exec to a healthy `/healthz` within 1 s (median of a few starts).
+- campaign (bench/campaign.py): a server with Retell's rate at 1000 calls/s and a campaign
+  concurrency of up to 10,000, Retell instant. A 10,000-row campaign through `/callcampaign`'s
+  modal (the CSV fetched from the Slack stand-in): submit to preview posted, and Start to every
+  row's create-phone-call at Retell (rows admitted per second, overall and the median
+  second; no target), while bursts of 50 `/call` go on (ack p99 <= 100 ms, beside the same
+  bursts with nothing running). Its calls then end by webhooks (done, results posted). A
+  second campaign (concurrency 50, each call ended 1 s after its create, so the runner
+  places rows all the time) alternates running and paused under more bursts: the ack p99
+  running (<= 100 ms) and its ratio to paused.
 
-`--quick` takes fewer and smaller rounds, 100,000 calls of history, 20 endings and 2,000
-calls for peak RSS (shown, not judged where the size is below the target's).
+`--quick` takes fewer and smaller rounds, 100,000 calls of history, 20 endings, 2,000
+calls for peak RSS and a 2,000-row campaign (shown, not judged where the size is below the
+target's).
 
 The server is `python -m bot serve`, configured only through its environment
 (CALLBOT_MAX_CONCURRENT_CALLS is set high: counted on every /call, never reached). The Slack
@@ -60,6 +70,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.campaign import bench_campaign
 from bench.harness import (
     CACHE,
     FULL,
@@ -134,6 +145,8 @@ async def run(sizes: Sizes, mode: str, only: Sequence[str], tree: Path) -> int:
                 await attempt(report, "outcomes", bench_outcomes(bench, sizes))
             if "rss" in only:
                 await attempt(report, "peak RSS", bench_rss(bench, sizes))
+            if "campaign" in only:
+                await attempt(report, "campaign", bench_campaign(bench, sizes))
             repeated = {key: n for key, n in slack.marked.items() if n > 1}
             report.fact(f"Slack got {slack.counts['chat.postMessage']:,} posts, "
                         f"{slack.marked.total():,} with the outbox's key, "

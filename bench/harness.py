@@ -122,7 +122,7 @@ MEDIAN_GOAL_S = 120.0  # ... and the median ("~110 s" in the issue)
 FLOOR_GOAL = 0.8  # app webhook throughput / floor throughput, at least
 
 
-SCENARIOS = ("startup", "call", "stats", "ingest", "rss", "placement", "outcomes")
+SCENARIOS = ("startup", "call", "stats", "ingest", "rss", "placement", "outcomes", "campaign")
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,7 @@ class Sizes:
     # Ingest calls carry a Slack channel (their cards and summaries then go out at Slack's
     # pace while the rounds run); False: they post nowhere, so only the ingest path counts.
     ingest_channels: bool = True
+    campaign_rows: int = 10_000  # rows of the big campaign (its admission and preview)
 
 
 FULL = Sizes(rows=100_000, starts=5, calls=50, bursts=5, webhooks=5_000, rounds=3,
@@ -151,7 +152,7 @@ FULL = Sizes(rows=100_000, starts=5, calls=50, bursts=5, webhooks=5_000, rounds=
 
 QUICK = Sizes(rows=10_000, starts=3, calls=20, bursts=3, webhooks=2_000, rounds=3,
               inline_rounds=1, single=200, rss_calls=2_000, stats_runs=5,
-              history=100_000, endings=20)
+              history=100_000, endings=20, campaign_rows=2_000)
 
 
 @dataclass
@@ -465,6 +466,9 @@ class BenchSlack(SlackStandIn):
         self.counts: Counter[str] = Counter()
         self.marked: Counter[str] = Counter()
         self.replied: dict[tuple[str, str], float] = {}  # (channel, thread_ts): first reply
+        # Messages carrying a campaign's Start button (its preview), with when they came.
+        self.campaign_cards: list[tuple[float, dict[str, Any]]] = []
+        self.views_opened: list[dict[str, Any]] = []  # views.open answers' views, in order
         self._by_ts: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def _handle_api(self, request: web.Request) -> web.Response:
@@ -483,6 +487,14 @@ class BenchSlack(SlackStandIn):
             payload = meta.get("event_payload") if isinstance(meta, dict) else None
             if isinstance(payload, dict) and isinstance(payload.get("key"), str):
                 self.marked[payload["key"]] += 1
+            if button_value(message, CAMPAIGN_START) is not None:
+                self.campaign_cards.append((time.perf_counter(), message))
+        return answer
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        answer = super()._views_open(args)
+        if answer.get("ok"):
+            self.views_opened.append(answer["view"])
         return answer
 
     def _find(self, channel: str, ts: str) -> dict[str, Any] | None:
@@ -496,14 +508,27 @@ class BenchRetell(RetellStandIn):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.arrived: dict[str, float] = {}
+        # Calls created for a tagged request, in order: (arrival, tag, call_id).
+        self.tagged: list[tuple[float, str, str]] = []
+        self.call_of: dict[str, str] = {}  # tag: call_id
+        self.families: Counter[str] = Counter()  # created calls by tag family ("k" of "k-17")
 
     async def _create_phone_call(self, request: web.Request) -> web.Response:
         now = time.perf_counter()
+        tag: Any = None
         with contextlib.suppress(ValueError, AttributeError):
             tag = ((await request.json()).get("retell_llm_dynamic_variables") or {}).get("bench")
             if isinstance(tag, str):
                 self.arrived.setdefault(tag, now)
-        return await super()._create_phone_call(request)
+        answer = await super()._create_phone_call(request)
+        if isinstance(tag, str) and answer.status == 201 and tag not in self.call_of:
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                call_id = str(json.loads(answer.text or "")["call_id"])
+                self.call_of[tag] = call_id
+                self.tagged.append((now, tag, call_id))
+                if "-" in tag:
+                    self.families[tag.split("-", 1)[0]] += 1
+        return answer
 
 
 def slack_headers(body: bytes, secret: str = SIGNING_SECRET) -> dict[str, str]:
@@ -576,6 +601,64 @@ class Client:
         body = urlencode(form).encode()
         return await self.post("/slack/events", body, slack_headers(body))
 
+    async def interactive(self, payload: dict[str, Any]) -> Answer:
+        """A block action or view submission: form field `payload` holding JSON, signed."""
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        return await self.post("/slack/events", body, slack_headers(body))
+
+
+CAMPAIGN_START = "campaign_start"  # the action id of a campaign card's Start button
+
+
+def button_value(message: dict[str, Any], action_id: str) -> str | None:
+    """The value of the button `action_id` on a message's actions blocks, None if none."""
+    for block in message.get("blocks") or ():
+        if isinstance(block, dict) and block.get("type") == "actions":
+            for element in block.get("elements") or ():
+                if isinstance(element, dict) and element.get("action_id") == action_id:
+                    value = element.get("value")
+                    return value if isinstance(value, str) else None
+    return None
+
+
+def block_action(action_id: str, value: str, *, message_ts: str, response_url: str,
+                 channel: str = CHANNEL, user: str = USER) -> dict[str, Any]:
+    """A block_actions payload for a button on a message in a channel, shaped like Slack's
+    (as tests/conftest.py builds it)."""
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0CALLBOT",
+        "token": "legacy-verification-token",
+        "team": {"id": TEAM, "domain": "acme"},
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "call_actions",
+                     "value": value, "action_ts": f"{time.time():.6f}"}],
+        "container": {"type": "message", "message_ts": message_ts, "channel_id": channel,
+                      "is_ephemeral": False},
+        "channel": {"id": channel, "name": "general"},
+        "message": {"ts": message_ts, "type": "message"},
+        "response_url": response_url,
+    }
+
+
+def view_submission(view: dict[str, Any], values: dict[str, Any],
+                    user: str = USER) -> dict[str, Any]:
+    """A view_submission payload for the modal `view` (as views.open stored it) with the
+    fields' `values` (view.state.values), shaped like Slack's."""
+    return {
+        "type": "view_submission",
+        "team": {"id": TEAM, "domain": "acme"},
+        "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+        "api_app_id": "A0CALLBOT",
+        "token": "legacy-verification-token",
+        "trigger_id": f"{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}",
+        "view": {**view, "state": {"values": values}},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
 
 async def settle(slack: SlackStandIn, predicate: Callable[[], bool]) -> float | None:
     """Seconds until `predicate` holds (re-checked on every Slack request), None on timeout."""
@@ -616,11 +699,12 @@ class Bench:
     tree: Path = REPO  # the checkout whose server is measured
 
     def server(self, name: str, *, channel_rate: str | None = "1000",
-               db: Path | None = None) -> ChildProcess:
+               db: Path | None = None, env: dict[str, str] | None = None) -> ChildProcess:
         """`python -m bot serve` on a free port, against the stand-ins and the database.
 
-        `channel_rate` None keeps Slack's real pace (one message a second per channel)."""
-        port = free_port()
+        `channel_rate` None keeps Slack's real pace (one message a second per channel);
+        `env` adds settings (or replaces the ones set here)."""
+        port, extra = free_port(), env
         env = child_env({
             "SLACK_BOT_TOKEN": self.slack.token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -640,6 +724,7 @@ class Bench:
         }, tree=self.tree)
         if channel_rate is not None:  # Slack's pace would stretch runs that wait for Slack
             env["CALLBOT_SLACK_CHANNEL_RATE"] = channel_rate
+        env.update(extra or {})
         return server_process([sys.executable, "-m", "bot", "serve"], env, self.workdir, port,
                               name)
 
@@ -665,6 +750,9 @@ GOALS = {  # key: (what, target)
     "ackN": (f"/call ack p99, {BURST}-burst, 1M calls", f"<= {ACK_GOAL_MS:g} ms"),
     "first": ("endings burst: first summary lands", f"<= {FIRST_GOAL_S:g} s"),
     "median": ("endings burst: median summary lands", f"<= {MEDIAN_GOAL_S:g} s"),
+    "ackA": (f"/call ack p99, {BURST}-burst, 10,000-row campaign admitted",
+             f"<= {ACK_GOAL_MS:g} ms"),
+    "ackS": (f"/call ack p99, {BURST}-burst, campaign running (churn)", f"<= {ACK_GOAL_MS:g} ms"),
 }
 
 
