@@ -257,8 +257,9 @@ class CampaignStore(Protocol):
         """Running campaigns whose start time has come."""
 
     async def claim_campaign_rows(self, campaign_id: int, concurrency: int, now: float,
-                                  until: float) -> list[CampaignRow]:
-        """Rows to place now, within the campaign's room under `concurrency`."""
+                                  until: float, limit: int | None = None) -> list[CampaignRow]:
+        """Rows to place now, within the campaign's room under `concurrency`, at most
+        `limit`."""
 
     async def resume_claims(self) -> int:
         """Make every claimed try due at once (the runner that claimed them is gone)."""

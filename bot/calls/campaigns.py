@@ -380,14 +380,13 @@ class Campaigns:
         Retell answer holds up its own row only, never the runner or other campaigns."""
         # A pass claims no more than the pace lets through in a couple of seconds, so a
         # claim never runs out while its row waits for its slot.
-        room = min(campaign.concurrency,
-                   max(1, math.ceil(2 * self.settings.retell_calls_per_second)),
+        room = min(max(1, math.ceil(2 * self.settings.retell_calls_per_second)),
                    MAX_TRIES_IN_FLIGHT - len(self._inflight))
         if room <= 0:
             return 0
         now = self._clock()
-        rows = await self.store.claim_campaign_rows(campaign.id, room, now,
-                                                    now + CLAIM_SECONDS)
+        rows = await self.store.claim_campaign_rows(campaign.id, campaign.concurrency, now,
+                                                    now + CLAIM_SECONDS, limit=room)
         cap = asyncio.Event()  # the global cap is full: the rest of this pass waits
         for row in rows:
             task = asyncio.create_task(self._try(campaign, row, sink, cap),

@@ -143,16 +143,19 @@ class CampaignsPart(_Connection):
         return [_campaign(r) for r in rows]
 
     async def claim_campaign_rows(self, campaign_id: int, concurrency: int, now: float,
-                                  until: float) -> list[CampaignRow]:
+                                  until: float, limit: int | None = None) -> list[CampaignRow]:
         """Rows to place now, as many as the campaign has room for under `concurrency`
-        (rows being placed or on a call count): waiting rows that are due (a new try:
-        `attempts` goes up) and tries whose claim ran out (a crash: the same try again)."""
+        (rows being placed or on a call count) and at most `limit`: waiting rows that are
+        due (a new try: `attempts` goes up) and tries whose claim ran out (a crash: the same
+        try again)."""
         def claim(conn: sqlite3.Connection) -> list[CampaignRow]:
             busy = conn.execute(
                 "SELECT count(*) FROM campaign_rows WHERE campaign_id = ? AND "
                 "(status = 'live' OR (status = 'placing' AND claimed_until >= ?))",
                 (campaign_id, now)).fetchone()[0]
             room = concurrency - int(busy)
+            if limit is not None:
+                room = min(room, limit)
             if room <= 0:
                 return []
             ids = [(r[0], r[1]) for r in conn.execute(

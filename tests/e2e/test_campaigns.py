@@ -321,3 +321,35 @@ async def test_a_large_file_is_read_to_its_end(
     await submit(server, slack, content)
     assert db_rows(server, "SELECT status, count(*) FROM campaign_rows GROUP BY 1 "
                            "ORDER BY 1") == [("skipped", 1), ("waiting", 6000)]
+
+
+async def test_calls_that_stay_on_the_line_fill_the_campaigns_concurrency_exactly(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    """More than the tries the runner keeps in flight at once: the bound is the campaign's
+    concurrency (calls live), not the runner's own batch."""
+    server = await start(**FAST, CALLBOT_MAX_CONCURRENT_CALLS=1000)
+    content, _ = contacts_csv(60)
+    preview = await submit(server, slack, content, concurrency=40)
+    await press(server, slack, "campaign_start", preview)
+    await eventually(lambda: retell.live_now == 40, timeout=15)
+    await eventually(lambda: db_rows(
+        server, "SELECT status, count(*) FROM campaign_rows GROUP BY 1 ORDER BY 1")
+        == [("live", 40), ("waiting", 20)])
+    assert retell.max_live == 40 and len(retell.created_calls()) == 40
+
+
+async def test_the_global_cap_bounds_a_campaign_too(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST, CALLBOT_MAX_CONCURRENT_CALLS=7)
+    content, _ = contacts_csv(20)
+    preview = await submit(server, slack, content, concurrency=15)
+    await press(server, slack, "campaign_start", preview)
+    await eventually(lambda: retell.live_now == 7, timeout=15)
+    # The rows turned away by the cap wait for a place; they are not failed or counted.
+    await eventually(lambda: db_rows(server, "SELECT count(*) FROM campaign_rows "
+                                             "WHERE status = 'waiting' AND attempts = 0")
+                     == [(13,)])
+    assert retell.max_live == 7
+    assert db_rows(server, "SELECT count(*) FROM campaign_rows WHERE status = 'done'") == [(0,)]
