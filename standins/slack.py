@@ -316,7 +316,8 @@ class SlackStandIn(LoopbackServer):
         if self._runner is not None:
             return
         self._closing = asyncio.Event()
-        app = web.Application()
+        # Slack takes files up to 1 GB; aiohttp's default body limit is 1 MiB.
+        app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_post("/response/{key}", self._handle_response)

@@ -324,10 +324,19 @@ class Campaigns:
                 log.info("campaign done id=%d", campaign.id)
                 await self.show(finished, sink, force=True)
                 if await self.store.claim_results(campaign.id):
-                    await self.results(finished, sink)
+                    await self._post_results(finished, sink)
             else:
                 await self.show(campaign, sink)
         return begun
+
+    async def _post_results(self, campaign: Campaign, sink: CampaignSink) -> None:
+        """The end's results, once; a failure is logged and leaves them to the card's
+        Results button (the campaign is done either way)."""
+        try:
+            await self.results(campaign, sink)
+        except Exception as exc:
+            log.warning("campaign results not posted id=%d: %s (the Results button posts "
+                        "them)", campaign.id, type(exc).__name__)
 
     async def show(self, campaign: Campaign, sink: CampaignSink, *, force: bool = False) -> None:
         """Update the card, at most every `campaign_card_seconds` unless something changed

@@ -353,3 +353,28 @@ async def test_the_global_cap_bounds_a_campaign_too(
                      == [(13,)])
     assert retell.max_live == 7
     assert db_rows(server, "SELECT count(*) FROM campaign_rows WHERE status = 'done'") == [(0,)]
+
+
+async def test_results_slack_would_not_take_are_posted_by_the_results_button(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = await start(**FAST)
+    content, _ = contacts_csv(3)
+    preview = await submit(server, slack, content)
+    slack.fail("files.getUploadURLExternal", "internal_error", times=1)
+    await press(server, slack, "campaign_start", preview)
+    callees = Callees(server.url, retell, lambda to, attempt: None)
+    await eventually(lambda: len(retell.created_calls()) == 3)
+    await callees.end_all()
+    await eventually(lambda: db_rows(server, "SELECT status FROM campaigns") == [("done",)])
+    await eventually(lambda: bool(slack.calls_to("files.getUploadURLExternal")))
+    assert slack.uploaded(CHANNEL) == []
+    # Said in one line; the runner goes on (no failed pass).
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    assert any("campaign results not posted" in r.getMessage() for r in caplog.records)
+    card = slack.message(CHANNEL, preview["ts"])
+    assert card is not None
+    await press(server, slack, "campaign_results", card)
+    await slack.wait_for(lambda: len(slack.uploaded(CHANNEL)) == 1, timeout=10)
+    assert len(uploaded_results(slack)) == 3
