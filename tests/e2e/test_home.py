@@ -222,3 +222,19 @@ async def test_place_a_call_button_in_home_opens_the_modal(
     for agent in retell.agents:
         assert agent["agent_name"] in rendered
     assert creates(retell) == [] and slack.calls_to("chat.postMessage") == []
+
+
+async def test_home_shows_the_teams_calls_per_day_chart_the_app_uploaded(
+    server: Server, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    status, _ = await server.event(home_opened(USER))
+    assert status == 200
+    await slack.wait_for(lambda: bool(publishes(slack, USER)), timeout=20)
+    [view] = publishes(slack, USER)[-1:]
+    [image] = [b for b in view["blocks"] if b["type"] == "image"]
+    file_id = image["slack_file"]["id"]
+    [upload] = [c for c in slack.calls_to("files.completeUploadExternal")
+                if any(f.get("id") == file_id for f in c.args["files"])]
+    assert upload.args.get("channel_id") is None  # shown on Home only, shared nowhere
+    png = slack.files[file_id]["content"]
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and image["alt_text"]
