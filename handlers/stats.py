@@ -11,7 +11,6 @@ import csv
 import io
 import logging
 import time
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import aiohttp
@@ -124,8 +123,9 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
             png = await ctx.drawing.chart(
                 insight.report.days, title=title, lang=lang,
                 english_title=replies.chart_title(period_label(query, "en"), "en"))
-        except BrokenProcessPool:
-            return  # logged by Drawing; the figures were answered already
+        except Exception as exc:  # the figures were answered already
+            log.warning("/callstats chart not drawn user=%s: %s", user, type(exc).__name__)
+            return
         try:
             await client.files_upload_v2(channel=await _dm(client, user), content=png,
                                          filename="callstats.png", title=title)

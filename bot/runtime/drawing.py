@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
 
 from bot.render.chart import calls_chart
 from storage.models import DayCounts
+
+if TYPE_CHECKING:  # imported on the first chart: start-up and memory pay nothing for it
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,9 @@ class Drawing:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         return self._pool
@@ -37,6 +41,8 @@ class Drawing:
         """The calls-per-day PNG (bot/render/chart.py), drawn in the worker."""
         draw = functools.partial(calls_chart, list(days), title=title, lang=lang,
                                  english_title=english_title)
+        from concurrent.futures.process import BrokenProcessPool
+
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor(), draw)
