@@ -20,16 +20,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import fields as dc_fields
 from datetime import UTC, date, datetime
+from typing import Protocol
 
 from bot.calls.service import fields_from_webhook, implied_events
+from bot.guard.admission import callee_asked
 from bot.retell.client import (
+    DNC_REASON,
     RetellBadAnswer,
     RetellCall,
     RetellClient,
     RetellError,
     RetellRefused,
 )
-from storage.base import CallStore, StatsStore
+from storage.base import CallStore, GuardStore, StatsStore
 from storage.models import STAGE_ANALYZED, CallFilter, CallRecord
 
 PAGE_SIZE = 1000  # list-calls' largest page (retell-api.md)
@@ -116,9 +119,13 @@ def _phone_call(call: RetellCall) -> bool:
     return kind is None or kind == "phone_call"
 
 
+class ImportStore(CallStore, GuardStore, Protocol):
+    """What an import writes: the calls, and the numbers their callees asked to drop."""
+
+
 async def import_history(
     retell: RetellClient,
-    store: CallStore,
+    store: ImportStore,
     *,
     since: float,
     transcripts: bool = False,
@@ -159,6 +166,7 @@ async def import_history(
                                                     _ticker(progress, at))
             words += done
         added += await store.import_calls(records)
+        await _callees_asked(store, records, now)
         if progress is not None:
             progress(ImportProgress(pages, fetched, total, added, words))
         if page.pagination_key is None:
@@ -180,6 +188,17 @@ def _ticker(progress: Callable[[ImportProgress], None] | None, at: ImportProgres
             progress(replace(at, transcripts=at.transcripts + done))
 
     return tick
+
+
+async def _callees_asked(store: GuardStore, records: Sequence[CallRecord], now: float) -> None:
+    """A callee who asked on a call not to be called again goes on the do-not-call list,
+    as the webhook path does (once: adding a listed number changes nothing)."""
+    for record in records:
+        number = record.other_number
+        if (record.disconnection_reason == DNC_REASON and record.call_id and number
+                and await store.dnc_get(number) is None):
+            entry, audit = callee_asked(record.call_id, number, now)
+            await store.dnc_add(entry, audit)
 
 
 async def _with_transcripts(retell: RetellClient, store: CallStore,

@@ -101,6 +101,8 @@ def seed_history(retell: RetellStandIn, n: int, *, days: int = 29) -> list[str]:
             extra["call_analysis"] = {"call_summary": f"Zeppelin tour booked; call back on "
                                                       f"{SPOKEN}.", "call_successful": True}
             extra["transcript"] = f"Agent: Your number?\nUser: It is {SPOKEN}.\n"
+        if i == 2:  # the callee asked not to be called again
+            extra["disconnection_reason"] = "user_requested_dnc"
         if i == 1:
             extra["metadata"] = {"source": "slack-callbot", "slack_team_id": "T0TEST",
                                  "slack_channel_id": CHANNEL, "slack_user_id": "U0ALICE"}
@@ -167,6 +169,10 @@ async def test_import_pages_through_history_once_waits_out_a_429_and_posts_nothi
     assert rows(db_path, "SELECT count(*) FROM calls WHERE call_id = ?", live) == [(0,)]
     await asyncio.sleep(0.3)
     assert server.outbox_idle() and len(slack.calls_to("chat.postMessage")) == posts
+    # The callee who asked not to be called again is on the list, as a webhook would put them.
+    dnc = rows(db_path, "SELECT number, call_id FROM dnc")
+    assert dnc == [(retell.calls[history[2]]["to_number"], history[2])]
+    assert rows(db_path, "SELECT count(*) FROM audit WHERE action = 'dnc_auto'") == [(1,)]
 
     # Stored as their webhooks would have left them (compared with what Retell holds).
     async with SQLiteStore(db_path) as store:
@@ -200,6 +206,8 @@ async def test_import_pages_through_history_once_waits_out_a_429_and_posts_nothi
     assert out.startswith("Imported from Retell: 2,503 calls fetched in 3 page(s), 0 added, "
                           "2,502 already stored")
     assert rows(db_path, "SELECT * FROM calls ORDER BY id") == stored
+    assert rows(db_path, "SELECT number, call_id FROM dnc") == dnc
+    assert rows(db_path, "SELECT count(*) FROM audit WHERE action = 'dnc_auto'") == [(1,)]
     assert len(slack.calls_to("chat.postMessage")) == posts
     print(f"\nimport of 2,500 calls: {first_run:.2f} s (1 s of it the Retry-After); "
           f"again: {second_run:.2f} s")
