@@ -67,6 +67,7 @@ class Insights:
         want_days = query.chart or query.by == "day"
         report = await self.store.report(
             flt, previous=previous, by=query.by, fields=query.fields,
+            with_fields=query.want_fields,
             days_in=day_in(query.zone) if want_days else None)
         names: dict[str, str] = {}
         if query.by == "campaign":

@@ -105,6 +105,7 @@ class StatsQuery:
     by: str | None = None  # agent | user | day | campaign: a breakdown
     chart: bool = False
     fields: tuple[str, ...] | None = None  # custom_analysis_data fields; None: all
+    want_fields: bool = False  # `fields` was asked for (summarising them reads every call)
     export: str | None = None  # csv | jsonl: a file by DM
 
     def previous(self) -> tuple[float, float] | None:
@@ -212,7 +213,8 @@ def parse_stats_query(text: str, *, zone: str, now: float) -> StatsQuery:
         channel_id=_text(options.get("channel")), campaign=_text(options.get("campaign")),
         direction=_text(options.get("direction")), outcome=_text(options.get("outcome")),
         by=_text(options.get("by")), chart="chart" in options,
-        fields=_fields(options.get("fields")), export=_text(options.get("export")),
+        fields=_fields(options.get("fields")), want_fields="fields" in options,
+        export=_text(options.get("export")),
     )
 
 

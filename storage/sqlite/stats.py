@@ -36,6 +36,9 @@ TEXT_VALUE = 60  # a text value longer than this is not a category
 def placed_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
     """The calls Retell placed among those `flt` picks (figures count these)."""
     where, params = filter_sql(flt, alias="")
+    if flt.since is None:  # an open start: a range on created_at keeps the plan on the
+        where = f"created_at >= :f_floor AND {where}"  # covering index, not call_id's
+        params["f_floor"] = float("-inf")
     return f"call_id IS NOT NULL AND {where}", params
 
 
@@ -71,10 +74,10 @@ class StatsPart(_Connection):
         figures = await self._figures(window, params, failed_window=failed)
         latency = await self._latency(window, params)
         before = None
-        if previous is not None:
+        if previous is not None:  # what the changes need: no medians, no reasons
             p_window, p_params = placed_sql(previous)
             before = await self._figures(p_window, p_params, failed_window=p_window.replace(
-                "call_id IS NOT NULL", "call_id IS NULL", 1))
+                "call_id IS NOT NULL", "call_id IS NULL", 1), headline=True)
         table: tuple[Breakdown, ...] = ()
         days: tuple[DayCounts, ...] = ()
         if days_in is not None:
@@ -87,7 +90,9 @@ class StatsPart(_Connection):
         return StatsReport(figures, latency, before, table, summaries, days)
 
     async def _figures(self, window: str, params: dict[str, Any], *,
-                       failed_window: str) -> CallStats:
+                       failed_window: str, headline: bool = False) -> CallStats:
+        """The figures; `headline`: without the median and the reasons (what a comparison
+        with the period before needs, for half the reading)."""
         [agg] = await self._stats_read(
             f"""SELECT count(*) AS calls,
                        count(successful) AS analyzed,
@@ -103,8 +108,9 @@ class StatsPart(_Connection):
         )
         [failed_row] = await self._stats_read(
             f"SELECT count(*) FROM calls WHERE {failed_window}", params)
-        median = await self._median_duration(window, params, int(agg["connected"]))
-        reason_rows = await self._stats_read(
+        median = None if headline else await self._median_duration(window, params,
+                                                                     int(agg["connected"]))
+        reason_rows = [] if headline else await self._stats_read(
             f"""SELECT disconnection_reason AS reason, count(*) AS n
                 FROM calls
                 WHERE {window} AND disconnection_reason IS NOT NULL
@@ -171,7 +177,7 @@ class StatsPart(_Connection):
     async def _latency(self, window: str, params: dict[str, Any]) -> float | None:
         """The median of the calls' end-to-end latency (Retell's p50 per call)."""
         [row] = await self._stats_read(
-            f"SELECT count(latency_ms) FROM calls WHERE {window}", params)
+            f"SELECT count(*) FROM calls WHERE {window} AND latency_ms IS NOT NULL", params)
         n = int(row[0])
         if n == 0:
             return None

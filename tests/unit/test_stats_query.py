@@ -178,7 +178,7 @@ def test_every_filter_and_option_at_once() -> None:
         period="yesterday", since=utc(2026, 11, 23, 17), until=utc(2026, 11, 24, 17), now=NOW,
         zone=BANGKOK, agent="Sales Bot", user_id="U0A1", channel_id="C0B2",
         campaign="Spring sale", direction="outbound", outcome="no-answer", by="campaign",
-        chart=True, fields=("score", "budget"), export="jsonl",
+        chart=True, fields=("score", "budget"), want_fields=True, export="jsonl",
     )
 
 
@@ -490,3 +490,9 @@ def test_the_first_mistake_is_the_one_named() -> None:
 def test_hostile_text_is_a_mistake_not_a_crash(text: str) -> None:
     with pytest.raises(StatsQueryError):
         ask(text)
+
+
+def test_fields_are_summarised_only_when_asked_for() -> None:
+    assert ask("30d").want_fields is False
+    assert ask("30d fields").want_fields is True and ask("30d fields").fields is None
+    assert ask("30d fields:a,b").want_fields is True
