@@ -122,7 +122,20 @@ MEDIAN_GOAL_S = 120.0  # ... and the median ("~110 s" in the issue)
 FLOOR_GOAL = 0.8  # app webhook throughput / floor throughput, at least
 
 
-SCENARIOS = ("startup", "call", "stats", "ingest", "rss", "placement", "outcomes", "campaign")
+STATS_GOAL_MS = 150.0  # /callstats 30d answered (on the ack), median, at 1M calls, at most
+
+
+RATIO_GOAL = 2.0  # each /callstats answer / the same aggregate as one raw query, at most
+
+
+SEARCH_GOAL_MS = 100.0  # /callsearch answered (on the ack), median, at 1M calls, at most
+
+
+CHART_GOAL_MS = 500.0  # the 30-day chart drawn, warm, median, at most
+
+
+SCENARIOS = ("startup", "call", "stats", "ingest", "rss", "placement", "outcomes", "campaign",
+             "history")
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,7 @@ class Sizes:
     # pace while the rounds run); False: they post nowhere, so only the ingest path counts.
     ingest_channels: bool = True
     campaign_rows: int = 10_000  # rows of the big campaign (its admission and preview)
+    history_runs: int = 15  # runs of each /callstats and /callsearch over the mixed history
 
 
 FULL = Sizes(rows=100_000, starts=5, calls=50, bursts=5, webhooks=5_000, rounds=3,
@@ -152,7 +166,7 @@ FULL = Sizes(rows=100_000, starts=5, calls=50, bursts=5, webhooks=5_000, rounds=
 
 QUICK = Sizes(rows=10_000, starts=3, calls=20, bursts=3, webhooks=2_000, rounds=3,
               inline_rounds=1, single=200, rss_calls=2_000, stats_runs=5,
-              history=100_000, endings=20, campaign_rows=2_000)
+              history=100_000, endings=20, campaign_rows=2_000, history_runs=8)
 
 
 @dataclass
@@ -291,14 +305,17 @@ def new_call_id() -> str:
 
 
 async def seed_database(path: Path, tree: Path, *, history: int = 0, recent: int = 0,
-                        transcripts: bool = False,
+                        transcripts: bool = False, mixed: bool = False,
                         cards: Sequence[tuple[str, str, str]] = ()) -> dict[str, Any]:
     """Create `path` with `tree`'s schema and store synthetic calls through its store
-    (bench/seed.py, run with `tree` on the path; see there). Returns what seed.py says."""
+    (bench/seed.py, run with `tree` on the path; see there; `mixed`: the realistic mix of
+    its --mixed). Returns what seed.py says."""
     argv = [sys.executable, str(SEED), str(path), "--history", str(history),
             "--recent", str(recent)]
     if transcripts:
         argv.append("--transcripts")
+    if mixed:
+        argv.append("--mixed")
     if cards:
         cards_file = path.with_suffix(".cards.json")
         cards_file.write_text(json.dumps(list(cards)))
@@ -581,16 +598,17 @@ class Client:
             body = text
         return Answer(status, ms, body)
 
-    async def slash(self, command: str, text: str, key: str) -> Answer:
-        """A slash command, form-encoded and signed as Slack sends it (like conftest's)."""
+    async def slash(self, command: str, text: str, key: str, user: str = USER) -> Answer:
+        """A slash command, form-encoded and signed as Slack sends it (like conftest's),
+        from `user` (USER unless said)."""
         form = {
             "token": "legacy-verification-token",
             "team_id": TEAM,
             "team_domain": "acme",
             "channel_id": CHANNEL,
             "channel_name": "general",
-            "user_id": USER,
-            "user_name": USER.lower(),
+            "user_id": user,
+            "user_name": user.lower(),
             "command": command,
             "text": text,
             "api_app_id": "A0CALLBOT",
@@ -753,6 +771,14 @@ GOALS = {  # key: (what, target)
     "ackA": (f"/call ack p99, {BURST}-burst, 10,000-row campaign admitted",
              f"<= {ACK_GOAL_MS:g} ms"),
     "ackS": (f"/call ack p99, {BURST}-burst, campaign running (churn)", f"<= {ACK_GOAL_MS:g} ms"),
+    "hist30": ("/callstats 30d answer, median, 1M calls", f"<= {STATS_GOAL_MS:g} ms"),
+    "histRatio": ("/callstats answer / same aggregate in raw SQL", f"<= {RATIO_GOAL:g} x each"),
+    "searchRare": ("/callsearch a rare word, median, 1M calls", f"<= {SEARCH_GOAL_MS:g} ms"),
+    "searchCommon": ("/callsearch a common word, median, 1M calls",
+                     f"<= {SEARCH_GOAL_MS:g} ms"),
+    "chart": ("calls chart of 30 days, warm median", f"<= {CHART_GOAL_MS:g} ms"),
+    "ackH": (f"/call ack p99 (pooled), {BURST}-bursts, heavy /callstats running",
+             f"<= {ACK_GOAL_MS:g} ms"),
 }
 
 
