@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 from collections import Counter
@@ -250,12 +251,18 @@ class StatsPart(_Connection):
                       ORDER BY created_at DESC LIMIT {FIELD_CALLS}) AS c,
                      json_each(CASE WHEN json_valid(c.extracted) THEN c.extracted
                                     ELSE '{{}}' END) AS j""", params)
-        values: dict[str, list[tuple[str, Any]]] = {}
-        for r in rows:
-            name = str(r["name"])
-            if wanted is None or name in wanted:
-                values.setdefault(name, []).append((str(r["type"]), r["value"]))
-        return tuple(_summary(name, found) for name, found in sorted(values.items()))
+        # Up to a few hundred thousand values: summarised in a thread, never on the event
+        # loop that acks Slack.
+        return await asyncio.to_thread(_summaries, rows, wanted)
+
+
+def _summaries(rows: list[Any], wanted: tuple[str, ...] | None) -> tuple[FieldSummary, ...]:
+    values: dict[str, list[tuple[str, Any]]] = {}
+    for r in rows:
+        name = str(r["name"])
+        if wanted is None or name in wanted:
+            values.setdefault(name, []).append((str(r["type"]), r["value"]))
+    return tuple(_summary(name, found) for name, found in sorted(values.items()))
 
 
 def _summary(name: str, found: list[tuple[str, Any]]) -> FieldSummary:
