@@ -22,6 +22,11 @@ from tests.support.campaigns import Callees, contacts_csv, modal_values, number
 from tests.support.hours import window_around
 from tests.support.waiting import eventually
 
+# Whole real servers (or databases) per test: the full suite runs them; the fast lane
+# (`-m "not slow"`) leaves them out.
+pytestmark = pytest.mark.slow
+
+
 ADMIN = "U0ADMIN"
 BOB = "U0BOB"
 FAST = {"CALLBOT_RETELL_CALLS_PER_SECOND": 500, "CALLBOT_CAMPAIGN_CARD_SECONDS": 0.2,

@@ -8,12 +8,18 @@ import json
 import time
 from typing import Any
 
+import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, CallRecord
 from storage.sqlite import SQLiteStore
 from tests.conftest import CHANNEL, USER, Server, StartServer, button
+
+# Whole real servers (or databases) per test: the full suite runs them; the fast lane
+# (`-m "not slow"`) leaves them out.
+pytestmark = pytest.mark.slow
+
 
 NOW = time.time()
 

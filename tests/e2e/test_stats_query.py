@@ -19,6 +19,11 @@ from storage.sqlite import SQLiteStore
 from tests.conftest import USER, Server, StartServer
 from tests.support.waiting import eventually
 
+# Whole real servers (or databases) per test: the full suite runs them; the fast lane
+# (`-m "not slow"`) leaves them out.
+pytestmark = pytest.mark.slow
+
+
 ADMIN = "U0ADMIN"
 NOW = time.time()
 HOUR = 3600.0

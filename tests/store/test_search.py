@@ -27,6 +27,11 @@ from storage.sqlite import SQLiteStore, search
 from storage.sqlite.filters import filter_sql
 from storage.sqlite.search import MARK_END, MARK_START, SearchTooShort, make_snippet
 
+# Whole real servers (or databases) per test: the full suite runs them; the fast lane
+# (`-m "not slow"`) leaves them out.
+pytestmark = pytest.mark.slow
+
+
 T0 = 1_700_000_000.0
 THAI = "ลูกค้าต้องการเลื่อนนัดเป็นวันศุกร์"
 

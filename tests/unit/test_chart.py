@@ -5,8 +5,14 @@ from __future__ import annotations
 import io
 import struct
 
+import pytest
+
 from bot.render.chart import DPI, HEIGHT_IN, WIDTH_IN, calls_chart, chart_language
 from storage.models import DayCounts
+
+# Whole real servers (or databases, or charts) per test: the full suite runs them; the
+# fast lane (`-m "not slow"`) leaves them out.
+pytestmark = pytest.mark.slow
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
