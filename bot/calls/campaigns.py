@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 from bot.calls.placing import (
@@ -38,6 +40,7 @@ from bot.calls.placing import (
 from bot.calls.service import idempotency_key
 from bot.config import Settings
 from bot.guard.admission import Guard, Refused, hours_may, number_may
+from bot.guard.hours import verdict
 from bot.input.contacts import ContactList
 from bot.input.parsing import CallCommand
 from bot.input.phones import mask_phone, parse_phone
@@ -144,11 +147,39 @@ def outcome_of(call: CallRecord) -> str:
     return "connected"
 
 
-def estimate(rows: int, concurrency: int, rate: float, call_seconds: float) -> float:
-    """Seconds to call `rows` rows: bounded by the rate and by calls at once."""
-    if rows <= 0:
+def estimate(numbers: Sequence[str], *, start: float, concurrency: int, rate: float,
+             call_seconds: float,
+             opening: Callable[[str, float], float | None] | None = None) -> float:
+    """Seconds from `start` until every number has been called once, as the runner would:
+    at most `concurrency` calls at once, `rate` calls per second, and each number only
+    inside its callee's calling hours (`opening(number, t)`: the first instant at or after
+    `t` it may be called, None when never; such numbers are left out). A list that runs
+    past the window's close waits for the next day's opening, as the runner does."""
+    if not numbers:
         return 0.0
-    return max(rows / rate, math.ceil(rows / max(1, concurrency)) * call_seconds)
+    gap = 1.0 / rate if rate > 0 else 0.0
+    slots = [start] * max(1, min(concurrency, len(numbers)))  # when each line is free
+    ready: list[tuple[float, int]] = []
+    for index, number in enumerate(numbers):
+        at = opening(number, start) if opening else start
+        if at is not None:
+            ready.append((at, index))
+    heapq.heapify(ready)
+    go, end = start, start
+    while ready:
+        at, index = heapq.heappop(ready)
+        when = max(at, slots[0], go)
+        if when > at and opening is not None:  # held up: is its window still open then?
+            again = opening(numbers[index], when)
+            if again is None:
+                continue
+            if again > when:
+                heapq.heappush(ready, (again, index))
+                continue
+        heapq.heapreplace(slots, when + call_seconds)
+        go = when + gap
+        end = max(end, when + call_seconds)
+    return end - start
 
 
 class Pace:
@@ -214,7 +245,9 @@ class Campaigns:
             rows.append(CampaignRow(0, 0, bad.line, None, "skipped",
                                     outcome="duplicate" if bad.reason == "duplicate"
                                     else "invalid", detail=detail))
-        outside = 0
+        begin = max(now, draft.start_at or now)
+        outside, first = 0, None  # rows outside calling hours at the start; first opening
+        callable_numbers: list[str] = []
         for contact in contacts:
             reason = None
             try:
@@ -231,10 +264,16 @@ class Campaigns:
                                         contact.variables, contact.agent, outcome="refused",
                                         detail=reason))
                 continue
-            try:
-                hours_may(self.guard.hours, contact.number, max(now, draft.start_at or now))
-            except Refused:
+            opens = self._opening(contact.number, begin)
+            if opens is None:  # no known time zone: never inside calling hours
+                rows.append(CampaignRow(0, 0, contact.line, contact.number, "skipped",
+                                        contact.variables, contact.agent, outcome="refused",
+                                        detail="calling_hours"))
+                continue
+            if opens > begin:
                 outside += 1
+                first = opens if first is None else min(first, opens)
+            callable_numbers.append(contact.number)
             rows.append(CampaignRow(0, 0, contact.line, contact.number, "waiting",
                                     contact.variables, contact.agent))
         rows.sort(key=lambda r: r.line)
@@ -245,17 +284,30 @@ class Campaigns:
             agent=draft.agent, from_number=draft.from_number, start_at=draft.start_at,
             columns=draft.contacts.columns, file_name=draft.file_name)
         campaign = replace(campaign, id=await self.store.create_campaign(campaign, rows, now))
-        counts = await self.store.campaign_counts(campaign.id)
+        counts = replace(await self.store.campaign_counts(campaign.id),
+                         waiting_hours=outside, opens_at=first)
         valid = counts.rows
+        took = estimate(callable_numbers, start=begin, concurrency=draft.concurrency,
+                        rate=self.settings.retell_calls_per_second,
+                        call_seconds=call_seconds or DEFAULT_CALL_SECONDS,
+                        opening=self._opening if self.guard.hours.window else None)
         preview = Preview(
             campaign, counts, [r for r in rows if r.status == "skipped"][:PREVIEW_BAD_ROWS],
-            estimate(valid, draft.concurrency, self.settings.retell_calls_per_second,
-                     call_seconds or DEFAULT_CALL_SECONDS), outside)
+            took, outside)
         ts = await sink.post(preview)
         await self.store.set_campaign_card(campaign.id, ts)
         log.info("campaign drafted id=%d rows=%d valid=%d skipped=%d", campaign.id,
                  counts.rows + counts.skipped, valid, counts.skipped)
         return replace(preview, campaign=replace(campaign, card_ts=ts))
+
+    def _opening(self, number: str, at: float) -> float | None:
+        """The first instant at or after `at` that `number` may be called (None: never)."""
+        if self.guard.hours.window is None:
+            return at
+        found = verdict(self.guard.hours, number, datetime.fromtimestamp(at, UTC))
+        if found.open:
+            return at
+        return found.opens_at.timestamp() if found.opens_at else None
 
     # -- the owner's buttons ---------------------------------------------------------------
 

@@ -65,6 +65,8 @@ ERROR_LIMIT = 500
 REASON_LIMIT = 200
 SUMMARY_FALLBACK_LIMIT = 600
 EXTRACTED_FIELDS = 25  # the agent's extracted fields shown in a summary, at most
+FILE_EXTRACTED_FIELDS = 200  # ... and in a transcript file
+FILE_VALUE_LIMIT = 4000  # characters of a summary or one field's value in a file
 EXTRACTED_VALUE_LIMIT = 300
 # Button action ids: a public contract with cards already posted in channels.
 ACTION_HANG_UP = "call_hang_up"
@@ -519,7 +521,8 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False,
     title = words(lang, "transcript.title_from" if call.direction == "inbound"
                   else "transcript.title_to", number=number)
     if left_out or len(transcript) > TRANSCRIPT_MESSAGE_LIMIT:
-        return _transcript_file(call, title, speaker_turns(transcript, lang), left_out, lang)
+        return _transcript_file(call, title, speaker_turns(transcript, lang), left_out, lang,
+                                show_full_numbers)
     turns = speaker_turns(transcript, lang)
     lines = [f"*{who}:* {mrkdwn_safe(text)}" if who else mrkdwn_safe(text)
              for who, text in turns]
@@ -537,16 +540,20 @@ def transcript_post(call: CallRecord, *, show_full_numbers: bool = False,
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in sections]
         fallback = f"{title}\n{mrkdwn_safe(transcript[:SUMMARY_FALLBACK_LIMIT])}"
         return Message(text=cut(fallback, FALLBACK_TEXT_LIMIT), blocks=to_blocks(blocks))
-    return _transcript_file(call, title, turns, left_out, lang)
+    return _transcript_file(call, title, turns, left_out, lang, show_full_numbers)
 
 
 def _transcript_file(call: CallRecord, title: str, turns: list[tuple[str, str]],
-                     left_out: int, lang: str) -> TextFile:
-    """A plain-text file: nothing in it is read as markup, so it is kept as said."""
+                     left_out: int, lang: str, show_full_numbers: bool) -> TextFile:
+    """A plain-text file: nothing in it is read as markup, so it is kept as said. It opens
+    with the summary and the agent's extracted fields, so the file stands on its own."""
     content = "\n".join(f"{who}: {text}" if who else text for who, text in turns)
     if left_out:
         content += "\n\n" + words(lang, "transcript.rest_in_retell",
                                    count=count_words(left_out, lang))
+    head = _file_head(call, lang, show_full_numbers)
+    if head:
+        content = f"{head}\n\n{words(lang, 'transcript.label')}:\n{content}"
     return TextFile(
         filename=f"transcript-{_file_safe(call.call_id or str(call.id))}.txt",
         title=title,
@@ -554,6 +561,33 @@ def _transcript_file(call: CallRecord, title: str, turns: list[tuple[str, str]],
         comment=":page_facing_up: " + words(lang, "transcript.file_comment", title=title,
                                             turns=count_words(len(turns), lang)),
     )
+
+
+def _file_head(call: CallRecord, lang: str, show_full_numbers: bool) -> str:
+    """The summary and every extracted field in plain text (a file has room for them all;
+    each value is still cut, and numbers in it masked unless allowed)."""
+
+    def plain(text: str, limit: int) -> str:
+        text = text if show_full_numbers else mask_numbers(text[: limit + 40])
+        return cut(" ".join(text.split()), limit)
+
+    parts = []
+    if call.summary:
+        parts.append(f"{words(lang, 'summary.header')}:\n{plain(call.summary, FILE_VALUE_LIMIT)}")
+    if call.extracted:
+        lines = [f"{words(lang, 'summary.extracted')}:"]
+        for name, value in list(call.extracted.items())[:FILE_EXTRACTED_FIELDS]:
+            if isinstance(value, bool | int | float) or value is None:
+                shown = _extracted_value(value, lang, show_full_numbers)
+            else:
+                shown = plain(value if isinstance(value, str)
+                              else json.dumps(value, ensure_ascii=False), FILE_VALUE_LIMIT)
+            lines.append(f"- {plain(str(name).replace('_', ' '), 100)}: {shown}")
+        if len(call.extracted) > FILE_EXTRACTED_FIELDS:
+            lines.append(words(lang, "summary.extracted_more", count=count_words(
+                len(call.extracted) - FILE_EXTRACTED_FIELDS, lang)))
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
 
 
 def _file_safe(name: str) -> str:

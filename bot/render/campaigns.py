@@ -321,6 +321,9 @@ def _preview_blocks(campaign: Campaign, counts: CampaignCounts, *, now: float,
         plan.append(":stopwatch: " + words(lang, "campaign.preview.estimate",
                                            duration=_seconds(estimate_s, lang),
                                            concurrency=count_words(campaign.concurrency, lang)))
+    waiting = _waiting_hours(counts, lang)
+    if waiting:
+        plan.append(waiting)
     if campaign.start_at is not None and campaign.start_at > now:
         plan.append(":alarm_clock: " + words(lang, "campaign.preview.starts_at",
                                              date=_when(campaign.start_at)))

@@ -11,10 +11,12 @@ import io
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from bot.input.campaign_form import BLOCK_CAMPAIGN_CONCURRENCY
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, StartServer, button, view_submission
@@ -276,6 +278,8 @@ async def test_rows_outside_their_callees_hours_wait_and_the_card_says_until_whe
     content = (b"number,name\n+14155550100,Ann\n+442079460958,Bea\n+6621234567,Chai\n"
                b"+14155550101,Dan\n")
     preview = await submit(server, slack, content, concurrency=3)
+    # The preview says so before anything starts.
+    assert "2 wait for calling hours (until <!date^" in card_now(slack, preview["ts"])
     await press(server, slack, "campaign_start", preview)
     await eventually(lambda: len(retell.created_calls()) == 2)
     await eventually(lambda: db_rows(
@@ -383,3 +387,87 @@ async def test_results_slack_would_not_take_are_posted_by_the_results_button(
     await press(server, slack, "campaign_results", card)
     await slack.wait_for(lambda: len(slack.uploaded(CHANNEL)) == 1, timeout=10)
     assert len(uploaded_results(slack)) == 3
+
+
+async def test_the_modal_offers_retells_free_concurrency_up_to_five(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+
+    async def offered() -> str:
+        view = await open_campaign_modal(server, slack)
+        [block] = [b for b in view["blocks"] if b.get("block_id") == BLOCK_CAMPAIGN_CONCURRENCY]
+        return str(block["element"]["initial_value"])
+
+    retell.concurrency_limit = 20
+    assert await offered() == "5"  # 20 free: five at most
+    retell.concurrency_overrides = {"current_concurrency": 18}
+    assert await offered() == "2"  # what Retell has free now
+    retell.concurrency_overrides = {"current_concurrency": 25}
+    assert await offered() == "1"  # over its limit: one, never none
+    retell.concurrency_overrides = {"current_concurrency": 18}
+    retell.fail_next("/get-concurrency", 500, times=10)
+    assert await offered() == "5"  # Retell does not say (2 are free): five
+    retell.clear_rules()
+    # What the modal offered is what the campaign keeps when it is left as it is.
+    retell.concurrency_overrides = {"current_concurrency": 17}
+    kept = int(await offered())
+    content, _ = contacts_csv(3)
+    await submit(server, slack, content, concurrency=kept)
+    assert db_rows(server, "SELECT concurrency FROM campaigns") == [(3,)]
+
+
+async def test_nothing_is_placed_before_the_start_time(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**FAST)
+    later, _ = contacts_csv(3)
+    begins = int(time.time()) + 3600
+    first = await submit(server, slack, later, name="Later", start_at=begins)
+    assert f"Calls begin <!date^{begins}^" in card_now(slack, first["ts"])
+    await press(server, slack, "campaign_start", first)
+    # A second campaign, with no start time, started after it: once its calls are placed,
+    # the runner has been over both.
+    second = await submit(server, slack, b"phone\n+14155559001\n+14155559002\n", name="Now")
+    await press(server, slack, "campaign_start", second)
+    await eventually(lambda: len(retell.created_calls()) == 2)
+    assert sorted(c["to_number"] for c in retell.created_calls()) == \
+        ["+14155559001", "+14155559002"]
+    assert db_rows(server, "SELECT c.status, r.status, count(*), sum(r.attempts) "
+                           "FROM campaigns c JOIN campaign_rows r ON r.campaign_id = c.id "
+                           "WHERE c.name = 'Later' GROUP BY 1, 2") == [("running", "waiting", 3, 0)]
+    assert f"Calls begin <!date^{begins}^" in card_now(slack, first["ts"])
+    # Its time comes (moved in the database, so the suite need not wait an hour).
+    conn = sqlite3.connect(server.settings.database_path)
+    with conn:
+        conn.execute("UPDATE campaigns SET start_at = ? WHERE name = 'Later'", (time.time(),))
+    conn.close()
+    await eventually(lambda: len(retell.created_calls()) == 5, timeout=10)
+
+
+async def test_the_card_moves_at_most_every_few_seconds_and_at_once_on_a_button(
+    start: StartServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    server = await start(**{**FAST, "CALLBOT_CAMPAIGN_CARD_SECONDS": 600})
+    content, _ = contacts_csv(4)
+    preview = await submit(server, slack, content, name="Slow card", concurrency=1)
+    await press(server, slack, "campaign_start", preview)
+    callees = Callees(server.url, retell, lambda to, attempt: None)
+
+    def placed(count: int) -> Callable[[], bool]:
+        return lambda: len(retell.created_calls()) == count
+
+    for count in range(1, 4):  # one at a time: each call that ends lets the next go
+        await eventually(placed(count))
+        await callees.end_all()
+    await eventually(placed(4))
+    assert db_rows(server, "SELECT count(*) FROM campaign_rows WHERE status = 'done'") \
+        == [(3,)]
+    # Three rows through, but the card was last drawn when the campaign began.
+    card = slack.message(CHANNEL, preview["ts"])
+    assert card is not None
+    assert card["text"] == "Campaign Slow card: running, 0 of 4 rows through"
+    # A button is a change of state: the card is drawn again at once.
+    await press(server, slack, "campaign_pause", card)
+    await eventually(lambda: (slack.message(CHANNEL, preview["ts"]) or {}).get("text")
+                     == "Campaign Slow card: paused, 3 of 4 rows through")

@@ -12,6 +12,7 @@ from bot.input.campaign_form import (
     BLOCK_CAMPAIGN_FILE,
     BLOCK_CAMPAIGN_NAME,
     BLOCK_CAMPAIGN_SPACING,
+    BLOCK_CAMPAIGN_START,
 )
 from standins.retell import RetellStandIn
 
@@ -34,8 +35,9 @@ def contacts_csv(valid: int, *, invalid: int = 0, duplicates: int = 0,
 
 def modal_values(file: dict[str, Any], *, name: str = "Spring reminders",
                  concurrency: int = 5, attempts: int = 1,
-                 spacing: int = 1) -> dict[str, Any]:
-    return {
+                 spacing: int = 1, start_at: int | None = None) -> dict[str, Any]:
+    """What Slack sends for the modal; `start_at`: the picked start (epoch seconds)."""
+    values = {
         BLOCK_CAMPAIGN_NAME: {"value": {"type": "plain_text_input", "value": name}},
         BLOCK_CAMPAIGN_FILE: {"value": {"type": "file_input", "files": [file]}},
         BLOCK_CAMPAIGN_CONCURRENCY: {"value": {"type": "number_input",
@@ -43,6 +45,10 @@ def modal_values(file: dict[str, Any], *, name: str = "Spring reminders",
         BLOCK_CAMPAIGN_ATTEMPTS: {"value": {"type": "number_input", "value": str(attempts)}},
         BLOCK_CAMPAIGN_SPACING: {"value": {"type": "number_input", "value": str(spacing)}},
     }
+    if start_at is not None:
+        values[BLOCK_CAMPAIGN_START] = {"value": {"type": "datetimepicker",
+                                                  "selected_date_time": start_at}}
+    return values
 
 
 class Callees:

@@ -134,6 +134,24 @@ def assert_within_slack_limits(message: Message) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "th"])
+def test_the_preview_says_how_many_rows_wait_for_calling_hours_and_until_when(
+        lang: str) -> None:
+    opens = int(T0 + 3 * 3600)
+    card = campaign_card(campaign(), CampaignCounts(rows=10, waiting_hours=4, opens_at=opens),
+                         now=T0, estimate_s=4 * 3600, lang=lang)
+    assert_within_slack_limits(card)
+    text = text_of(card)
+    assert f"<!date^{opens}^" in text
+    if lang == "en":
+        assert "4 wait for calling hours (until <!date^" in text
+        assert "About 4h 00m at 5 calls at once, calling hours included." in text
+    else:
+        assert "4 แถวรอช่วงเวลาที่โทรได้" in text
+    none_wait = text_of(campaign_card(campaign(), CampaignCounts(rows=10), now=T0, lang=lang))
+    assert "<!date^" not in none_wait
+
+
+@pytest.mark.parametrize("lang", ["en", "th"])
 def test_the_preview_offers_start_and_cancel_only(lang: str) -> None:
     card = campaign_card(campaign(), CampaignCounts(rows=96, skipped=4), now=T0, bad=SKIPPED,
                          estimate_s=5400, lang=lang)

@@ -367,3 +367,23 @@ def test_transcript_file_name_is_safe_whatever_the_call_id() -> None:
 def test_speaker_turns_keep_many_unlabelled_lines_in_one_turn() -> None:
     turns = speaker_turns("Agent: hi\n" + "more\n" * 10_000)
     assert len(turns) == 1 and turns[0][1].count("\n") == 10_000
+
+
+def test_a_transcript_file_opens_with_the_summary_and_every_extracted_field() -> None:
+    turns = "\n".join(f"Agent: turn {i:03d} " + "blah " * 20 for i in range(120))
+    fields = {"appointment_confirmed": True, "rating": 4, "callback": "+1 415-555-0199",
+              "notes": "x" * 10_000, **{f"q{i}": "yes" for i in range(30)}}
+    post = transcript_post(replace(analyzed(turns), summary="Ann confirmed Friday 9:00.",
+                                   extracted=fields))
+    assert isinstance(post, TextFile)
+    head, _, rest = post.content.partition("\nTranscript:\n")
+    assert rest.startswith("Agent: turn 000") and "turn 119" in rest
+    assert "Call summary:\nAnn confirmed Friday 9:00." in head
+    assert "What the agent noted:\n- appointment confirmed: Yes\n- rating: 4\n" in head
+    assert "- q29: yes" in head  # past the 25 a message has room for
+    assert "555-0199" not in post.content and "+1 415 ••• 0199" in head
+    notes = next(line for line in head.splitlines() if line.startswith("- notes: "))
+    assert len(notes) < 4100  # a value is cut, even in a file
+    shown = transcript_post(replace(analyzed(turns), extracted={"callback": "+14155550199"}),
+                            show_full_numbers=True)
+    assert isinstance(shown, TextFile) and "+14155550199" in shown.content
