@@ -118,6 +118,14 @@ class Preview:
     outside_hours: int  # valid rows whose callee is outside calling hours right now
 
 
+@dataclass(frozen=True)
+class _Judged:
+    rows: list[CampaignRow]  # every row of the file, by line
+    outside: int  # rows to call that are outside calling hours at the start
+    first: float | None  # when the first of those opens
+    numbers: list[str]  # the numbers to call, by line
+
+
 class NotYours(Exception):
     """Only the campaign's owner or an admin may start, pause, resume or cancel it;
     `reason`: unknown | not_theirs | not_now (not in a state that allows it)."""
@@ -239,16 +247,47 @@ class Campaigns:
         if self.settings.number_calls_per_day:
             capped = await self.store.calls_to_numbers({c.number for c in contacts},
                                                        now - 86400.0)
+        # Thousands of rows' rules and time zones: off the event loop that acks Slack.
+        begin = max(now, draft.start_at or now)
+        judged = await asyncio.to_thread(self._judge, draft, listed, capped, begin)
+        rows = judged.rows
+        campaign = Campaign(
+            id=0, name=draft.name, owner=route.user_id or "", channel_id=route.channel_id or "",
+            status="draft", concurrency=draft.concurrency, attempts=draft.attempts,
+            retry_spacing=draft.retry_spacing, created_at=now, team_id=route.team_id,
+            agent=draft.agent, from_number=draft.from_number, start_at=draft.start_at,
+            columns=draft.contacts.columns, file_name=draft.file_name)
+        campaign = replace(campaign, id=await self.store.create_campaign(campaign, rows, now))
+        counts = replace(await self.store.campaign_counts(campaign.id),
+                         waiting_hours=judged.outside, opens_at=judged.first)
+        valid = counts.rows
+        took = await asyncio.to_thread(
+            estimate, judged.numbers, start=begin, concurrency=draft.concurrency,
+            rate=self.settings.retell_calls_per_second,
+            call_seconds=call_seconds or DEFAULT_CALL_SECONDS,
+            opening=self._opening if self.guard.hours.window else None)
+        preview = Preview(
+            campaign, counts, [r for r in rows if r.status == "skipped"][:PREVIEW_BAD_ROWS],
+            took, judged.outside)
+        ts = await sink.post(preview)
+        await self.store.set_campaign_card(campaign.id, ts)
+        log.info("campaign drafted id=%d rows=%d valid=%d skipped=%d", campaign.id,
+                 counts.rows + counts.skipped, valid, counts.skipped)
+        return replace(preview, campaign=replace(campaign, card_ts=ts))
+
+    def _judge(self, draft: CampaignDraft, listed: set[str], capped: dict[str, int],
+               begin: float) -> _Judged:
+        """Every row of the file: skipped (and why) or to call; of those, how many are
+        outside calling hours at `begin` and when the first of them opens."""
         rows: list[CampaignRow] = []
         for bad in draft.contacts.bad:
             detail = f"{bad.reason}:{bad.typed}" if bad.typed else bad.reason
             rows.append(CampaignRow(0, 0, bad.line, None, "skipped",
                                     outcome="duplicate" if bad.reason == "duplicate"
                                     else "invalid", detail=detail))
-        begin = max(now, draft.start_at or now)
         outside, first = 0, None  # rows outside calling hours at the start; first opening
-        callable_numbers: list[str] = []
-        for contact in contacts:
+        numbers: list[str] = []
+        for contact in draft.contacts.contacts:
             reason = None
             try:
                 number_may(self.settings, contact.number)
@@ -273,32 +312,11 @@ class Campaigns:
             if opens > begin:
                 outside += 1
                 first = opens if first is None else min(first, opens)
-            callable_numbers.append(contact.number)
+            numbers.append(contact.number)
             rows.append(CampaignRow(0, 0, contact.line, contact.number, "waiting",
                                     contact.variables, contact.agent))
         rows.sort(key=lambda r: r.line)
-        campaign = Campaign(
-            id=0, name=draft.name, owner=route.user_id or "", channel_id=route.channel_id or "",
-            status="draft", concurrency=draft.concurrency, attempts=draft.attempts,
-            retry_spacing=draft.retry_spacing, created_at=now, team_id=route.team_id,
-            agent=draft.agent, from_number=draft.from_number, start_at=draft.start_at,
-            columns=draft.contacts.columns, file_name=draft.file_name)
-        campaign = replace(campaign, id=await self.store.create_campaign(campaign, rows, now))
-        counts = replace(await self.store.campaign_counts(campaign.id),
-                         waiting_hours=outside, opens_at=first)
-        valid = counts.rows
-        took = estimate(callable_numbers, start=begin, concurrency=draft.concurrency,
-                        rate=self.settings.retell_calls_per_second,
-                        call_seconds=call_seconds or DEFAULT_CALL_SECONDS,
-                        opening=self._opening if self.guard.hours.window else None)
-        preview = Preview(
-            campaign, counts, [r for r in rows if r.status == "skipped"][:PREVIEW_BAD_ROWS],
-            took, outside)
-        ts = await sink.post(preview)
-        await self.store.set_campaign_card(campaign.id, ts)
-        log.info("campaign drafted id=%d rows=%d valid=%d skipped=%d", campaign.id,
-                 counts.rows + counts.skipped, valid, counts.skipped)
-        return replace(preview, campaign=replace(campaign, card_ts=ts))
+        return _Judged(rows, outside, first, numbers)
 
     def _opening(self, number: str, at: float) -> float | None:
         """The first instant at or after `at` that `number` may be called (None: never)."""
