@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.input.stats_query import StatsQuery
@@ -35,11 +35,27 @@ class InsightStore(StatsStore, CampaignStore, Protocol):
 
 
 def day_in(zone: str) -> Callable[[float], str]:
-    """epoch -> the day (YYYY-MM-DD) it falls on in `zone`."""
+    """epoch -> the day (YYYY-MM-DD) it falls on in `zone`. Thousands of quarter hours are
+    asked in order, so the last day's span is kept: one time-zone lookup per day, not per
+    quarter hour. A span whose midnight the zone skips or repeats is not kept (exact)."""
     tz = ZoneInfo(zone)
+    span: list[Any] = [0.0, 0.0, ""]  # [start, end) of the last day found, and its name
 
     def day(epoch: float) -> str:
-        return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d")
+        if span[0] <= epoch < span[1]:
+            return str(span[2])
+        local = datetime.fromtimestamp(epoch, tz)
+        name = local.strftime("%Y-%m-%d")
+        start = datetime(local.year, local.month, local.day, tzinfo=tz).timestamp()
+        end = (datetime(local.year, local.month, local.day, tzinfo=tz)
+               + timedelta(days=1)).timestamp()
+        if (start <= epoch < end
+                and datetime.fromtimestamp(start, tz).strftime("%Y-%m-%d") == name
+                and datetime.fromtimestamp(start - 1, tz).strftime("%Y-%m-%d") != name
+                and datetime.fromtimestamp(end, tz).strftime("%Y-%m-%d") != name
+                and datetime.fromtimestamp(end - 1, tz).strftime("%Y-%m-%d") == name):
+            span[:] = [start, end, name]
+        return name
 
     return day
 

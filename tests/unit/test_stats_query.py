@@ -496,3 +496,23 @@ def test_fields_are_summarised_only_when_asked_for() -> None:
     assert ask("30d").want_fields is False
     assert ask("30d fields").want_fields is True and ask("30d fields").fields is None
     assert ask("30d fields:a,b").want_fields is True
+
+
+@pytest.mark.slow  # a year of quarter hours in each zone
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kathmandu",
+                                  "America/Santiago", "Asia/Beirut", "Australia/Lord_Howe"])
+def test_day_in_names_each_quarter_hour_as_the_zone_does_across_changes_of_offset(
+        zone: str) -> None:
+    """Every quarter hour over a year, asked in order then backwards (what the chart and
+    `by:day` ask), named as a fresh time-zone lookup names it."""
+    from datetime import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from bot.calls.insights import day_in
+
+    tz = ZoneInfo(zone)
+    quarters = [1_735_689_600.0 + 900 * i for i in range(366 * 96)]  # from 2025-01-01
+    for order in (quarters, quarters[::-1]):
+        day = day_in(zone)
+        assert [day(q) for q in order] == [dt.fromtimestamp(q, tz).strftime("%Y-%m-%d")
+                                          for q in order]
