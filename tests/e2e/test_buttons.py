@@ -12,8 +12,9 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, button, make_settings
 from tests.support.buttons import action_ids, press, requests_to
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
-from tests.support.webhooks import card, placed_call, rows, send, summaries
+from tests.support.webhooks import card, placed_call, send, summaries
 
 BOB = "U0BOB"
 

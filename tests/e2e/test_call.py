@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Any
 
 import pytest
@@ -12,14 +11,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, USER, Server, slack_headers
 from tests.support.calls import creates
-
-
-def rows(server: Server, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+from tests.support.db import db_rows as rows
 
 
 async def place(server: Server, slack: SlackStandIn, text: str, key: str = "r") -> tuple[int, Any]:

@@ -21,6 +21,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, StartServer, button, view_submission
 from tests.support.campaigns import Callees, contacts_csv, modal_values, number
+from tests.support.db import db_rows
 from tests.support.hours import window_around
 from tests.support.waiting import eventually
 
@@ -35,12 +36,6 @@ FAST = {"CALLBOT_RETELL_CALLS_PER_SECOND": 500, "CALLBOT_CAMPAIGN_CARD_SECONDS":
         "CALLBOT_ADMINS": ADMIN}
 
 
-def db_rows(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 async def open_campaign_modal(server: Server, slack: SlackStandIn) -> dict[str, Any]:

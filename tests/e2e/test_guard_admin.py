@@ -30,6 +30,7 @@ from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, make_settings
 from tests.support.buttons import action_ids, press, requests_to
 from tests.support.calls import creates
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
 from tests.support.webhooks import card, placed_call, send, summaries
 
@@ -50,12 +51,6 @@ AUDIT_HEADER = ["time_utc", "user", "channel", "action", "source", "number", "ag
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def count(db_path: Path, sql: str, *args: Any) -> int:

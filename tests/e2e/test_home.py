@@ -17,8 +17,8 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, button
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
-from tests.support.webhooks import rows
 
 CAROL = "U0CAROL"  # never placed a call
 BOB = "U0BOB"

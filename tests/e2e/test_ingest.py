@@ -7,9 +7,7 @@ Bodies kept by a process that stopped before applying them are applied at the ne
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,18 +15,13 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.sqlite import SQLiteStore
 from tests.conftest import MakeServer, Server, make_settings
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("sound_database")
 NOTIFY = "C0CALLS"
 
 
-def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 @pytest.mark.slow

@@ -21,8 +21,8 @@ from bot.retell.simulator import Timings
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, SIGNING_SECRET, TEAM, USER, Server, button
 from tests.support.buttons import action_ids
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
-from tests.support.webhooks import rows
 
 pytestmark = pytest.mark.slow  # calls take their (short) simulated time
 

@@ -11,8 +11,9 @@ import pytest
 from standins.retell import RetellStandIn, sign
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, HEALTHY_IDLE, Server, make_settings
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
-from tests.support.webhooks import card, placed_call, rows, send, summaries
+from tests.support.webhooks import card, placed_call, send, summaries
 
 EVENTS = ("call_started", "call_ended", "call_analyzed")
 

@@ -15,9 +15,9 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, MakeServer, Server
+from tests.support.db import db_rows as rows
 from tests.support.delivery import place, posts_with_key, webhook
 from tests.support.waiting import eventually
-from tests.support.webhooks import rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
 

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, button, slack_headers, view_submission
 from tests.support.campaigns import Callees, contacts_csv, modal_values
+from tests.support.db import db_rows as db
 from tests.support.process import ServerProcess, post
 from tests.support.waiting import eventually
 
@@ -51,12 +51,6 @@ async def interactive(server: ServerProcess, payload: dict[str, Any]) -> int:
     return status
 
 
-def db(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 async def test_a_campaign_killed_mid_run_calls_every_row_once_after_a_restart(

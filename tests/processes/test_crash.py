@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -21,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import TEAM, USER
+from tests.support.db import db_rows as query
 from tests.support.process import ServerProcess
 from tests.support.waiting import eventually
 
@@ -99,12 +98,6 @@ def summaries(slack: SlackStandIn, call: dict[str, str]) -> int:
     )
 
 
-def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
 
 
 async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
+from tests.support.db import db_rows as query
 from tests.support.process import ServerProcess, connection_refused
 from tests.support.waiting import eventually
 
@@ -42,12 +41,6 @@ async def server(
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def query(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def integrity(db_path: Path) -> str:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +16,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.sqlite import INBOX_MAX_ATTEMPTS
 from tests.conftest import CHANNEL
+from tests.support.db import db_rows as rows
 from tests.support.process import ServerProcess
 from tests.support.waiting import eventually
 
@@ -32,12 +31,6 @@ EXTRA = {
 }
 
 
-def rows(db_path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db_path, timeout=10)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def delivery_keys(slack: SlackStandIn) -> Counter[str]:

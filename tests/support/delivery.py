@@ -5,8 +5,8 @@ from __future__ import annotations
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import Server
+from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
-from tests.support.webhooks import rows
 
 
 async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,

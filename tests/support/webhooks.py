@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server
-
-
-def rows(server: Server, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 async def placed_call(server: Server, slack: SlackStandIn, retell: RetellStandIn) -> str:
