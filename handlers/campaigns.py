@@ -8,7 +8,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -136,7 +136,8 @@ class SlackCampaignSink:
         log.info("campaign results posted id=%d rows=%d", campaign.id, len(rows))
 
 
-def campaign_sinks(ctx: AppContext, client: AsyncWebClient) -> Any:
+def campaign_sinks(ctx: AppContext, client: AsyncWebClient
+                   ) -> Callable[[Campaign], SlackCampaignSink]:
     """The runner's way to each campaign's Slack side."""
 
     def sink(campaign: Campaign) -> SlackCampaignSink:

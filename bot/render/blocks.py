@@ -41,12 +41,11 @@ from bot.render.words import (
     cost_words,
     count_words,
     duration_words,
-    percent_words,
     reason_words,
     sentiment_words,
 )
 from bot.retell.client import DNC_REASON
-from storage.models import DNC_CALLEE_ASKED, AuditRow, CallRecord, CallStats, DncEntry
+from storage.models import DNC_CALLEE_ASKED, AuditRow, CallRecord, DncEntry
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -609,47 +608,6 @@ def _safe_url(url: str) -> str:
 
 
 # -- answers to people -------------------------------------------------------------------------
-
-
-def stats_message(stats: CallStats, period_label: str,
-                  lang: str = DEFAULT_LANGUAGE) -> Message:
-    title = words(lang, "stats.title", period=period_label)
-    if stats.calls == 0:
-        body = f"{title}\n{words(lang, 'stats.no_calls')}"
-        if stats.failed_attempts:
-            body += " " + words(lang, "stats.refused_attempts",
-                                count=count_words(stats.failed_attempts, lang))
-        blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=body))]
-        return Message(text=words(lang, "stats.no_calls_text", period=period_label),
-                       blocks=to_blocks(blocks))
-    mix = stats.sentiments
-    rate = percent_words(stats.success_rate, lang)
-    fields = [
-        ("calls", count_words(stats.calls, lang)),
-        ("success_rate", words(lang, "stats.success_detail", rate=rate,
-                               successful=count_words(stats.successful, lang),
-                               analyzed=count_words(stats.analyzed, lang))),
-        ("sentiment", "  ".join(f"{sentiment_words(k, lang)} {count_words(mix.get(k, 0), lang)}"
-                                for k in ("Positive", "Neutral", "Negative", "Unknown"))),
-        ("duration", words(lang, "stats.duration_detail",
-                           average=duration_words(stats.avg_duration_ms, lang),
-                           median=duration_words(stats.median_duration_ms, lang))),
-        ("total_cost", cost_words(stats.total_cost_cents, lang)),
-    ]
-    if stats.failed_attempts:
-        fields.append(("refused", count_words(stats.failed_attempts, lang)))
-    blocks = [
-        SectionBlock(text=MarkdownTextObject(text=title)),
-        SectionBlock(fields=[MarkdownTextObject(text=f"*{words(lang, f'stats.{name}')}*\n{value}")
-                             for name, value in fields]),
-    ]
-    if stats.top_reasons:
-        lines = [f"• {said(reason_words(code, lang), REASON_LIMIT)}: {count_words(n, lang)}"
-                 for code, n in stats.top_reasons]
-        blocks.append(SectionBlock(text=MarkdownTextObject(
-            text=f"*{words(lang, 'stats.how_ended')}*\n" + "\n".join(lines))))
-    text = words(lang, "stats.text", calls=stats.calls, period=period_label, rate=rate)
-    return Message(text=text, blocks=to_blocks(blocks))
 
 
 # -- guardrail answers (ephemeral, to the person who asked) -----------------------------------

@@ -27,15 +27,15 @@ from bot.render.blocks import (
     call_card,
     channel_link,
     said,
-    stats_message,
     transcript_post,
     user_mention,
 )
+from bot.render.stats import report_message
 from bot.render.views import home_call_line
 from bot.runtime.logs import install_scrubbing, scrub
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
-from storage.models import STAGE_ANALYZED, AuditRow, CallRecord, CallStats
+from storage.models import STAGE_ANALYZED, AuditRow, CallRecord, CallStats, StatsReport
 from tests.conftest import CHANNEL, USER, Server
 from tests.support.waiting import eventually
 
@@ -102,7 +102,8 @@ def test_every_rendering_escapes_what_came_from_a_call(status: str) -> None:
     stats = CallStats(calls=1, failed_attempts=0, analyzed=1, successful=1, sentiments={},
                       connected=1, avg_duration_ms=None, median_duration_ms=None,
                       total_cost_cents=0, top_reasons=[(HOSTILE, 1)])
-    texts += list(mrkdwn_texts(vars(stats_message(stats, "all time"))))
+    texts += list(mrkdwn_texts(vars(report_message(
+        StatsReport(stats), period_label="all time"))))
     assert_nothing_pings(texts)
     assert any("&lt;!channel&gt;" in t for t in texts)  # shown, not dropped
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.render.blocks import analysis_reply, call_card, chunk_text, escape, stats_message
-from storage.models import STAGE_ANALYZED, STAGE_ENDED, CallRecord, CallStats
+from bot.render.blocks import analysis_reply, call_card, chunk_text, escape
+from storage.models import STAGE_ANALYZED, STAGE_ENDED, CallRecord
 
 
 def record(**kw: Any) -> CallRecord:
@@ -128,22 +128,6 @@ def test_chunk_text_prefers_line_breaks_and_reports_cut() -> None:
     # Three chunks, each ended at a line break that is dropped: the rest is what was cut.
     assert cut == len(text) - sum(len(c) for c in chunks) - 3
     assert escape("a<b>&") == "a&lt;b&gt;&amp;"
-
-
-def test_stats_message() -> None:
-    stats = CallStats(calls=10, failed_attempts=2, analyzed=8, successful=6,
-                      sentiments={"Positive": 5, "Neutral": 2, "Negative": 1, "Unknown": 2},
-                      connected=9, avg_duration_ms=90_500, median_duration_ms=60_000,
-                      total_cost_cents=123.4, top_reasons=[("user_hangup", 6),
-                                                           ("dial_no_answer", 1)])
-    message = stats_message(stats, "the last 7 days")
-    body = texts(message.blocks)
-    for part in ("*Calls*\\n10", "75% (6 of 8 analyzed)", ":smiley: Positive 5",
-                 ":grey_question: Unknown 2", "avg 1m 30s", "median 1m 00s", "$1.23",
-                 "Customer hung up: 6", "No answer: 1", "Refused by Retell*\\n2"):
-        assert part in body, part
-    empty = stats_message(replace(stats, calls=0, failed_attempts=0), "today (UTC)")
-    assert "No calls yet" in texts(empty.blocks)
 
 
 # -- privacy and bounded rendering -------------------------------------------------------------

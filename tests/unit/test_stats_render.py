@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from bot.render.blocks import stats_message
 from bot.render.stats import (
     KEY_WIDTH,
     filter_words,
@@ -158,16 +157,21 @@ def test_change_helpers_on_their_own() -> None:
     assert points_change(0.6, 0.5, "th") == "↑ 10 จุด (เดิม 50%)"
 
 
-def test_the_report_keeps_everything_the_old_answer_showed() -> None:
-    old = stats_message(NOW, PERIOD)
-    new = report_message(report(), period_label=PERIOD)
-    assert sections(old.blocks)[0] == sections(new.blocks)[0]
-    new_fields = [f["text"] for b in new.blocks for f in b.get("fields", [])]
-    for block in old.blocks:
-        for f in block.get("fields", []):
-            assert f["text"] in new_fields, f["text"]
-    assert sections(old.blocks)[-1] in sections(new.blocks)  # how calls ended
-    assert old.text == new.text
+def test_the_figures_people_had_from_the_first_answer_are_all_there() -> None:
+    stats = CallStats(calls=10, failed_attempts=2, analyzed=8, successful=6,
+                      sentiments={"Positive": 5, "Neutral": 2, "Negative": 1, "Unknown": 2},
+                      connected=9, avg_duration_ms=90_500, median_duration_ms=60_000,
+                      total_cost_cents=123.4, top_reasons=[("user_hangup", 6),
+                                                           ("dial_no_answer", 1)])
+    message = report_message(report(stats=stats), period_label="the last 7 days")
+    body = json.dumps(message.blocks, ensure_ascii=False)
+    for part in ("*Calls*\\n10", "75% (6 of 8 analyzed)", ":smiley: Positive 5",
+                 ":grey_question: Unknown 2", "avg 1m 30s", "median 1m 00s", "$1.23",
+                 "Customer hung up: 6", "No answer: 1", "Refused by Retell*\\n2"):
+        assert part in body, part
+    empty = report_message(report(stats=replace(stats, calls=0, failed_attempts=0)),
+                           period_label="today")
+    assert "No calls yet" in json.dumps(empty.blocks)
 
 
 # -- empty periods and filters -----------------------------------------------------------------
