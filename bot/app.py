@@ -30,6 +30,7 @@ from bot.calls.polling import Poller
 from bot.calls.retention import Retention
 from bot.calls.scheduling import Scheduler, Scheduling
 from bot.calls.service import CallService
+from bot.calls.sums import StatsSums
 from bot.config import Settings
 from bot.context import AppContext
 from bot.guard.admission import Guard
@@ -189,6 +190,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
     # process in one when two share the database during a rolling deploy.
     poller = Poller(ctx.calls, interval=min(5.0, max(0.05, settings.poll_after_seconds / 4)),
                     owner=ctx.outbox.owner)
+    sums = StatsSums(ctx.store)  # /callstats' per-day sums, kept in step in the background
     retention = Retention(ctx.store, settings.retention_days,
                           housekeeping_days=settings.housekeeping_days, owner=ctx.outbox.owner)
     # Each scheduled call is claimed before it is fired: once, whichever process fires it.
@@ -241,6 +243,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
         scheduler.start()
         runner.start()
         retention.start()
+        sums.start()
         # The set-up checks (auth.test first) in the background: a Slack or Retell outage
         # never holds up /healthz or webhooks.
         setup_checks.start()
@@ -277,6 +280,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
             await scheduler.stop(grace)
             await runner.stop(grace)
             await retention.stop()
+            await sums.stop()
             await ctx.outbox.stop(grace)
             await ctx.home.stop()
             ctx.drawing.close()

@@ -312,6 +312,10 @@ class StatsStore(Protocol):
     async def field_names(self, flt: CallFilter, limit: int = 100) -> list[str]:
         """The extracted fields those calls carry."""
 
+    async def refresh_stats(self, now: float, *, days: int = 20) -> int:
+        """Sum again up to `days` days whose calls changed and that are over (the sums
+        `report` reads); how many were summed."""
+
 
 class SearchStore(Protocol):
     """Full-text search over calls' summaries and transcripts (English, Thai, ...)."""

@@ -375,4 +375,87 @@ MIGRATIONS: list[str] = [
     CREATE INDEX calls_latency ON calls (created_at, latency_ms)
         WHERE call_id IS NOT NULL AND latency_ms IS NOT NULL;
     """,
+    """
+    -- /callstats over a long history reads these per-day figures instead of every call:
+    -- one row per quarter hour (`q`: whole seconds since 1970 / 900) per slice: all calls, and
+    -- each agent, person, channel, campaign and direction. A day is summed only once it is
+    -- over and no call of it changed since (stats_dirty); the rest of a period (today, its
+    -- ragged ends, days still marked) is read from the calls, so answers are exact.
+    CREATE TABLE stats_quarters (
+        kind         TEXT NOT NULL,   -- all | agent | user | channel | campaign | direction
+        key          TEXT NOT NULL,   -- the slice's value ('' for all; the agent's id)
+        name         TEXT NOT NULL,   -- the agent's name ('' for the other kinds)
+        q            INTEGER NOT NULL,
+        calls        INTEGER NOT NULL,  -- placed by Retell (call_id set)
+        refused      INTEGER NOT NULL,  -- attempts Retell did not place
+        analyzed     INTEGER NOT NULL,
+        successful   INTEGER NOT NULL,
+        positive     INTEGER NOT NULL,
+        neutral      INTEGER NOT NULL,
+        negative     INTEGER NOT NULL,
+        connected    INTEGER NOT NULL,
+        talk_ms      REAL NOT NULL,     -- summed over connected calls
+        cost         REAL NOT NULL,
+        latencies    INTEGER NOT NULL,  -- calls with a latency
+        o_successful INTEGER NOT NULL,  -- each call's one outcome, for the chart
+        o_failed     INTEGER NOT NULL,
+        o_no_answer  INTEGER NOT NULL,
+        o_other      INTEGER NOT NULL,
+        PRIMARY KEY (kind, key, name, q)
+    ) WITHOUT ROWID;
+    CREATE INDEX stats_quarters_q ON stats_quarters (q);
+    -- How calls ended, per slice and day.
+    CREATE TABLE stats_reasons (
+        kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, day INTEGER NOT NULL,
+        reason TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (kind, key, name, day, reason)
+    ) WITHOUT ROWID;
+    CREATE INDEX stats_reasons_day ON stats_reasons (day);
+    -- How many calls lasted each whole second (measure 'd', connected calls) and had each
+    -- 10 ms of latency ('l'), per slice and day: where a median falls. Its exact value is
+    -- then read from the calls in that one bucket (calls_duration, calls_latency_value).
+    CREATE TABLE stats_values (
+        kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, measure TEXT NOT NULL,
+        day INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (kind, key, name, measure, day, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX stats_values_day ON stats_values (day);
+    CREATE INDEX calls_duration ON calls (duration_ms, created_at)
+        WHERE call_id IS NOT NULL AND duration_ms > 0;
+    CREATE INDEX calls_latency_value ON calls (latency_ms, created_at)
+        WHERE call_id IS NOT NULL AND latency_ms IS NOT NULL;
+
+    -- UTC days whose figures must be summed again: any write to a call that changes what
+    -- /callstats reads marks its day (and its old day). `version` tells a rebuild that ran
+    -- while calls kept changing that it is not done.
+    CREATE TABLE stats_dirty (day INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+    CREATE TRIGGER stats_dirty_insert AFTER INSERT ON calls BEGIN
+        INSERT INTO stats_dirty (day, version) VALUES (CAST(new.created_at AS INTEGER) / 86400, 1)
+            ON CONFLICT (day) DO UPDATE SET version = version + 1;
+    END;
+    CREATE TRIGGER stats_dirty_delete AFTER DELETE ON calls BEGIN
+        INSERT INTO stats_dirty (day, version) VALUES (CAST(old.created_at AS INTEGER) / 86400, 1)
+            ON CONFLICT (day) DO UPDATE SET version = version + 1;
+    END;
+    CREATE TRIGGER stats_dirty_update AFTER UPDATE OF created_at, call_id, agent_id,
+        agent_name, user_id, channel_id, campaign_id, direction, status, successful,
+        sentiment, duration_ms, cost_cents, latency_ms, disconnection_reason ON calls
+    WHEN (old.created_at, old.call_id, old.agent_id, old.agent_name, old.user_id,
+          old.channel_id, old.campaign_id, old.direction, old.status, old.successful,
+          old.sentiment, old.duration_ms, old.cost_cents, old.latency_ms,
+          old.disconnection_reason)
+      IS NOT (new.created_at, new.call_id, new.agent_id, new.agent_name, new.user_id,
+          new.channel_id, new.campaign_id, new.direction, new.status, new.successful,
+          new.sentiment, new.duration_ms, new.cost_cents, new.latency_ms,
+          new.disconnection_reason)
+    BEGIN
+        INSERT INTO stats_dirty (day, version) VALUES (CAST(old.created_at AS INTEGER) / 86400, 1)
+            ON CONFLICT (day) DO UPDATE SET version = version + 1;
+        INSERT INTO stats_dirty (day, version) VALUES (CAST(new.created_at AS INTEGER) / 86400, 1)
+            ON CONFLICT (day) DO UPDATE SET version = version + 1;
+    END;
+    -- The calls there are already: summed in the background after the upgrade.
+    INSERT INTO stats_dirty (day, version)
+        SELECT DISTINCT CAST(created_at AS INTEGER) / 86400, 1 FROM calls;
+    """,
 ]

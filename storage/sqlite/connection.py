@@ -6,10 +6,10 @@ import asyncio
 import functools
 import hashlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiosqlite
 
@@ -20,6 +20,8 @@ from storage.sqlite.rows import (
     _rowcount,
 )
 from storage.writer import GroupWriter
+
+T = TypeVar("T")
 
 
 class _Connection:
@@ -150,14 +152,22 @@ class _HeavyReader:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, sql, params)
 
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` with the connection, in its thread: several reads, one snapshot (fn's)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
+
     def _run(self, sql: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, params).fetchall()
+
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 5000")
             conn.execute("PRAGMA query_only = ON")
             self._conn = conn
-        return self._conn.execute(sql, params).fetchall()
+        return self._conn
 
     async def close(self) -> None:
         def close() -> None:

@@ -59,3 +59,12 @@ def filter_sql(flt: CallFilter, alias: str = "c") -> tuple[str, dict[str, Any]]:
         parts.append(f"({outcome_sql(alias)}) = :f_outcome")
         params["f_outcome"] = OUTCOMES[flt.outcome]
     return (" AND ".join(parts) or "1"), params
+
+
+def placed_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
+    """The calls Retell placed among those `flt` picks (figures count these)."""
+    where, params = filter_sql(flt, alias="")
+    if flt.since is None:  # an open start: a range on created_at keeps the plan on the
+        where = f"created_at >= :f_floor AND {where}"  # covering index, not call_id's
+        params["f_floor"] = float("-inf")
+    return f"call_id IS NOT NULL AND {where}", params

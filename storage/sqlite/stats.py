@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import sqlite3
 import statistics
+import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from storage.models import (
     Breakdown,
@@ -18,29 +21,18 @@ from storage.models import (
     FieldSummary,
     StatsReport,
 )
+from storage.sqlite import rollup
 from storage.sqlite.connection import _Connection, _HeavyReader
-from storage.sqlite.filters import filter_sql, outcome_sql
+from storage.sqlite.filters import outcome_sql, placed_sql
 from storage.sqlite.rows import _LIGHT_COLUMNS, _to_record
 
+T = TypeVar("T")
 OUTCOME_SQL = outcome_sql()  # each call's one outcome, for the chart's bars
-_BY = {  # by:<key> -> the column a breakdown groups on
-    "agent": "coalesce(agent_name, agent_id, '')",
-    "user": "coalesce(user_id, '')",
-    "campaign": "coalesce(CAST(campaign_id AS TEXT), '')",
-}
+_BY = rollup.LABELS  # by:<key> -> the label a breakdown groups on
 BUCKET_SECONDS = 900  # calls counted per quarter hour, then put in the reader's days
 FIELD_CALLS = 200_000  # extracted fields are summarised over the newest this many calls
 TOP_VALUES = 5
 TEXT_VALUE = 60  # a text value longer than this is not a category
-
-
-def placed_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
-    """The calls Retell placed among those `flt` picks (figures count these)."""
-    where, params = filter_sql(flt, alias="")
-    if flt.since is None:  # an open start: a range on created_at keeps the plan on the
-        where = f"created_at >= :f_floor AND {where}"  # covering index, not call_id's
-        params["f_floor"] = float("-inf")
-    return f"call_id IS NOT NULL AND {where}", params
 
 
 class StatsPart(_Connection):
@@ -57,6 +49,24 @@ class StatsPart(_Connection):
             self._heavy = _HeavyReader(self.path)
         return await self._heavy.read(sql, params)
 
+    async def _heavy_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if not self._open:
+            raise RuntimeError("store is not open")
+        if self._heavy is None:
+            self._heavy = _HeavyReader(self.path)
+        return await self._heavy.run(fn)
+
+    async def refresh_stats(self, now: float, *, days: int = 20) -> int:
+        """Sum again up to `days` UTC days whose calls changed and that are over, oldest
+        first, each in a write of its own; how many were summed."""
+        marked = await self._read("SELECT day, version FROM stats_dirty WHERE day < ? "
+                                  "ORDER BY day LIMIT ?", (rollup.settled_before(now), days))
+        done = 0
+        for day, version in marked:
+            done += await self._writer.write(functools.partial(
+                rollup.rebuild_day, day=int(day), version=int(version)))
+        return done
+
     async def stats(self, since: float | None) -> CallStats:
         lower = since if since is not None else float("-inf")
         window = "call_id IS NOT NULL AND created_at >= :since"
@@ -66,10 +76,22 @@ class StatsPart(_Connection):
     async def report(self, flt: CallFilter, *, previous: CallFilter | None = None,
                      by: str | None = None, fields: tuple[str, ...] | None = None,
                      with_fields: bool = True, days_in: Callable[[float], str] | None = None,
-                     ) -> StatsReport:
+                     sums: bool = True) -> StatsReport:
         """`/callstats` with filters: the figures for `flt` (and `previous`), a breakdown
         `by` agent | user | campaign | day, the extracted fields (all, or `fields`), and
-        calls per day when `days_in` (epoch -> the reader's YYYY-MM-DD) is given."""
+        calls per day when `days_in` (epoch -> the reader's YYYY-MM-DD) is given.
+
+        From the per-day sums where they can answer (rollup.py); `sums=False` reads every
+        call (the tests compare the two)."""
+        piece = rollup.answerable(flt, by) if sums else None
+        if piece is not None and (previous is None or rollup.slice_for(previous) == piece):
+            found = await self._heavy_run(functools.partial(
+                rollup.report, flt=flt, piece=piece, now=time.time(), previous=previous,
+                by=by, days_in=days_in))
+            window, params = placed_sql(flt)
+            summaries = await self._fields(window, params, fields) if with_fields else ()
+            return StatsReport(found.stats, found.latency_p50_ms, found.previous,
+                               found.breakdown, summaries, found.days)
         window, params = placed_sql(flt)
         failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
         figures = await self._figures(window, params, failed_window=failed)
@@ -207,7 +229,7 @@ class StatsPart(_Connection):
     async def _quarters(self, window: str, params: dict[str, Any], columns: str
                         ) -> list[Any]:
         return await self._stats_read(
-            f"""SELECT CAST(created_at / {BUCKET_SECONDS} AS INTEGER) AS q, {columns}
+            f"""SELECT CAST(created_at AS INTEGER) / {BUCKET_SECONDS} AS q, {columns}
                 FROM calls WHERE {window} GROUP BY 1""", params)
 
     async def _days(self, window: str, params: dict[str, Any],
