@@ -404,6 +404,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (kind, key, name, q)
     ) WITHOUT ROWID;
     CREATE INDEX stats_quarters_q ON stats_quarters (q);
+    -- Every slice summed so far (a few dozen rows): which agents a name or id means, which
+    -- people a breakdown has, without reading the sums to find out.
+    CREATE TABLE stats_slices (
+        kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL,
+        PRIMARY KEY (kind, key, name)
+    ) WITHOUT ROWID;
     -- How calls ended, per slice and day.
     CREATE TABLE stats_reasons (
         kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, day INTEGER NOT NULL,

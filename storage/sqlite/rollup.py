@@ -156,6 +156,9 @@ def rebuild_day(conn: sqlite3.Connection, day: int, version: int) -> bool:
     for kind, (key, name) in SLICES.items():
         for sql in (_quarters_sql(key, name), _reasons_sql(key, name), _values_sql(key, name)):
             conn.execute(sql, {**params, "kind": kind})
+    conn.execute("INSERT OR IGNORE INTO stats_slices (kind, key, name) SELECT DISTINCT kind, "
+                 "key, name FROM stats_quarters WHERE q >= ? AND q < ?",
+                 (first, first + QUARTERS_PER_DAY))
     cleared = conn.execute("DELETE FROM stats_dirty WHERE day = ? AND version = ?",
                            (day, version))
     return cleared.rowcount > 0
@@ -248,37 +251,41 @@ class Reader:
 
     # -- where a slice's sums are ---------------------------------------------------------
 
-    @staticmethod
-    def _where(piece: Slice, kind: str | None = None) -> tuple[str, dict[str, Any]]:
-        """The rows of `kind` (the slice's own by default) that belong to the slice."""
-        kind = kind or piece.kind
-        params: dict[str, Any] = {"kind": kind}
+    def _pairs(self, piece: Slice, kind: str) -> list[tuple[str, str]]:
+        """The (key, name) rows of `kind` that belong to the slice."""
+        if kind == "all":
+            return [("", "")]
+        params: tuple[str, ...]
         if piece.kind == "all":
-            cond = "kind = :kind" + (" AND key = '' AND name = ''" if kind == "all" else "")
+            sql, params = "SELECT key, name FROM stats_slices WHERE kind = ?", (kind,)
         elif piece.kind == "agent":
-            cond = "kind = :kind AND (key = :value OR lower(name) = lower(:value))"
-            params["value"] = piece.value
+            sql = ("SELECT key, name FROM stats_slices WHERE kind = 'agent' "
+                   "AND (key = ? OR lower(name) = lower(?))")
+            params = (piece.value, piece.value)
         else:
-            cond = "kind = :kind AND key = :value"
-            params["value"] = piece.value
-        return cond, params
+            return [(piece.value, "")]
+        return [(str(r[0]), str(r[1])) for r in self.rows(sql, params)]
 
     def _sum_rows(self, table: str, columns: str, piece: Slice, runs: Iterable[tuple[int, int]],
                   group: str = "", kind: str | None = None, measure: str = "") -> list[Any]:
-        cond, params = self._where(piece, kind)
+        """`columns` of the sums of the slice's rows (of `kind`, its own by default) over
+        whole days `runs`: one read per row kept apart and run, each on its key's prefix."""
+        kind = kind or piece.kind
+        cond = "kind = :kind AND key = :key AND name = :name"
         if measure:
             cond += " AND measure = :measure"
-            params["measure"] = measure
+        if table == "stats_quarters":
+            span, scale = "q >= :lo AND q < :hi", QUARTERS_PER_DAY
+        else:
+            span, scale = "day >= :lo AND day < :hi", 1
+        sql = (f"SELECT {columns} FROM {table} WHERE {cond} AND {span}"
+               + (f" GROUP BY {group}" if group else ""))
         found: list[Any] = []
-        for first, stop in runs:
-            if table == "stats_quarters":
-                span = "q >= :lo AND q < :hi"
-                bounds = {"lo": first * QUARTERS_PER_DAY, "hi": stop * QUARTERS_PER_DAY}
-            else:
-                span = "day >= :lo AND day < :hi"
-                bounds = {"lo": first, "hi": stop}
-            found += self.rows(f"SELECT {columns} FROM {table} WHERE {cond} AND {span}"
-                               + (f" GROUP BY {group}" if group else ""), {**params, **bounds})
+        for key, name in self._pairs(piece, kind) if runs else ():
+            for first, stop in runs:
+                found += self.rows(sql, {"kind": kind, "key": key, "name": name,
+                                         "measure": measure, "lo": first * scale,
+                                         "hi": stop * scale})
         return found
 
     # -- the figures -----------------------------------------------------------------------
@@ -399,30 +406,38 @@ class Reader:
                         key=lambda item: (-item[1][0], item[0]))[:BREAKDOWN_ROWS]
         return tuple(_breakdown(k, a) for k, a in ranked)
 
-    def quarters(self, flt: CallFilter, piece: Slice, plan: Plan) -> dict[int, Counter[str]]:
-        """Per quarter hour: the sums a day's row and the chart need."""
-        names = ("calls", "connected", "analyzed", "successful", "talk_ms", "cost",
-                 *(f"o_{o}" for o in _OUTCOMES))
-        found: dict[int, Counter[str]] = {}
-        columns = "q, " + ", ".join(f"sum({n}) AS {n}" for n in names)
-        for row in self._sum_rows("stats_quarters", columns, piece, plan.runs, group="q"):
-            acc = found.setdefault(int(row["q"]), Counter())
-            for n in names:
-                acc[n] += row[n]
-        outcomes = ", ".join(f"coalesce(sum(({outcome_sql()}) = '{o}'), 0) AS o_{o}"
+    def quarters(self, flt: CallFilter, piece: Slice, plan: Plan) -> dict[int, list[float]]:
+        """Per quarter hour with calls: the sums a day's row and the chart need (_QUARTER)."""
+        found: dict[int, list[float]] = {}
+        width = len(_QUARTER)
+
+        def add(rows: list[Any]) -> None:
+            for row in rows:
+                acc = found.get(row[0])
+                if acc is None:
+                    found[row[0]] = [float(v) for v in row[1:]]
+                else:
+                    for i in range(width):
+                        acc[i] += row[i + 1]
+
+        columns = "q, " + ", ".join(f"sum({n})" for n in _QUARTER)
+        add(self._sum_rows("stats_quarters", columns, piece, plan.runs, group="q"))
+        outcomes = ", ".join(f"coalesce(sum(({outcome_sql()}) = '{o}'), 0)"
                              for o in _OUTCOMES)
         for a, b in plan.raw:
             window, params = placed_sql(replace(flt, since=a, until=b))
-            for row in self.rows(f"""SELECT CAST(created_at AS INTEGER) / {QUARTER} AS q,
-                    count(*) AS calls, count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
-                    count(successful) AS analyzed, coalesce(sum(successful = 1), 0) AS successful,
-                    coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0) AS talk_ms,
-                    coalesce(sum(cost_cents), 0) AS cost, {outcomes}
-                    FROM calls WHERE {window} GROUP BY 1""", params):
-                acc = found.setdefault(int(row["q"]), Counter())
-                for n in names:
-                    acc[n] += row[n]
-        return {q: acc for q, acc in found.items() if acc["calls"] > 0}
+            add(self.rows(f"""SELECT CAST(created_at AS INTEGER) / {QUARTER} AS q,
+                    count(*), count(CASE WHEN duration_ms > 0 THEN 1 END),
+                    count(successful), coalesce(sum(successful = 1), 0),
+                    coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0),
+                    coalesce(sum(cost_cents), 0), {outcomes}
+                    FROM calls WHERE {window} GROUP BY 1""", params))
+        return {q: acc for q, acc in found.items() if acc[0] > 0}
+
+
+# what `quarters` sums, in its order: a day's breakdown row, then the chart's outcomes
+_QUARTER = ("calls", "connected", "analyzed", "successful", "talk_ms", "cost",
+            *(f"o_{o}" for o in _OUTCOMES))
 
 
 def _add(acc: dict[str, list[float]], key: str, row: Any) -> None:
@@ -455,16 +470,20 @@ def report(conn: sqlite3.Connection, flt: CallFilter, piece: Slice, *, now: floa
         table: tuple[Breakdown, ...] = ()
         days: tuple[DayCounts, ...] = ()
         if days_in is not None:
-            per_day: dict[str, Counter[str]] = {}
+            per_day: dict[str, list[float]] = {}
             quarters = read.quarters(flt, piece, plan)
             for q in sorted(quarters):
-                per_day.setdefault(days_in(float(q * QUARTER)), Counter()).update(quarters[q])
-            days = tuple(DayCounts(day, *(int(c[f"o_{o}"]) for o in _OUTCOMES))
-                         for day, c in sorted(per_day.items()))
+                day = days_in(float(q * QUARTER))
+                acc = per_day.get(day)
+                if acc is None:
+                    per_day[day] = list(quarters[q])
+                else:
+                    for i, value in enumerate(quarters[q]):
+                        acc[i] += value
+            days = tuple(DayCounts(day, *(int(v) for v in acc[6:]))
+                         for day, acc in sorted(per_day.items()))
             if by == "day":
-                table = tuple(_breakdown(day, [float(c[n]) for n in (
-                    "calls", "connected", "analyzed", "successful", "talk_ms", "cost")])
-                    for day, c in sorted(per_day.items()))
+                table = tuple(_breakdown(day, acc[:6]) for day, acc in sorted(per_day.items()))
         if by in LABELS:
             table = read.breakdown(flt, piece, plan, by)
         return RollupAnswer(sums.stats(median, headline=False), latency, before, table, days)

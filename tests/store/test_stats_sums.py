@@ -179,3 +179,16 @@ async def test_what_marks_a_day_and_what_does_not(store: SQLiteStore) -> None:
     assert marked() == today | {old_day, old_day - 3}
     conn.close()
     assert await summed(store) == 2
+
+
+async def test_the_background_worker_sums_every_day_that_is_over_and_then_rests(
+        store: SQLiteStore) -> None:
+    from bot.calls.sums import BATCH, StatsSums
+
+    sums = StatsSums(store, clock=lambda: NOW)
+    assert await sums.catch_up() > BATCH  # more than one batch: it goes on to the end
+    assert await sums.catch_up() == 0
+    conn = sqlite3.connect(store.path)
+    left = [r[0] for r in conn.execute("SELECT day FROM stats_dirty")]
+    conn.close()
+    assert left and min(left) >= rollup.settled_before(NOW)  # only days not over yet
