@@ -31,7 +31,6 @@ QUARTER = 900
 QUARTERS_PER_DAY = DAY // QUARTER
 SETTLE_SECONDS = 600.0  # a day is summed once it has been over this long
 LATENCY_BUCKET_MS = 10
-DIRECT_MEDIAN = 30_000  # a median over fewer values is read straight from the calls
 TOP_REASONS = 5
 BREAKDOWN_ROWS = 25
 
@@ -338,7 +337,7 @@ class Reader:
                                   else ("latency_ms", "latency_ms IS NOT NULL",
                                         LATENCY_BUCKET_MS))
         window, params = placed_sql(flt)
-        if count <= DIRECT_MEDIAN or not plan.runs:
+        if not plan.runs:  # no whole day summed: straight from the calls
             return self._direct_median(column, present, window, params, count)
         buckets: Counter[int] = Counter()
         for row in self._sum_rows("stats_values", "bucket, sum(n) AS n", piece, plan.runs,

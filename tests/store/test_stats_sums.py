@@ -1,8 +1,8 @@
 """`/callstats` from the per-day sums gives the very answer reading every call gives: on a
 random history, for every period, slice, breakdown and zone asked; after calls change
-(their days marked, read from the calls until summed again); with medians found through
-the per-second counts. And the marks: what changes a figure marks its day, what does not
-(retention clearing words) does not."""
+(their days marked, read from the calls until summed again); medians found through the
+per-second counts and read exactly from one bucket. And the marks: what changes a figure
+marks its day, what does not (retention clearing words) does not."""
 
 from __future__ import annotations
 
@@ -114,11 +114,7 @@ async def answers(store: SQLiteStore, flt: CallFilter, **kw: Any) -> None:
 
 
 @pytest.mark.slow  # hundreds of reports, each read twice
-@pytest.mark.parametrize("direct", [True, False])
-async def test_the_sums_answer_as_the_calls_do(store: SQLiteStore, direct: bool,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    if not direct:  # medians through the per-second counts, however few the calls
-        monkeypatch.setattr(rollup, "DIRECT_MEDIAN", 0)
+async def test_the_sums_answer_as_the_calls_do(store: SQLiteStore) -> None:
     assert await summed(store) >= 35  # forty days of history, the settled ones summed
     for since, until in PERIODS:
         for piece in SLICES:
@@ -126,8 +122,7 @@ async def test_the_sums_answer_as_the_calls_do(store: SQLiteStore, direct: bool,
 
 
 async def test_a_changed_call_is_read_from_the_calls_until_its_day_is_summed_again(
-        store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rollup, "DIRECT_MEDIAN", 0)
+        store: SQLiteStore) -> None:
     await summed(store)
     flt = CallFilter(since=NOW - 30 * DAY, until=NOW)
     before = await store.report(flt, with_fields=False)
