@@ -419,16 +419,18 @@ MIGRATIONS: list[str] = [
     CREATE INDEX stats_reasons_day ON stats_reasons (day);
     -- How many calls lasted each whole second (measure 'd', connected calls) and had each
     -- 10 ms of latency ('l'), per slice and day: where a median falls. Its exact value is
-    -- then read from the calls in that one bucket (calls_duration, calls_latency_value).
+    -- then read from the calls of the period in that one bucket (calls_duration,
+    -- calls_latency_value: by bucket, then time).
     CREATE TABLE stats_values (
         kind TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, measure TEXT NOT NULL,
         day INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
         PRIMARY KEY (kind, key, name, measure, day, bucket)
     ) WITHOUT ROWID;
     CREATE INDEX stats_values_day ON stats_values (day);
-    CREATE INDEX calls_duration ON calls (duration_ms, created_at)
+    CREATE INDEX calls_duration ON calls (CAST(duration_ms AS INTEGER) / 1000, created_at)
         WHERE call_id IS NOT NULL AND duration_ms > 0;
-    CREATE INDEX calls_latency_value ON calls (latency_ms, created_at)
+    CREATE INDEX calls_latency_value ON calls (max(CAST(latency_ms AS INTEGER), 0) / 10,
+                                               created_at)
         WHERE call_id IS NOT NULL AND latency_ms IS NOT NULL;
 
     -- UTC days whose figures must be summed again: any write to a call that changes what

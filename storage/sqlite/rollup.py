@@ -287,6 +287,16 @@ class Reader:
                                          "hi": stop * scale})
         return found
 
+    @staticmethod
+    def _calls(flt: CallFilter, placed: bool = True) -> str:
+        """`calls` read through the index that suits a short stretch of time: a person's
+        own (calls_user), else the time index of placed calls or of refused attempts (the
+        planner, without statistics, would take a campaign's or call_id's index and read
+        every call of the campaign, or every refused attempt, for each stretch)."""
+        if flt.user_id is not None:
+            return "calls INDEXED BY calls_user"
+        return "calls INDEXED BY " + ("calls_stats" if placed else "calls_failed")
+
     # -- the figures -----------------------------------------------------------------------
 
     def sums(self, flt: CallFilter, piece: Slice, plan: Plan, headline: bool) -> Sums:
@@ -312,16 +322,18 @@ class Reader:
                        coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0)
                            AS talk_ms,
                        coalesce(sum(cost_cents), 0) AS cost, count(latency_ms) AS latencies
-                FROM calls WHERE {window}""", params)
+                FROM {self._calls(flt)} WHERE {window}""", params)
             for c in _SUMS:
                 if c != "refused":
                     values[c] += row[c]
             failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
-            values["refused"] += self.rows(f"SELECT count(*) FROM calls WHERE {failed}",
-                                           params)[0][0]
+            values["refused"] += self.rows(
+                f"SELECT count(*) FROM {self._calls(flt, placed=False)} WHERE {failed}",
+                params)[0][0]
             if not headline:
                 for r in self.rows(f"""SELECT disconnection_reason AS reason, count(*) AS n
-                        FROM calls WHERE {window} AND disconnection_reason IS NOT NULL
+                        FROM {self._calls(flt)} WHERE {window}
+                             AND disconnection_reason IS NOT NULL
                         GROUP BY disconnection_reason""", params):
                     reasons[str(r["reason"])] += int(r["n"])
         return Sums(values, reasons)
@@ -333,9 +345,8 @@ class Reader:
         """The exact median of duration (measure 'd', connected calls) or latency ('l')."""
         if count <= 0:
             return None
-        column, present, width = (("duration_ms", "duration_ms > 0", 1000) if measure == "d"
-                                  else ("latency_ms", "latency_ms IS NOT NULL",
-                                        LATENCY_BUCKET_MS))
+        column, present = (("duration_ms", "duration_ms > 0") if measure == "d"
+                           else ("latency_ms", "latency_ms IS NOT NULL"))
         window, params = placed_sql(flt)
         if not plan.runs:  # no whole day summed: straight from the calls
             return self._direct_median(column, present, window, params, count)
@@ -346,8 +357,9 @@ class Reader:
         bucket_sql = _DURATION_BUCKET if measure == "d" else _LATENCY_BUCKET
         for a, b in plan.raw:
             w, p = placed_sql(replace(flt, since=a, until=b))
-            for row in self.rows(f"SELECT {bucket_sql} AS bucket, count(*) AS n FROM calls "
-                                 f"WHERE {w} AND {present} GROUP BY 1", p):
+            for row in self.rows(f"SELECT {bucket_sql} AS bucket, count(*) AS n "
+                                 f"FROM {self._calls(flt)} WHERE {w} AND {present} GROUP BY 1",
+                                 p):
                 buckets[int(row["bucket"])] += int(row["n"])
         if sum(buckets.values()) != count:  # the sums and the calls disagree: read directly
             return self._direct_median(column, present, window, params, count)
@@ -358,14 +370,11 @@ class Reader:
             below = 0
             for bucket in sorted(buckets):
                 if below + buckets[bucket] > rank:
-                    low = bucket * width if bucket > 0 or measure == "d" else -math.inf
                     rows = self.rows(
                         f"""SELECT {column} FROM calls INDEXED BY {index}
-                            WHERE {present} AND {column} >= :low AND {column} < :high
-                                  AND {window}
+                            WHERE {present} AND {bucket_sql} = :bucket AND {window}
                             ORDER BY {column} LIMIT 1 OFFSET :skip""",
-                        {**params, "low": low, "high": (bucket + 1) * width,
-                         "skip": rank - below})
+                        {**params, "bucket": bucket, "skip": rank - below})
                     if not rows:
                         return self._direct_median(column, present, window, params, count)
                     found.append(float(rows[0][0]))
@@ -399,7 +408,7 @@ class Reader:
                     count(successful) AS analyzed, coalesce(sum(successful = 1), 0) AS successful,
                     coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0) AS talk_ms,
                     coalesce(sum(cost_cents), 0) AS cost
-                    FROM calls WHERE {window} GROUP BY k""", params):
+                    FROM {self._calls(flt)} WHERE {window} GROUP BY k""", params):
                 _add(acc, str(row["k"]), row)
         ranked = sorted(((k, a) for k, a in acc.items() if a[0] > 0),
                         key=lambda item: (-item[1][0], item[0]))[:BREAKDOWN_ROWS]
@@ -430,7 +439,7 @@ class Reader:
                     count(successful), coalesce(sum(successful = 1), 0),
                     coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0),
                     coalesce(sum(cost_cents), 0), {outcomes}
-                    FROM calls WHERE {window} GROUP BY 1""", params))
+                    FROM {self._calls(flt)} WHERE {window} GROUP BY 1""", params))
         return {q: acc for q, acc in found.items() if acc[0] > 0}
 
 

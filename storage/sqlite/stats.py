@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import sqlite3
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -266,37 +266,59 @@ class StatsPart(_Connection):
 
     async def _fields(self, window: str, params: dict[str, Any],
                       wanted: tuple[str, ...] | None) -> tuple[FieldSummary, ...]:
-        """Each extracted field by its type, over the newest FIELD_CALLS calls with any."""
+        """Each extracted field by its type, over the newest FIELD_CALLS calls with any:
+        counted by (field, type, value) in SQL, so Python sees each distinct value once."""
         rows = await self._stats_read(
-            f"""SELECT j.key AS name, j.type AS type, j.value AS value
+            f"""SELECT j.key AS name, j.type AS type, j.value AS value, count(*) AS n
                 FROM (SELECT extracted FROM calls WHERE {window} AND extracted IS NOT NULL
                       ORDER BY created_at DESC LIMIT {FIELD_CALLS}) AS c,
                      json_each(CASE WHEN json_valid(c.extracted) THEN c.extracted
-                                    ELSE '{{}}' END) AS j""", params)
-        # Up to a few hundred thousand values: summarised in a thread, never on the event
-        # loop that acks Slack.
+                                    ELSE '{{}}' END) AS j
+                GROUP BY 1, 2, 3""", params)
+        # Thousands of distinct values at most: summarised in a thread all the same, never
+        # on the event loop that acks Slack.
         return await asyncio.to_thread(_summaries, rows, wanted)
 
 
 def _summaries(rows: list[Any], wanted: tuple[str, ...] | None) -> tuple[FieldSummary, ...]:
-    values: dict[str, list[tuple[str, Any]]] = {}
+    values: dict[str, list[tuple[str, Any, int]]] = {}
     for r in rows:
         name = str(r["name"])
         if wanted is None or name in wanted:
-            values.setdefault(name, []).append((str(r["type"]), r["value"]))
+            values.setdefault(name, []).append((str(r["type"]), r["value"], int(r["n"])))
     return tuple(_summary(name, found) for name, found in sorted(values.items()))
 
 
-def _summary(name: str, found: list[tuple[str, Any]]) -> FieldSummary:
-    kinds = Counter(kind for kind, _ in found)
-    if kinds["true"] + kinds["false"] >= len(found) / 2:
-        return FieldSummary(name, "boolean", len(found), yes=kinds["true"], no=kinds["false"])
-    numbers = [float(v) for kind, v in found if kind in ("integer", "real")]
-    if len(numbers) >= len(found) / 2:
-        return FieldSummary(name, "number", len(found), mean=statistics.fmean(numbers),
-                            median=statistics.median(numbers), low=min(numbers),
-                            high=max(numbers))
-    texts = Counter(str(v).strip() if kind == "text" else json.dumps(v)
-                    for kind, v in found if kind != "null")
+def _summary(name: str, found: list[tuple[str, Any, int]]) -> FieldSummary:
+    """One field from its distinct values and how often each came."""
+    total = sum(n for _, _, n in found)
+    kinds: Counter[str] = Counter()
+    for kind, _, n in found:
+        kinds[kind] += n
+    if kinds["true"] + kinds["false"] >= total / 2:
+        return FieldSummary(name, "boolean", total, yes=kinds["true"], no=kinds["false"])
+    numbers = sorted((float(v), n) for kind, v, n in found if kind in ("integer", "real"))
+    count = sum(n for _, n in numbers)
+    if numbers and count >= total / 2:
+        return FieldSummary(name, "number", total,
+                            mean=math.fsum(v * n for v, n in numbers) / count,
+                            median=_median(numbers, count), low=numbers[0][0],
+                            high=numbers[-1][0])
+    texts: Counter[str] = Counter()
+    for kind, v, n in found:
+        if kind != "null":
+            texts[str(v).strip() if kind == "text" else json.dumps(v)] += n
     top = tuple((v, n) for v, n in texts.most_common(TOP_VALUES) if len(v) <= TEXT_VALUE)
-    return FieldSummary(name, "text", len(found), top=top)
+    return FieldSummary(name, "text", total, top=top)
+
+
+def _median(numbers: list[tuple[float, int]], count: int) -> float:
+    """The median of sorted (value, how many) pairs: the middle one, or the mean of two."""
+    ranks = [(count - 1) // 2, count // 2]
+    found: list[float] = []
+    below = 0
+    for value, n in numbers:
+        while len(found) < 2 and ranks[len(found)] < below + n:
+            found.append(value)
+        below += n
+    return (found[0] + found[1]) / 2
