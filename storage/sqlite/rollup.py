@@ -312,30 +312,29 @@ class Reader:
                 reasons[str(row["reason"])] += int(row["n"])
         for a, b in plan.raw:
             window, params = placed_sql(replace(flt, since=a, until=b))
-            [row] = self.rows(f"""
-                SELECT count(*) AS calls, count(successful) AS analyzed,
-                       coalesce(sum(successful = 1), 0) AS successful,
-                       coalesce(sum(sentiment = 'Positive'), 0) AS positive,
-                       coalesce(sum(sentiment = 'Neutral'), 0) AS neutral,
-                       coalesce(sum(sentiment = 'Negative'), 0) AS negative,
-                       count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
-                       coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0)
-                           AS talk_ms,
-                       coalesce(sum(cost_cents), 0) AS cost, count(latency_ms) AS latencies
-                FROM {self._calls(flt)} WHERE {window}""", params)
-            for c in _SUMS:
-                if c != "refused":
-                    values[c] += row[c]
+            # One read for the figures and how calls ended: the sums grouped by reason.
+            for row in self.rows(f"""
+                    SELECT disconnection_reason AS reason, count(*) AS calls,
+                           count(successful) AS analyzed,
+                           coalesce(sum(successful = 1), 0) AS successful,
+                           coalesce(sum(sentiment = 'Positive'), 0) AS positive,
+                           coalesce(sum(sentiment = 'Neutral'), 0) AS neutral,
+                           coalesce(sum(sentiment = 'Negative'), 0) AS negative,
+                           count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
+                           coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0)
+                               AS talk_ms,
+                           coalesce(sum(cost_cents), 0) AS cost,
+                           count(latency_ms) AS latencies
+                    FROM {self._calls(flt)} WHERE {window} GROUP BY 1""", params):
+                for c in _SUMS:
+                    if c != "refused":
+                        values[c] += row[c]
+                if row["reason"] is not None and not headline:
+                    reasons[str(row["reason"])] += int(row["calls"])
             failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
             values["refused"] += self.rows(
                 f"SELECT count(*) FROM {self._calls(flt, placed=False)} WHERE {failed}",
                 params)[0][0]
-            if not headline:
-                for r in self.rows(f"""SELECT disconnection_reason AS reason, count(*) AS n
-                        FROM {self._calls(flt)} WHERE {window}
-                             AND disconnection_reason IS NOT NULL
-                        GROUP BY disconnection_reason""", params):
-                    reasons[str(r["reason"])] += int(r["n"])
         return Sums(values, reasons)
 
     # -- medians -----------------------------------------------------------------------------
