@@ -288,13 +288,15 @@ class Reader:
         return found
 
     @staticmethod
-    def _calls(flt: CallFilter, placed: bool = True) -> str:
+    def _calls(flt: CallFilter, placed: bool = True, latency: bool = False) -> str:
         """`calls` read through the index that suits a short stretch of time: a person's
         own (calls_user), else the time index of placed calls or of refused attempts (the
         planner, without statistics, would take a campaign's or call_id's index and read
         every call of the campaign, or every refused attempt, for each stretch)."""
         if flt.user_id is not None:
             return "calls INDEXED BY calls_user"
+        if latency:  # (time, latency): latencies are not in calls_stats
+            return "calls INDEXED BY calls_latency"
         return "calls INDEXED BY " + ("calls_stats" if placed else "calls_failed")
 
     # -- the figures -----------------------------------------------------------------------
@@ -323,14 +325,16 @@ class Reader:
                            count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
                            coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0)
                                AS talk_ms,
-                           coalesce(sum(cost_cents), 0) AS cost,
-                           count(latency_ms) AS latencies
+                           coalesce(sum(cost_cents), 0) AS cost
                     FROM {self._calls(flt)} WHERE {window} GROUP BY 1""", params):
                 for c in _SUMS:
-                    if c != "refused":
+                    if c not in ("refused", "latencies"):
                         values[c] += row[c]
                 if row["reason"] is not None and not headline:
                     reasons[str(row["reason"])] += int(row["calls"])
+            values["latencies"] += self.rows(
+                f"SELECT count(*) FROM {self._calls(flt, latency=True)} WHERE {window} "
+                "AND latency_ms IS NOT NULL", params)[0][0]
             failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
             values["refused"] += self.rows(
                 f"SELECT count(*) FROM {self._calls(flt, placed=False)} WHERE {failed}",
@@ -356,9 +360,9 @@ class Reader:
         bucket_sql = _DURATION_BUCKET if measure == "d" else _LATENCY_BUCKET
         for a, b in plan.raw:
             w, p = placed_sql(replace(flt, since=a, until=b))
+            source = self._calls(flt, latency=measure == "l")
             for row in self.rows(f"SELECT {bucket_sql} AS bucket, count(*) AS n "
-                                 f"FROM {self._calls(flt)} WHERE {w} AND {present} GROUP BY 1",
-                                 p):
+                                 f"FROM {source} WHERE {w} AND {present} GROUP BY 1", p):
                 buckets[int(row["bucket"])] += int(row["n"])
         if sum(buckets.values()) != count:  # the sums and the calls disagree: read directly
             return self._direct_median(column, present, window, params, count)
