@@ -187,3 +187,27 @@ async def test_the_background_worker_sums_every_day_that_is_over_and_then_rests(
     left = [r[0] for r in conn.execute("SELECT day FROM stats_dirty")]
     conn.close()
     assert left and min(left) >= rollup.settled_before(NOW)  # only days not over yet
+
+
+async def test_a_call_changed_while_its_day_is_summed_leaves_the_day_marked(
+        store: SQLiteStore) -> None:
+    await summed(store)
+    day = int((NOW - 12 * DAY) // DAY)
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute("UPDATE calls SET cost_cents = 1234 WHERE id = (SELECT min(id) FROM calls "
+                     "WHERE created_at >= ? AND created_at < ?)", (day * DAY, (day + 1) * DAY))
+    sums = rollup.read_day(store.path, day)
+    assert sums is not None
+    with conn:  # a webhook lands between the read and the write
+        conn.execute("UPDATE calls SET cost_cents = 5678 WHERE id = (SELECT max(id) FROM calls "
+                     "WHERE created_at >= ? AND created_at < ?)", (day * DAY, (day + 1) * DAY))
+        assert rollup.write_day(conn, sums) is False
+    assert conn.execute("SELECT count(*) FROM stats_dirty WHERE day = ?", (day,)).fetchone() \
+        == (1,)
+    conn.close()
+    flt = CallFilter(since=NOW - 30 * DAY, until=NOW)
+    same(await store.report(flt, with_fields=False),
+         await store.report(flt, with_fields=False, sums=False))
+    assert await summed(store) == 1
+    assert rollup.read_day(store.path, day) is None  # summed: no longer marked
