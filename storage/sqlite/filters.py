@@ -68,3 +68,14 @@ def placed_sql(flt: CallFilter) -> tuple[str, dict[str, Any]]:
         where = f"created_at >= :f_floor AND {where}"  # covering index, not call_id's
         params["f_floor"] = float("-inf")
     return f"call_id IS NOT NULL AND {where}", params
+
+
+# The figures every answer sums, as SQL aggregates over `calls` (placed calls).
+FIGURES_SQL = """count(*) AS calls, count(successful) AS analyzed,
+    coalesce(sum(successful = 1), 0) AS successful,
+    coalesce(sum(sentiment = 'Positive'), 0) AS positive,
+    coalesce(sum(sentiment = 'Neutral'), 0) AS neutral,
+    coalesce(sum(sentiment = 'Negative'), 0) AS negative,
+    count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
+    coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0) AS talk_ms,
+    coalesce(sum(cost_cents), 0) AS cost"""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.models import Breakdown, CallFilter, CallStats, DayCounts
-from storage.sqlite.filters import outcome_sql, placed_sql
+from storage.sqlite.filters import FIGURES_SQL, outcome_sql, placed_sql
 
 DAY = 86400
 QUARTER = 900
@@ -392,16 +392,7 @@ class Reader:
             window, params = placed_sql(replace(flt, since=a, until=b))
             # One read for the figures and how calls ended: the sums grouped by reason.
             for row in self.rows(f"""
-                    SELECT disconnection_reason AS reason, count(*) AS calls,
-                           count(successful) AS analyzed,
-                           coalesce(sum(successful = 1), 0) AS successful,
-                           coalesce(sum(sentiment = 'Positive'), 0) AS positive,
-                           coalesce(sum(sentiment = 'Neutral'), 0) AS neutral,
-                           coalesce(sum(sentiment = 'Negative'), 0) AS negative,
-                           count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
-                           coalesce(sum(CASE WHEN duration_ms > 0 THEN duration_ms END), 0)
-                               AS talk_ms,
-                           coalesce(sum(cost_cents), 0) AS cost
+                    SELECT disconnection_reason AS reason, {FIGURES_SQL}
                     FROM {self._calls(flt)} WHERE {window} GROUP BY 1""", params):
                 for c in _SUMS:
                     if c not in ("refused", "latencies"):

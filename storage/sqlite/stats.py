@@ -23,7 +23,7 @@ from storage.models import (
 )
 from storage.sqlite import rollup
 from storage.sqlite.connection import _Connection, _HeavyReader
-from storage.sqlite.filters import outcome_sql, placed_sql
+from storage.sqlite.filters import FIGURES_SQL, outcome_sql, placed_sql
 from storage.sqlite.rows import _LIGHT_COLUMNS, _to_record
 
 T = TypeVar("T")
@@ -124,15 +124,8 @@ class StatsPart(_Connection):
         """The figures; `headline`: without the median and the reasons (what a comparison
         with the period before needs, for half the reading)."""
         [agg] = await self._stats_read(
-            f"""SELECT count(*) AS calls,
-                       count(successful) AS analyzed,
-                       coalesce(sum(successful = 1), 0) AS successful,
-                       coalesce(sum(sentiment = 'Positive'), 0) AS positive,
-                       coalesce(sum(sentiment = 'Neutral'), 0) AS neutral,
-                       coalesce(sum(sentiment = 'Negative'), 0) AS negative,
-                       count(CASE WHEN duration_ms > 0 THEN 1 END) AS connected,
-                       avg(CASE WHEN duration_ms > 0 THEN duration_ms END) AS avg_ms,
-                       coalesce(sum(cost_cents), 0) AS cost
+            f"""SELECT {FIGURES_SQL},
+                       avg(CASE WHEN duration_ms > 0 THEN duration_ms END) AS avg_ms
                 FROM calls WHERE {window}""",
             params,
         )
