@@ -38,23 +38,23 @@ TEXT_VALUE = 60  # a text value longer than this is not a category
 class StatsPart(_Connection):
     """Figures over the history, on a read-only connection of their own (StatsStore)."""
 
-    async def _stats_read(self, sql: str, params: dict[str, Any]) -> list[Any]:
-        """A heavy query (stats over all history) on a read-only connection of its own, in
-        a thread of its own, one at a time: the shared reader, which health checks, the
-        outbox and the Home tab use, never waits behind it. The connection is kept (its page
-        cache makes the next query several times faster than a fresh connection's)."""
+    def _heavy_reader(self) -> _HeavyReader:
+        """The read-only connection heavy queries (stats over all history) share, in a
+        thread of its own, one at a time: the shared reader, which health checks, the
+        outbox and the Home tab use, never waits behind them. It is kept (its page cache
+        makes the next query several times faster than a fresh connection's)."""
         if not self._open:
             raise RuntimeError("store is not open")
         if self._heavy is None:
             self._heavy = _HeavyReader(self.path)
-        return await self._heavy.read(sql, params)
+        return self._heavy
+
+    async def _stats_read(self, sql: str, params: dict[str, Any]) -> list[Any]:
+        return await self._heavy_reader().read(sql, params)
 
     async def _heavy_run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if not self._open:
-            raise RuntimeError("store is not open")
-        if self._heavy is None:
-            self._heavy = _HeavyReader(self.path)
-        return await self._heavy.run(fn)
+        """`fn` with that connection: several reads in one snapshot."""
+        return await self._heavy_reader().run(fn)
 
     async def refresh_stats(self, now: float, *, days: int = 20) -> int:
         """Sum again up to `days` UTC days whose calls changed and that are over, oldest
@@ -90,16 +90,15 @@ class StatsPart(_Connection):
 
         From the per-day sums where they can answer (rollup.py); `sums=False` reads every
         call (the tests compare the two)."""
+        window, params = placed_sql(flt)
         piece = rollup.answerable(flt, by) if sums else None
         if piece is not None and (previous is None or rollup.slice_for(previous) == piece):
             found = await self._heavy_run(functools.partial(
                 rollup.report, flt=flt, piece=piece, now=time.time(), previous=previous,
                 by=by, days_in=days_in))
-            window, params = placed_sql(flt)
             summaries = await self._fields(window, params, fields) if with_fields else ()
             return StatsReport(found.stats, found.latency_p50_ms, found.previous,
                                found.breakdown, summaries, found.days)
-        window, params = placed_sql(flt)
         failed = window.replace("call_id IS NOT NULL", "call_id IS NULL", 1)
         figures = await self._figures(window, params, failed_window=failed)
         latency = await self._latency(window, params)
