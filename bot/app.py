@@ -48,7 +48,7 @@ from bot.slack.people import Languages
 from handlers import health, register_all, webhook
 from handlers.campaigns import campaign_sinks
 from handlers.scheduling import SlackScheduleSink
-from storage.sqlite import SQLiteStore
+from storage.stores import make_store
 
 if TYPE_CHECKING:
     from bot.retell.simulator import RetellSimulator, Timings
@@ -92,7 +92,7 @@ def access_log(metrics: Metrics) -> Middleware:
 
 def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, RetellClient]:
     metrics = Metrics()
-    store = SQLiteStore(settings.database_path)
+    store = make_store(settings.database_url, pool_size=settings.database_pool_size)
     retell = RetellClient(
         settings.retell_api_key,
         base_url=settings.retell_base_url,
@@ -256,7 +256,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
                 socket_mode.connect_async(), name="socket-mode"  # type: ignore[no-untyped-call]
             ))
             setup_checks.watch_socket_mode(socket_tasks[-1])  # its own check of the app token
-        log.info("started: database %s, Retell at %s, Slack over %s", settings.database_path,
+        log.info("started: database %s, Retell at %s, Slack over %s", settings.database_label,
                  f"{simulator.url} (simulated)" if simulator else settings.retell_base_url,
                  "Socket Mode" if socket_mode else "HTTP")
 

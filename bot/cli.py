@@ -29,6 +29,7 @@ from bot.http.edge import (
 )
 from bot.render.catalog import DEFAULT_LANGUAGE, LANGUAGES
 from bot.runtime.logs import setup_logging
+from storage.errors import DATABASE_ERRORS
 
 if TYPE_CHECKING:
     from bot.retell.client import RetellError
@@ -89,6 +90,18 @@ With --output the file appears whole or not at all (written beside it, then rena
 Exits 0 when done, 1 when the database could not be read or the file written, 2 when the
 settings cannot be used."""
 
+MIGRATE_HELP = """Copy an SQLite installation's data into PostgreSQL: every call, event,
+queued Slack update, claim, do-not-call entry, audit row, scheduled call and campaign, with
+their ids, so cards, buttons and links keep working. The PostgreSQL schema is made (or
+brought up to date) first. Batches of rows commit one at a time with a mark of how far the
+copy got: stopped, it goes on from there when run again. A finished copy forgets the mark,
+so running it again copies every row again, updating what changed (nothing is doubled):
+copy once while the old server runs, stop it, copy again, then start the new instances on
+PostgreSQL. At the end, the rows of every table are counted on both sides.
+
+Reads nothing from the environment. Exits 0 when every count matches, 1 when one does not
+or the copy failed (run it again), 2 when an URL cannot be used."""
+
 # A history import waits out longer rate-limit pauses and more retries than a person in
 # Slack would: nobody is waiting on an answer, and giving up means starting over.
 IMPORT_RETRIES = 5
@@ -108,7 +121,8 @@ def parser() -> argparse.ArgumentParser:
         "come back. Without a subcommand, `serve`.",
         epilog="Start with `callbot demo`; `callbot <command> --help` says what each reads.")
     top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = top.add_subparsers(dest="command", metavar="{serve,demo,check,import,export}")
+    sub = top.add_subparsers(dest="command",
+                             metavar="{serve,demo,check,import,export,migrate-db}")
     raw = argparse.RawDescriptionHelpFormatter
     serve = sub.add_parser("serve", help="run the server (the default)",
                            description=SERVE_HELP, formatter_class=raw)
@@ -136,6 +150,13 @@ def parser() -> argparse.ArgumentParser:
                          help="one JSON object per line (default), or CSV with a header")
     exports.add_argument("--output", "-o", type=Path, metavar="FILE",
                          help="write here instead of stdout")
+    migrate = sub.add_parser("migrate-db", help="copy an SQLite database into PostgreSQL",
+                             description=MIGRATE_HELP, formatter_class=raw)
+    migrate.add_argument("--from", dest="source", required=True, metavar="sqlite:///FILE",
+                         help="the SQLite database to copy (opened read-only)")
+    migrate.add_argument("--to", dest="target", required=True,
+                         metavar="postgresql://user:pass@host:5432/db",
+                         help="the PostgreSQL database to copy into")
     return top
 
 
@@ -155,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         from bot.demo import run_demo
 
         return run_demo(lang=args.language)
+    if args.command == "migrate-db":
+        return run_migrate(args.source, args.target)
     overrides = {}
     if getattr(args, "host", None):
         overrides["host"] = args.host
@@ -184,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                     return 2
                 check_database(settings)
                 return run_import(settings, since=args.since, transcripts=args.transcripts)
-            if not settings.database_path.is_file():
-                print(f"callbot: DATABASE_URL {settings.database_url}: no database there, "
+            if not settings.uses_postgres and not settings.database_path.is_file():
+                print(f"callbot: DATABASE_URL {settings.database_label}: no database there, "
                       "so no calls to export", file=sys.stderr)
                 return 1
             check_database(settings)
@@ -268,7 +291,7 @@ def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
     from bot.render.terminal import count
     from bot.retell.client import RetellClient, RetellError
     from bot.runtime.logs import install_scrubbing
-    from storage.sqlite import SQLiteStore
+    from storage.stores import make_store
 
     install_scrubbing()
     progress = _Progress(sys.stderr, "Importing")
@@ -296,7 +319,8 @@ def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
             retries=max(settings.retell_retries, IMPORT_RETRIES),
             max_retry_wait=IMPORT_MAX_RETRY_WAIT, observe=observe)
         try:
-            async with SQLiteStore(settings.database_path) as store:
+            async with make_store(settings.database_url,
+                                  pool_size=settings.database_pool_size) as store:
                 result = await import_history(retell, store, since=since,
                                               transcripts=transcripts, progress=step)
         finally:
@@ -322,9 +346,9 @@ def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
                 "are kept; running it again adds the rest.")
         print(redact(line, secrets_of(settings)), file=sys.stderr)  # Retell may echo the key
         return 1
-    except (sqlite3.Error, OSError) as exc:
+    except _DATABASE_OR_FILE as exc:
         progress.end()
-        print(f"callbot: import stopped: DATABASE_URL {settings.database_url}: {exc}",
+        print(f"callbot: import stopped: DATABASE_URL {settings.database_label}: {exc}",
               file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -334,6 +358,58 @@ def run_import(settings: Settings, *, since: float, transcripts: bool) -> int:
         return 130
     progress.end()
     print(summary)
+    return 0
+
+
+def run_migrate(source: str, target: str) -> int:
+    """`callbot migrate-db`: progress on stderr, the counts on stdout."""
+    from bot.config import redact_url
+    from bot.render.terminal import count
+    from storage.copy import copy_sqlite
+    from storage.stores import POSTGRES_SCHEMES
+
+    if not source.startswith("sqlite:///") or source == "sqlite:///":
+        print("callbot: --from must look like sqlite:///path/to/callbot.db", file=sys.stderr)
+        return 2
+    if not target.startswith(POSTGRES_SCHEMES):
+        print("callbot: --to must look like postgresql://user:pass@host:5432/db",
+              file=sys.stderr)
+        return 2
+    path = Path(source.removeprefix("sqlite:///"))
+    if not path.is_file():
+        print(f"callbot: --from {source}: no database there", file=sys.stderr)
+        return 2
+    label = redact_url(target)
+    progress = _Progress(sys.stderr, "Copying")
+
+    def step(table: str, done: int, total: int) -> None:
+        progress.show(done, total, "rows", table)
+
+    try:
+        report = asyncio.run(copy_sqlite(path, target, progress=step))
+    except _DATABASE_OR_FILE as exc:
+        progress.end()
+        print(f"callbot: migrate-db stopped: {label}: {str(exc).splitlines()[0][:300]}. "
+              "Rows copied so far are kept; running it again goes on from there.",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        progress.end()
+        print("callbot: migrate-db interrupted; running it again goes on from there.",
+              file=sys.stderr)
+        return 130
+    progress.end()
+    for table, rows in report.source.items():
+        mark = "ok" if report.target.get(table) == rows else "DIFFERENT"
+        print(f"{table:16} {count(rows):>12} in SQLite, {count(report.target[table]):>12} in "
+              f"PostgreSQL  {mark}")
+    if report.mismatched:
+        print(f"callbot: the counts differ for {', '.join(report.mismatched)}: the source "
+              "changed during the copy, or the target already held other rows. Stop the "
+              "old server and run migrate-db again.", file=sys.stderr)
+        return 1
+    print(f"Copied {count(sum(report.copied.values()))} rows into {label}; every count "
+          "matches.")
     return 0
 
 
@@ -350,7 +426,7 @@ def run_export(settings: Settings, *, since: float | None, kind: str,
     from bot.render.exports import call_json, export_cells, export_header
     from bot.render.terminal import count
     from storage.models import CallFilter
-    from storage.sqlite import SQLiteStore
+    from storage.stores import make_store
 
     full = settings.show_full_numbers
     flt = CallFilter(since=since)
@@ -359,7 +435,8 @@ def run_export(settings: Settings, *, since: float | None, kind: str,
 
     async def write_all(out: TextIO) -> int:
         written = 0
-        async with SQLiteStore(settings.database_path) as store:
+        async with make_store(settings.database_url,
+                              pool_size=settings.database_pool_size) as store:
             writer = csv.writer(out) if kind == "csv" else None
             fields: list[str] = []
             if writer is not None:
@@ -392,11 +469,11 @@ def run_export(settings: Settings, *, since: float | None, kind: str,
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
-    except (sqlite3.Error, OSError) as exc:
+    except _DATABASE_OR_FILE as exc:
         progress.end()
         _remove(partial)
         where = (f"{output}: {exc.strerror or exc}" if isinstance(exc, OSError)
-                 and output is not None else f"DATABASE_URL {settings.database_url}: {exc}")
+                 and output is not None else f"DATABASE_URL {settings.database_label}: {exc}")
         print(f"callbot: export stopped: {where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -422,13 +499,19 @@ def _remove(path: Path | None) -> None:
             path.unlink()
 
 
+_DATABASE_OR_FILE: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, OSError)
+
+
 def check_database(settings: Settings) -> None:
     """Open the database file (creating it and its directory as the store does) before
     anything starts, so a bad DATABASE_URL is one line, not a traceback from a worker."""
+    if settings.uses_postgres:
+        _check_postgres(settings)
+        return
     path = settings.database_path
     try:
         if path.parent.exists() and not path.parent.is_dir():
-            raise StartupError(f"DATABASE_URL {settings.database_url} cannot be created: "
+            raise StartupError(f"DATABASE_URL {settings.database_label} cannot be created: "
                                f"{_nearest_file(path)} is a file, not a directory")
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, timeout=5)
@@ -441,8 +524,26 @@ def check_database(settings: Settings) -> None:
             cause = f"{_nearest_file(path)} is a file, not a directory"
         else:
             cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise StartupError(f"DATABASE_URL {settings.database_url} cannot be opened: {cause}"
+        raise StartupError(f"DATABASE_URL {settings.database_label} cannot be opened: {cause}"
                            ) from None
+
+
+def _check_postgres(settings: Settings) -> None:
+    """Connect once (5 s at most): a server that is down, a wrong password or a database
+    that does not exist is one line naming the URL without its password."""
+    import asyncpg
+
+    async def connect() -> None:
+        conn = await asyncio.wait_for(asyncpg.connect(settings.database_url), 5)
+        await conn.close()
+
+    try:
+        asyncio.run(connect())
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        cause = ("no answer within 5 s" if isinstance(exc, TimeoutError)
+                 else exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+        raise StartupError(f"DATABASE_URL {settings.database_label} cannot be opened: "
+                           f"{cause}") from None
 
 
 def _nearest_file(path: Path) -> Path:
@@ -518,10 +619,10 @@ async def run_server(settings: Settings) -> int:
     try:
         try:
             await runner.setup()
-        except sqlite3.Error as exc:
+        except DATABASE_ERRORS as exc:
             with contextlib.suppress(Exception):
                 await runner.cleanup()
-            raise StartupError(f"DATABASE_URL {settings.database_url} cannot be opened: {exc}"
+            raise StartupError(f"DATABASE_URL {settings.database_label} cannot be opened: {exc}"
                                ) from None
         for sock in sockets:
             await web.SockSite(runner, sock, backlog=BACKLOG).start()

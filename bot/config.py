@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.stores import POSTGRES_SCHEMES
 from bot.guard.hours import CallingHours, parse_days, parse_overrides, parse_window
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -62,6 +64,8 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(default="sqlite:///./callbot.db", alias="DATABASE_URL")
+    # PostgreSQL only: connections each instance keeps open at most.
+    database_pool_size: int = Field(default=10, ge=1, le=200, alias="CALLBOT_DATABASE_POOL")
     host: str = Field(default="0.0.0.0", alias="HOST")
     port: int = Field(default=3000, ge=1, le=65535, alias="PORT")
 
@@ -258,9 +262,15 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _sqlite_url(cls, value: str) -> str:
+    def _database_url(cls, value: str) -> str:
+        if value.startswith(POSTGRES_SCHEMES):
+            parts = urlsplit(value)
+            if not parts.hostname and "host=" not in parts.query:
+                raise ValueError("must name a server: postgresql://user:pass@host:5432/db")
+            return value
         if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
-            raise ValueError("must look like sqlite:///path/to/file.db")
+            raise ValueError("must look like sqlite:///path/to/file.db or "
+                             "postgresql://user:pass@host:5432/db")
         return value
 
     @field_validator("default_region")
@@ -300,7 +310,28 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file (only meaningful when `uses_postgres` is false)."""
         return Path(self.database_url.removeprefix("sqlite:///"))
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url.startswith(POSTGRES_SCHEMES)
+
+    @property
+    def database_label(self) -> str:
+        """DATABASE_URL as logs and errors may show it: a password never appears."""
+        return redact_url(self.database_url)
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password (in the authority or a `password=` parameter) as ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}"
+    query = re.sub(r"(?i)(password=)[^&]*", r"\1***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _split(value: Any) -> frozenset[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 
 from aiohttp import web
@@ -26,6 +25,7 @@ from aiohttp.typedefs import Handler
 from bot.context import AppContext
 from bot.runtime.metrics import CONTENT_TYPE
 from bot.setup.monitor import SetupMonitor
+from storage.errors import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
 PING_TIMEOUT = 2.0  # the database part of a health check: a read, then a write
@@ -48,8 +48,9 @@ class _Unhealthy(Exception):
 
 
 def _why(exc: BaseException) -> str:
-    if isinstance(exc, sqlite3.Error):
-        return str(exc) or type(exc).__name__  # SQLite's own words: "database is locked"
+    if isinstance(exc, DATABASE_ERRORS):
+        # The database's own words ("database is locked"), or the driver's error name.
+        return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
     if isinstance(exc, RuntimeError) and "not open" in str(exc):
         return "the store is closed"
     return type(exc).__name__

@@ -7,7 +7,7 @@ implementation provides and what the wiring passes around."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Protocol
+from typing import Protocol, Self
 
 from storage.models import (
     Admission,
@@ -177,6 +177,17 @@ class OutboxStore(Protocol):
     async def fail_outbox(self, item_id: int, now: float, error: str) -> None: ...
 
 
+class PaceStore(Protocol):
+    """Slack's pace per channel, kept where every instance sees it."""
+
+    async def take_slot(self, channel: str, interval: float, now: float) -> float:
+        """The time (unix seconds, >= now) at which this write to `channel` may go; the
+        channel's next slot moves `interval` past it, for every instance at once."""
+
+    async def hold_channel(self, channel: str, until: float) -> None:
+        """No write to `channel` before `until` (Slack said Retry-After), in any instance."""
+
+
 class ClaimStore(Protocol):
     """Claims that make a repeat harmless (a Slack retry, a second click)."""
 
@@ -338,6 +349,10 @@ class Upkeep(Protocol):
 
     async def close(self) -> None: ...
 
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
     @property
     def commits(self) -> tuple[int, int]:
         """(write transactions, writes) since open: how well writes are being batched."""
@@ -353,12 +368,12 @@ class Upkeep(Protocol):
         that dedupe no longer needs; how many of each."""
 
 
-class Store(CallStore, InboxStore, GuardStore, OutboxStore, ClaimStore, LeaseStore,
+class Store(CallStore, InboxStore, GuardStore, OutboxStore, PaceStore, ClaimStore, LeaseStore,
             ScheduleStore, CampaignStore, StatsStore, SearchStore, Upkeep, Protocol):
     """Everything a store implementation provides."""
 
 
-class DeliveryStore(OutboxStore, CallStore, Protocol):
+class DeliveryStore(OutboxStore, PaceStore, CallStore, Protocol):
     """What the outbox worker uses: its queue, and the calls it renders."""
 
 

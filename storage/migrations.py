@@ -466,4 +466,12 @@ MIGRATIONS: list[str] = [
     INSERT INTO stats_dirty (day, version)
         SELECT DISTINCT CAST(created_at AS INTEGER) / 86400, 1 FROM calls;
     """,
+    """
+    -- Slack's pace per channel, shared by every process on the file: the time the next
+    -- write to the channel may go (unix seconds).
+    CREATE TABLE channel_pace (
+        channel TEXT PRIMARY KEY,
+        next_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -18,12 +19,22 @@ import pytest
 from aiohttp import web
 
 from bot.app import CONTEXT, SETUP_CHECKS, create_app
-from bot.config import Settings
+from bot.config import Settings, redact_url
 from bot.context import AppContext
 from bot.http.edge import make_runner
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn, signed_headers
 from storage.sqlite import INBOX_MAX_ATTEMPTS
+from tests.support.db import db_rows
+from tests.support.stores import (
+    TEST_DATABASE_ENV,
+    database_for,
+    drop_created,
+    fresh_database,
+    on_postgres,
+    postgres_answers,
+    postgres_server,
+)
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 TEAM = "T0TEST"
@@ -206,14 +217,10 @@ class Server:
     def outbox_idle(self) -> bool:
         """Every webhook answered is applied and everything queued for Slack delivered (or
         given up on)."""
-        conn = sqlite3.connect(self.settings.database_path)
-        try:
-            return not conn.execute(
-                "SELECT 1 FROM outbox WHERE done_at IS NULL "
-                "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < ?",
-                (INBOX_MAX_ATTEMPTS,)).fetchall()
-        finally:
-            conn.close()
+        return not db_rows(self,
+                           "SELECT 1 FROM outbox WHERE done_at IS NULL "
+                           "UNION ALL SELECT 1 FROM webhook_inbox WHERE attempts < ?",
+                           INBOX_MAX_ATTEMPTS)
 
     async def get(self, path: str) -> tuple[int, Any]:
         assert self.http is not None
@@ -272,8 +279,10 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def make_settings(
-    slack: SlackStandIn, retell: RetellStandIn, db_path: Path, **overrides: Any
+    slack: SlackStandIn, retell: RetellStandIn, db_path: Path | str, **overrides: Any
 ) -> Settings:
+    """`db_path`: the test's database file (a PostgreSQL schema when the suite runs on
+    PostgreSQL, see tests/support/stores.py), or a DATABASE_URL."""
     values: dict[str, Any] = {
         "SLACK_BOT_TOKEN": slack.token,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
@@ -281,7 +290,7 @@ def make_settings(
         "RETELL_API_KEY": retell.api_key,
         "RETELL_FROM_NUMBER": retell.phone_numbers[0]["phone_number"],
         "RETELL_BASE_URL": retell.url,
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "DATABASE_URL": database_for(db_path),
         "CALLBOT_RETELL_TIMEOUT": 2.0,
         # Suites that inject one Retell failure expect to see it; retries have their own.
         "CALLBOT_RETELL_RETRIES": 0,
@@ -331,12 +340,57 @@ async def server(
 def sound_database(db_path: Path) -> Iterator[None]:
     """For fault tests: whatever failed, the database file must pass integrity_check."""
     yield
-    if db_path.exists():
+    if db_path.exists() and not on_postgres():
         conn = sqlite3.connect(db_path)
         try:
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         finally:
             conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_schemas() -> Iterator[None]:
+    """On PostgreSQL: the schemas a test's database files stood for are dropped after it."""
+    yield
+    drop_created()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): what the test holds is SQLite's own (its file, its "
+        "locks, its per-day sums); skipped, with the reason, when the suite runs on "
+        "PostgreSQL")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return ("database: PostgreSQL (" + TEST_DATABASE_ENV + "), a schema per test"
+            if on_postgres() else "database: SQLite, a file per test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not on_postgres():
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "SQLite's own behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {why}"))
+
+
+@pytest.fixture
+async def pg_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL schema's DATABASE_URL, for tests of PostgreSQL itself
+    (several instances, migrate-db). Skipped, saying why, when no server answers; under
+    CI (CI=true) that is a failure instead."""
+    server = postgres_server()
+    why = await postgres_answers(server)
+    if why is not None:
+        message = f"PostgreSQL does not answer at {redact_url(server)}: {why}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    async with fresh_database(tmp_path, server) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -413,6 +413,7 @@ class OutboxWorker:
         if retry_after is not None and channel:
             # Slack said how long this channel must wait: hold the whole lane, not one item.
             self._next_slot[channel] = time.monotonic() + retry_after
+            await self.store.hold_channel(channel, time.time() + retry_after)
         log.warning("outbox retry call_id=%s kind=%s in %.2f s: %s",
                     item.call_id, item.kind, delay, reason)
         await self.store.retry_outbox(item.id, time.time() + delay, reason, uncertain=uncertain)
@@ -614,13 +615,17 @@ class OutboxWorker:
         return not self._stop.is_set()
 
     async def _pace(self, channel: str) -> None:
-        """About one write a second per channel; waits are cut short by stop()."""
-        now = time.monotonic()
-        slot = max(now, self._next_slot.get(channel, 0.0))
-        self._next_slot[channel] = slot + 1.0 / self.policy.channel_rate
-        if slot > now:
+        """About one write a second per channel, across every instance on the database (the
+        slot is taken there); waits are cut short by stop()."""
+        interval = 1.0 / self.policy.channel_rate
+        wall = time.time()
+        slot = await self.store.take_slot(channel, interval, wall)
+        wait = slot - time.time()
+        # This instance's own view, for choosing lanes: the channel is busy until then.
+        self._next_slot[channel] = time.monotonic() + max(wait, 0.0) + interval
+        if wait > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), slot - now)
+                await asyncio.wait_for(self._stop.wait(), wait)
             if self._stop.is_set():
                 raise _Stopping
 

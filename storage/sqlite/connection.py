@@ -101,7 +101,7 @@ migrations, and the helpers one transaction of any part may need (holds, audit r
         """
         return list(await self._r.execute_fetchall(sql, params))
 
-    async def _execute(self, sql: str, params: Sequence[Any]) -> None:
+    async def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> None:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(sql, params)
 

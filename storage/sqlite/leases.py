@@ -41,3 +41,26 @@ class LeasesPart(_Connection):
 
     async def release_lease(self, name: str, owner: str) -> None:
         await self._execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+    async def take_slot(self, channel: str, interval: float, now: float) -> float:
+        """One statement: two processes taking a slot at once get two slots."""
+
+        def take(conn: sqlite3.Connection) -> float:
+            return float(conn.execute(_TAKE_SLOT, {"channel": channel, "interval": interval,
+                                                   "now": now}).fetchone()[0])
+
+        return await self._writer.write(take)
+
+    async def hold_channel(self, channel: str, until: float) -> None:
+        await self._execute(_HOLD_CHANNEL, {"channel": channel, "until": until})
+
+
+_TAKE_SLOT = (
+    "INSERT INTO channel_pace (channel, next_at) VALUES (:channel, :now + :interval) "
+    "ON CONFLICT (channel) DO UPDATE SET "
+    "next_at = CASE WHEN channel_pace.next_at > :now THEN channel_pace.next_at ELSE :now END "
+    "+ :interval RETURNING next_at - :interval")
+_HOLD_CHANNEL = (
+    "INSERT INTO channel_pace (channel, next_at) VALUES (:channel, :until) "
+    "ON CONFLICT (channel) DO UPDATE SET next_at = CASE WHEN channel_pace.next_at > :until "
+    "THEN channel_pace.next_at ELSE :until END")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields as dc_fields
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from storage.models import STAGE_ANALYZED, AuditEntry, CallFields, CallRecord, DncEntry, InboxEntry
 
@@ -168,7 +168,15 @@ def _upsert_params(fields: CallFields, now: float, poll_at: float | None) -> dic
         params[column] = value
     return params
 
-def _to_record(row: sqlite3.Row | Mapping[str, Any]) -> CallRecord:
+class RowLike(Protocol):
+    """A result row of either database (sqlite3.Row, asyncpg.Record): names and values."""
+
+    def keys(self) -> Iterable[str]: ...
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def _to_record(row: RowLike | Mapping[str, Any]) -> CallRecord:
     data = {key: row[key] for key in row.keys() if key in _RECORD_FIELDS}
     for column in JSON_COLUMNS:
         if column in data:

@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import json
 import logging
-import sqlite3
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +22,9 @@ from bot.http.signatures import retell_signature, slack_signature
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import SIGNING_SECRET, MakeServer, Server, command_form
+from tests.support.db import db_rows
 from tests.support.process import raw_exchange, status_of
+from tests.support.stores import database_for
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
@@ -36,11 +37,8 @@ JSON = "application/json"
 
 
 def stored(db_path: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db_path)
-    try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-    finally:
-        conn.close()
+    url = database_for(db_path)
+    return {t: db_rows(url, f"SELECT count(*) FROM {t}")[0][0] for t in TABLES}
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,7 @@ async def health_until(server: Server, done: Any, attempts: int = 20) -> tuple[i
     raise AssertionError(f"health never reached the expected state; last: {answer}")
 
 
+@pytest.mark.sqlite_only("holds SQLite's file write lock from a side connection")
 @pytest.mark.parametrize("lock", ["IMMEDIATE", "EXCLUSIVE"])
 async def test_a_held_write_lock_is_unhealthy_until_released(
     server: Server, db_path: Path, lock: str
@@ -65,6 +66,7 @@ async def test_a_held_write_lock_is_unhealthy_until_released(
     assert await health_until(server, lambda s, b: s == 200) == HEALTHY_IDLE
 
 
+@pytest.mark.sqlite_only("holds SQLite's file write lock from a side connection")
 async def test_reads_alone_do_not_make_it_healthy(server: Server, db_path: Path) -> None:
     """The lock test above, seen from the other side: reads still work while it is 503."""
     side = sqlite3.connect(db_path, isolation_level=None, timeout=5)
@@ -84,6 +86,7 @@ async def test_reads_alone_do_not_make_it_healthy(server: Server, db_path: Path)
         side.close()
 
 
+@pytest.mark.sqlite_only("the file-size limit stands for a full disk under SQLite's file")
 async def test_a_full_disk_is_unhealthy_until_space_comes_back(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path, tmp_path: Path
 ) -> None:

@@ -95,6 +95,7 @@ async def test_a_card_slack_never_stored_is_not_looked_for_forever(
     assert slack.messages(CHANNEL) == [] and slack.calls_to("chat.update") == []
 
 
+@pytest.mark.sqlite_only("holds SQLite's file write lock from a side connection")
 async def test_a_locked_database_at_admission_is_said_plainly(
     server: Server, slack: SlackStandIn, retell: RetellStandIn,
     write_lock: sqlite3.Connection,
@@ -140,6 +141,7 @@ async def slow_retell_server(make_server: MakeServer) -> Server:
     return await make_server(CALLBOT_RETELL_TIMEOUT=8.0)
 
 
+@pytest.mark.sqlite_only("holds SQLite's file write lock from a side connection")
 async def test_a_call_placed_while_the_database_is_locked_is_recorded_by_its_webhook(
     slow_retell_server: Server, slack: SlackStandIn, retell: RetellStandIn,
     write_lock: sqlite3.Connection,

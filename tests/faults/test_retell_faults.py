@@ -6,7 +6,6 @@ What must hold: the person always gets a clear answer, and however the create is
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from bot.render.blocks import ACTION_CALL_AGAIN
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server, button, make_settings
+from tests.support.db import db_rows
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("sound_database")]
@@ -45,13 +45,8 @@ def cards(slack: SlackStandIn) -> list[dict[str, Any]]:
 
 
 def failed_rows(server: Server) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return conn.execute(
-            "SELECT id, error_kind, request_key FROM calls WHERE call_id IS NULL"
-        ).fetchall()
-    finally:
-        conn.close()
+    return db_rows(server, "SELECT id, error_kind, request_key FROM calls "
+                           "WHERE call_id IS NULL ORDER BY id")
 
 
 async def try_again(server: Server, slack: SlackStandIn, card: dict[str, Any]) -> None:

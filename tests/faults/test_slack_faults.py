@@ -137,3 +137,34 @@ async def test_each_channel_is_paced_and_a_busy_channel_does_not_hold_up_another
     other_times = [t for t, channel in seen if channel == OTHER]
     assert len(other_times) == 2 and max(other_times) < busy_times[-1]
     assert posts_with_key(slack, OTHER, quiet_ts, f"summary:{quiet_call}") == 1
+
+
+async def test_the_pace_of_a_channel_holds_across_instances(
+    make_server: MakeServer, slack: SlackStandIn, retell: RetellStandIn
+) -> None:
+    """Two instances on one database deliver to one channel: together they keep its pace
+    (the slot is taken in the database), not one pace each."""
+    one = await make_server(CALLBOT_SLACK_CHANNEL_RATE=5)
+    two = await make_server(CALLBOT_SLACK_CHANNEL_RATE=5)
+    calls = [await place(one if i % 2 else two, slack, retell, CHANNEL) for i in range(6)]
+    await eventually(one.outbox_idle, timeout=10)
+
+    loop = asyncio.get_running_loop()
+    seen: list[float] = []
+    start = len(slack.calls)
+
+    def watch() -> bool:
+        writes = [c for c in slack.calls[start:]
+                  if c.method in ("chat.postMessage", "chat.update")
+                  and c.args.get("channel") == CHANNEL]
+        seen.extend(loop.time() for _ in writes[len(seen):])
+        return len(seen) >= 2 * len(calls)
+
+    # Each call's analysis goes to one instance or the other, all at once.
+    await asyncio.gather(*(webhook(one if i % 2 else two, retell, c, "call_analyzed")
+                           for i, (c, _) in enumerate(calls)))
+    await slack.wait_for(watch, timeout=20)
+    gaps = [b - a for a, b in itertools.pairwise(seen)]
+    assert min(gaps) >= 0.15, gaps  # 5 a second between both, less jitter
+    for call_id, ts in calls:
+        assert posts_with_key(slack, CHANNEL, ts, f"summary:{call_id}") == 1

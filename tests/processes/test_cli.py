@@ -46,7 +46,7 @@ def test_missing_settings_exit_2_with_one_line_naming_all(tmp_path: Path) -> Non
 def test_malformed_setting_is_named(tmp_path: Path) -> None:
     env = clean_env(tmp_path, SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s",
                     RETELL_API_KEY="k", RETELL_FROM_NUMBER="415-555", PORT="http",
-                    DATABASE_URL="postgres://x")
+                    DATABASE_URL="mysql://x/callbot")
     result = run_cli(tmp_path, env, "serve")
     assert result.returncode == 2
     line = result.stderr.strip()

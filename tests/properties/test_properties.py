@@ -23,7 +23,6 @@ import json
 import logging
 import re
 import shlex
-import sqlite3
 import threading
 import time
 import uuid
@@ -62,6 +61,7 @@ from bot.runtime.logs import scrub
 from standins.retell import RetellStandIn, sign
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, TEAM, USER, Server, make_settings, view_submission
+from tests.support.db import db_rows
 
 pytestmark = pytest.mark.slow  # processes, faults with waits, or many examples
 
@@ -172,12 +172,8 @@ class Harness:
 
     def counts(self) -> tuple[int, int]:
         """Rows in `calls` and `webhook_events`, read with a connection of our own."""
-        conn = sqlite3.connect(self.server.settings.database_path, timeout=10)
-        try:
-            calls = conn.execute("SELECT count(*) FROM calls").fetchone()[0]
-            events = conn.execute("SELECT count(*) FROM webhook_events").fetchone()[0]
-        finally:
-            conn.close()
+        [(calls, events)] = db_rows(self.server, "SELECT (SELECT count(*) FROM calls), "
+                                                 "(SELECT count(*) FROM webhook_events)")
         return calls, events
 
     def creates(self) -> int:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from standins.retell import RetellStandIn
 from tests.conftest import CHANNEL, USER, Server
+from tests.support.db import db_rows
+
+AUDIT_COLUMNS = ("id", "at", "user_id", "channel_id", "action", "source", "number",
+                 "number_key", "agent", "outcome", "reason", "call_id")
 
 MASKED = "+1 415 ••• 0123"
 
@@ -25,12 +28,8 @@ def creates(retell: RetellStandIn) -> list[dict[str, Any]]:
 
 
 def audit(srv: Server) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(srv.settings.database_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM audit ORDER BY id")]
-    finally:
-        conn.close()
+    return [dict(zip(AUDIT_COLUMNS, r, strict=True)) for r in db_rows(
+        srv, f"SELECT {', '.join(AUDIT_COLUMNS)} FROM audit ORDER BY id")]
 
 
 def outcomes(srv: Server) -> list[tuple[str, str | None]]:

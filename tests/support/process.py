@@ -36,6 +36,7 @@ from standins.process import free_port as free_port  # tests import it from here
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, SIGNING_SECRET, USER, command_form, slack_headers
+from tests.support.stores import database_for
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
@@ -48,7 +49,7 @@ _ALSO_OURS = frozenset({"HOST", "PORT", "LOG_LEVEL", "PYTHONPATH"})
 def server_env(
     slack: SlackStandIn,
     retell: RetellStandIn,
-    db_path: Path,
+    db_path: Path | str,
     port: int,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
@@ -62,7 +63,7 @@ def server_env(
         RETELL_API_KEY=retell.api_key,
         RETELL_FROM_NUMBER=retell.phone_numbers[0]["phone_number"],
         RETELL_BASE_URL=retell.url,
-        DATABASE_URL=f"sqlite:///{db_path}",
+        DATABASE_URL=database_for(db_path),
         HOST="127.0.0.1",
         PORT=str(port),
         LOG_LEVEL="INFO",
@@ -187,7 +188,7 @@ class ServerProcess(ChildProcess):
         self,
         slack: SlackStandIn,
         retell: RetellStandIn,
-        db_path: Path,
+        db_path: Path | str,
         workdir: Path,
         *,
         extra: dict[str, str] | None = None,
