@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from urllib.parse import urlsplit, urlunsplit
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.stores import POSTGRES_SCHEMES
 from bot.guard.hours import CallingHours, parse_days, parse_overrides, parse_window
+from storage.stores import POSTGRES_SCHEMES
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 SLACK_ID = re.compile(r"^[UWCGD][A-Z0-9]{2,}$")
