@@ -326,6 +326,8 @@ class Settings(BaseSettings):
 def redact_url(url: str) -> str:
     """`url` with its password (in the authority or a `password=` parameter) as ***."""
     parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query.lower():
+        return url  # nothing to hide (and sqlite:/// keeps its three slashes)
     netloc = parts.netloc
     if parts.password is not None:
         user, _, host = netloc.rpartition("@")

@@ -32,6 +32,19 @@ app that forgets the header gets HTML, not the file. ``downloads`` records each 
 
 Scopes: ``auth.test`` answers with an ``x-oauth-scopes`` header, as Slack does, listing
 ``scopes`` (by default every scope manifest.yml asks for; ``None``: no header at all).
+
+Workspaces and installs: the constructor's ``token`` is the bot token of the default workspace
+(``team_id``). ``issue_code(team_id)`` plays a person approving the install on Slack's
+authorize page: that workspace gets its own bot token and bot user (a reinstall while
+installed keeps them, as Slack does), and the single-use code (10 minutes, timed by ``clock``)
+is what the browser brings back. ``oauth.v2.access`` exchanges it for the token, checking
+``client_id`` / ``client_secret`` (HTTP Basic, as slack_sdk sends them, or form fields) and the
+``redirect_uri`` the code was issued for. Every call is attributed to the workspace whose token
+made it (``SlackCall.team_id``, ``calls_by()``) and acts as that workspace's bot (``auth.test``,
+the ``user`` / ``team`` of its messages). ``revoke(team_id)`` plays an uninstall: the token is
+then refused (``token_revoked``) and it returns the ``tokens_revoked`` / ``app_uninstalled``
+events Slack would send. Channels and messages are one store for all workspaces (Slack's
+channel ids are unique across workspaces), so give each workspace its own channel ids.
 """
 
 from __future__ import annotations
@@ -41,20 +54,22 @@ import base64
 import binascii
 import contextlib
 import copy
+import dataclasses
 import json
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import BasicAuth, web
 from slack_sdk.signature import SignatureVerifier
 
 from standins.loopback import LoopbackServer
 
-__all__ = ["SlackCall", "SlackStandIn"]
+__all__ = ["SlackCall", "SlackStandIn", "SlackWorkspace"]
 
 BOT_ID = "B0BOT"
 APP_ID = "A0APP"
@@ -77,6 +92,10 @@ WRITE_METHODS = (
 # Key set on a response that must not be sent: the connection is cut after the work.
 _DROP = web.ResponseKey("slack_standin_drop", bool)
 FAULT_KINDS = ("rate_limited", "server_error", "drop_after", "channel_rate_limited")
+# Methods Slack answers without a token: the install exchange authenticates the app itself.
+_NO_TOKEN_METHODS = frozenset({"oauth.v2.access"})
+# How long an OAuth code from Slack's authorize page can be exchanged (Slack: ten minutes).
+CODE_TTL_SECONDS = 600.0
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -110,6 +129,43 @@ class SlackCall:
     method: str
     args: dict[str, Any]
     headers: dict[str, str]
+    # The workspace whose bot token made the call (also when that token is revoked); None
+    # without a token, or with one the stand-in never issued (oauth.v2.access, app tokens).
+    team_id: str | None = None
+
+
+@dataclass
+class SlackWorkspace:
+    """A workspace the app is installed in, with the bot token Slack issued for it."""
+
+    team_id: str
+    team_name: str
+    token: str
+    bot_user_id: str
+    bot_id: str
+    # Who approved the install (the ``authed_user`` of oauth.v2.access); None by default.
+    installer: str | None = None
+    # The error the token is refused with once revoked (uninstalled); None while it works.
+    revoked_with: str | None = None
+
+
+@dataclass
+class _Grant:
+    """A code from Slack's authorize page, not yet exchanged by oauth.v2.access."""
+
+    workspace: SlackWorkspace
+    installer: str
+    redirect_uri: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Who is calling, for the handler of the call being answered (handlers take only args)."""
+
+    workspace: SlackWorkspace | None
+    authorization: str | None
 
 
 @dataclass
@@ -243,10 +299,16 @@ class SlackStandIn(LoopbackServer):
         team_id: str = "T0TEST",
         bot_user_id: str = "U0BOT",
         scopes: Iterable[str] | None = DEFAULT_SCOPES,
+        client_id: str = "1234.5678",
+        client_secret: str = "stand-in-client-secret",
     ) -> None:
+        # The default workspace's bot token, team and bot user (read at construction).
         self.token = token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
+        # The app's credentials, which oauth.v2.access checks.
+        self.client_id = client_id
+        self.client_secret = client_secret
         # What auth.test says the token was granted (x-oauth-scopes); None sends no header.
         self.scopes: list[str] | None = list(scopes) if scopes is not None else None
 
@@ -288,8 +350,17 @@ class SlackStandIn(LoopbackServer):
         self._channel_limit: tuple[float, int] | None = None
         self._buckets: dict[str, _Bucket] = {}
 
+        # The current install of each workspace, and every bot token ever issued (revoked
+        # ones too, so their calls are still attributed and refused as Slack refuses them).
+        default = SlackWorkspace(team_id, "Test Team", token, bot_user_id, BOT_ID)
+        self._workspaces: dict[str, SlackWorkspace] = {team_id: default}
+        self._tokens: dict[str, SlackWorkspace] = {token: default}
+        self._codes: dict[str, _Grant] = {}
+        self._context: _Context | None = None
+
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "oauth.v2.access": self._oauth_v2_access,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
@@ -340,6 +411,11 @@ class SlackStandIn(LoopbackServer):
     def calls_to(self, method: str) -> list[SlackCall]:
         """Recorded calls of one Web API method, in order."""
         return [c for c in self.calls if c.method == method]
+
+    def calls_by(self, team_id: str | None) -> list[SlackCall]:
+        """Recorded calls made with ``team_id``'s bot token (any of its installs), in order;
+        ``None``: the calls made without a token or with one the stand-in never issued."""
+        return [c for c in self.calls if c.team_id == team_id]
 
     def messages(self, channel: str) -> list[dict[str, Any]]:
         """Top-level messages (and thread broadcasts) of a channel, oldest first."""
@@ -399,6 +475,96 @@ class SlackStandIn(LoopbackServer):
     def response_url(self, key: str = "default") -> str:
         """A response_url to put in a slash command or interaction payload."""
         return f"{self.url}/response/{key}"
+
+    # ------------------------------------------------------------------ workspaces and installs
+
+    def workspace(self, team_id: str) -> SlackWorkspace:
+        """A copy of the current install of ``team_id`` (token, bot user, revoked or not);
+        KeyError if the app was never installed there."""
+        return dataclasses.replace(self._workspaces[team_id])
+
+    def issue_code(
+        self,
+        team_id: str,
+        *,
+        team_name: str | None = None,
+        installer: str = "U0INSTALLER",
+        redirect_uri: str | None = None,
+    ) -> str:
+        """What Slack's authorize page hands the browser once ``installer`` approves installing
+        the app in ``team_id``: a code for ``oauth.v2.access``, usable once, for 10 minutes.
+
+        The workspace's bot token is live from now on. A workspace the app is installed in
+        keeps its token and bot user; one never installed, or uninstalled (``revoke``), gets a
+        new token (an uninstalled one keeps its bot user, as in Slack). ``redirect_uri`` is the
+        one the authorize URL carried: the exchange must then send the same.
+        """
+        current = self._workspaces.get(team_id)
+        name = team_name or (current.team_name if current else f"Workspace {team_id}")
+        if current is None or current.revoked_with is not None:
+            token = f"xoxb-{team_id}-{secrets.token_hex(12)}"
+            current = SlackWorkspace(
+                team_id=team_id,
+                team_name=name,
+                token=token,
+                bot_user_id=current.bot_user_id if current else self._next_id("U"),
+                bot_id=current.bot_id if current else self._next_id("B"),
+            )
+            self._workspaces[team_id] = self._tokens[token] = current
+        current.team_name = name
+        current.installer = installer
+        code = f"{int(time.time())}.{secrets.randbelow(10**12)}.{secrets.token_hex(20)}"
+        self._codes[code] = _Grant(
+            current, installer, redirect_uri, self.clock() + CODE_TTL_SECONDS
+        )
+        return code
+
+    def revoke(self, team_id: str, *, error: str = "token_revoked") -> list[dict[str, Any]]:
+        """Uninstall the app from ``team_id``: its bot token is refused with ``error`` from now
+        on, and codes not yet exchanged stop working. Returns the Events API payloads Slack
+        sends on an uninstall (``tokens_revoked`` for the bot, then ``app_uninstalled``), to
+        deliver to the app; ``[]`` if it was already uninstalled. KeyError if never installed.
+        """
+        current = self._workspaces[team_id]
+        if current.revoked_with is not None:
+            return []
+        current.revoked_with = error
+        return [
+            self._event_callback(
+                team_id, {"type": "tokens_revoked",
+                          "tokens": {"oauth": [], "bot": [current.bot_user_id]}}
+            ),
+            self._event_callback(team_id, {"type": "app_uninstalled"}),
+        ]
+
+    def _event_callback(self, team_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        """An Events API payload as Slack posts it to the app's Request URL."""
+        return {
+            "token": "stand-in-verification-token",
+            "team_id": team_id,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": self._next_id("Ev"),
+            "event_time": int(time.time()),
+        }
+
+    def _workspace_of(self, authorization: str | None, body_token: Any) -> SlackWorkspace | None:
+        """The install whose bot token a call carries (Bearer header, else a ``token`` field)."""
+        if authorization is not None:
+            if not authorization.startswith("Bearer "):
+                return None
+            token: Any = authorization.removeprefix("Bearer ")
+        else:
+            token = body_token
+        return self._tokens.get(token) if isinstance(token, str) else None
+
+    def _acting(self) -> SlackWorkspace:
+        """The workspace whose bot the call being answered acts as (default outside calls)."""
+        context = self._context
+        if context is not None and context.workspace is not None:
+            return context.workspace
+        return self._workspaces[self.team_id]
 
     # ------------------------------------------------------------------ failure injection
 
@@ -601,7 +767,8 @@ class SlackStandIn(LoopbackServer):
                 for k, v in call.args.items()
                 if k in ("channel", "channel_id", "ts", "thread_ts", "text", "user", "view_id")
             }
-            lines.append(f"  {call.method} {brief}")
+            team = f" by {call.team_id}" if call.team_id not in (None, self.team_id) else ""
+            lines.append(f"  {call.method} {brief}{team}")
         lines.append(f"recorded {len(self.responses)} response_url post(s):")
         lines.extend(f"  {key}: {str(body)[:120]}" for key, body in self.responses[-10:])
         return "\n".join(lines)
@@ -626,7 +793,9 @@ class SlackStandIn(LoopbackServer):
             k: ("(redacted)" if k.lower() == "authorization" else v)
             for k, v in request.headers.items()
         }
-        self.calls.append(SlackCall(method=method, args=args, headers=headers))
+        caller = self._workspace_of(request.headers.get("Authorization"), body_token)
+        self.calls.append(SlackCall(method=method, args=args, headers=headers,
+                                    team_id=caller.team_id if caller is not None else None))
         if method in self._hold:
             await self._notify()
             released = asyncio.ensure_future(self._released.wait())
@@ -666,9 +835,13 @@ class SlackStandIn(LoopbackServer):
         """
         if parse_error is not None:
             return web.json_response({"ok": False, "error": parse_error})
-        expected = f"Bearer {self.token}"
-        if authorization != expected and not (authorization is None and body_token == self.token):
-            return web.json_response({"ok": False, "error": "invalid_auth"})
+        workspace = None
+        if method not in _NO_TOKEN_METHODS:
+            workspace = self._workspace_of(authorization, body_token)
+            if workspace is None:
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            if workspace.revoked_with is not None:
+                return web.json_response({"ok": False, "error": workspace.revoked_with})
         http_failure = self._take_http_failure(method)
         if http_failure is not None:
             return _error_response(http_failure.status, http_failure.retry_after)
@@ -691,7 +864,11 @@ class SlackStandIn(LoopbackServer):
         handler = self._handlers.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        answer = web.json_response(handler(args))
+        self._context = _Context(workspace, authorization)
+        try:
+            answer = web.json_response(handler(args))
+        finally:
+            self._context = None
         if method == "auth.test" and self.scopes is not None:
             answer.headers["x-oauth-scopes"] = ",".join(self.scopes)
         if fault == "drop_after":
@@ -743,10 +920,11 @@ class SlackStandIn(LoopbackServer):
         return web.Response(text=f"OK - {len(entry['content'])}")
 
     async def _handle_download(self, request: web.Request) -> web.Response:
-        """A file's url_private(_download): the bytes only with the bot token in the
+        """A file's url_private(_download): the bytes only with a live bot token in the
         Authorization header; without it, Slack's sign-in page (200, HTML)."""
         file_id = request.match_info["file_id"]
-        authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        caller = self._workspace_of(request.headers.get("Authorization") or "", None)
+        authorized = caller is not None and caller.revoked_with is None
         self.downloads.append((file_id, authorized))
         await self._notify()
         if not authorized:

@@ -28,6 +28,7 @@ from storage.sqlite import INBOX_MAX_ATTEMPTS
 from tests.support.db import db_rows
 from tests.support.stores import (
     TEST_DATABASE_ENV,
+    created,
     database_for,
     drop_created,
     fresh_database,
@@ -351,7 +352,12 @@ def sound_database(db_path: Path) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _fresh_schemas() -> Iterator[None]:
     """On PostgreSQL: the schemas a test's database files stood for are dropped after it."""
+    mark = created()
     yield
+    drop_created(mark)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
     drop_created()
 
 

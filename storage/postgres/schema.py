@@ -242,14 +242,58 @@ CREATE INDEX campaign_rows_campaign ON campaign_rows (campaign_id, line);
 CREATE INDEX campaign_rows_call ON campaign_rows (call_id) WHERE call_id IS NOT NULL;
 """
 
-# Full-text search over summaries and transcripts (filled in by the search part).
+# /callsearch: substring matching (Thai as English) through pg_trgm's GIN indexes, one
+# per text, as SQLite's trigram index gives it (storage/postgres/search.py).
 SEARCH = """
-SELECT 1;
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX calls_summary_trgm ON calls USING gin (summary gin_trgm_ops)
+    WHERE summary IS NOT NULL;
+CREATE INDEX calls_transcript_trgm ON calls USING gin (transcript gin_trgm_ops)
+    WHERE transcript IS NOT NULL;
 """
 
-# /callstats' indexes beyond calls_stats (filled in by the stats part).
+# /callstats (storage/postgres/stats.py): each filter through an index of its own, time
+# within it (a person's is calls_user, a period's calls_stats); the medians walked in order
+# of their value instead of sorting half the history; and each call's extracted fields
+# read as SQLite's json_each reads them where plain json_each cannot (JSON that is not an
+# object, or text that is not JSON), for stats.py to fall back on.
 STATS = """
-SELECT 1;
+CREATE INDEX calls_agent ON calls (agent_id, created_at);
+CREATE INDEX calls_agent_name ON calls (lower(agent_name COLLATE "C"), created_at);
+CREATE INDEX calls_channel ON calls (channel_id, created_at);
+CREATE INDEX calls_duration ON calls (duration_ms) INCLUDE (created_at)
+    WHERE call_id IS NOT NULL AND duration_ms > 0;
+CREATE INDEX calls_latency_value ON calls (latency_ms) INCLUDE (created_at)
+    WHERE call_id IS NOT NULL AND latency_ms IS NOT NULL;
+
+CREATE FUNCTION stats_json_each(doc text)
+    RETURNS TABLE (key text, idx bigint, value json)
+    LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    parsed json;
+    keys text[];
+    idxs bigint[];
+    vals json[];
+BEGIN
+    BEGIN  -- all of a call's fields or none (a NUL, which text cannot hold, skips it)
+        parsed := doc::json;
+        IF json_typeof(parsed) = 'object' THEN
+            SELECT array_agg(e.key), array_agg(NULL::bigint), array_agg(e.value)
+            INTO keys, idxs, vals FROM json_each(parsed) AS e;
+        ELSIF json_typeof(parsed) = 'array' THEN
+            SELECT array_agg(NULL::text), array_agg(e.n - 1), array_agg(e.value)
+            INTO keys, idxs, vals
+            FROM json_array_elements(parsed) WITH ORDINALITY AS e (value, n);
+        ELSE
+            keys := ARRAY[NULL::text];
+            idxs := ARRAY[NULL::bigint];
+            vals := ARRAY[parsed];
+        END IF;
+    EXCEPTION WHEN others THEN  -- not JSON: skipped, as SQLite's json_valid skips it
+        RETURN;
+    END;
+    RETURN QUERY SELECT * FROM unnest(keys, idxs, vals);
+END $$;
 """
 
 MIGRATIONS: list[str] = [CORE, SEARCH, STATS]

@@ -9,7 +9,6 @@ clock decides, as in production; bot/guard/hours.py's unit tests pin the clock i
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, StartServer, button
+from tests.support.db import db_rows
 from tests.support.guard import REFUSED, assert_refusal_row, audit, creates
 from tests.support.hours import window_around
 from tests.support.waiting import eventually
@@ -113,11 +113,7 @@ async def test_outside_hours_the_answer_offers_to_schedule_it_for_the_opening(
     await _press(server, slack, buttons["hours_schedule"], USER, "press")
     await eventually(lambda: bool(slack.responses_for("press")))
     assert slack.responses_for("press")[0]["text"].startswith(":alarm_clock: Scheduled: ")
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        [(due, variables)] = conn.execute("SELECT due_at, variables FROM scheduled_calls")
-    finally:
-        conn.close()
+    [(due, variables)] = db_rows(server, "SELECT due_at, variables FROM scheduled_calls")
     assert due == json.loads(buttons["hours_schedule"]["value"])["o"] > time.time()
     assert json.loads(variables) == {"customer_name": "Ann"}
     assert creates(retell) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, USER, Server, StartServer, button, view_submission
 from tests.support.campaigns import Callees, contacts_csv, modal_values, number
-from tests.support.db import db_rows
+from tests.support.db import db_execute, db_rows
 from tests.support.hours import window_around
 from tests.support.waiting import eventually
 
@@ -108,10 +107,7 @@ async def test_a_200_row_campaign_previews_paces_retries_and_reports_row_by_row(
     assert retell.created_calls() == []  # nothing is called before Start
     # The modal's shortest spacing is a minute; the stored campaign's is cut to keep the
     # suite quick (the runner reads it from the database at each retry).
-    conn = sqlite3.connect(server.settings.database_path)
-    with conn:
-        conn.execute("UPDATE campaigns SET retry_spacing = 0.3")
-    conn.close()
+    db_execute(server, "UPDATE campaigns SET retry_spacing = 0.3")
 
     await press(server, slack, "campaign_start", preview)
     # Every number ending in 5 does not answer its first try (the second one answers).
@@ -433,10 +429,7 @@ async def test_nothing_is_placed_before_the_start_time(
                            "WHERE c.name = 'Later' GROUP BY 1, 2") == [("running", "waiting", 3, 0)]
     assert f"Calls begin <!date^{begins}^" in card_now(slack, first["ts"])
     # Its time comes (moved in the database, so the suite need not wait an hour).
-    conn = sqlite3.connect(server.settings.database_path)
-    with conn:
-        conn.execute("UPDATE campaigns SET start_at = ? WHERE name = 'Later'", (time.time(),))
-    conn.close()
+    db_execute(server, "UPDATE campaigns SET start_at = ? WHERE name = 'Later'", time.time())
     await eventually(lambda: len(retell.created_calls()) == 5, timeout=10)
 
 

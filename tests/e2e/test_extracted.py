@@ -4,13 +4,13 @@ and shown in its summary: booleans as yes/no, numbers, text cut and masked."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, Server
+from tests.support.db import db_rows
 from tests.support.webhooks import card, placed_call, send
 
 
@@ -33,11 +33,7 @@ async def test_extracted_fields_are_stored_and_shown_in_the_summary(
     assert "appointment confirmed: Yes" in text and "rating: 4.5" in text
     assert "555 0199" not in text and "&lt;!channel&gt;" in text  # masked, inert
     assert "x" * 400 not in text  # long values are cut
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        [(stored,)] = conn.execute("SELECT extracted FROM calls WHERE call_id = ?", (call_id,))
-    finally:
-        conn.close()
+    [(stored,)] = db_rows(server, "SELECT extracted FROM calls WHERE call_id = ?", call_id)
     assert json.loads(stored) == extracted  # kept whole: exports and stats read it
 
 

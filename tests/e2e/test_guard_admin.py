@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, make_settings
 from tests.support.buttons import action_ids, press, requests_to
 from tests.support.calls import creates
+from tests.support.db import db_dicts, db_execute
 from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
 from tests.support.webhooks import card, placed_call, send, summaries
@@ -389,25 +389,15 @@ PURGED = ("transcript", "raw_payload", "recording_url", "public_log_url")
 
 
 def calls_by_id(db_path: Path) -> dict[str, dict[str, Any]]:
-    conn = sqlite3.connect(db_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return {r["call_id"]: dict(r) for r in conn.execute("SELECT * FROM calls")}
-    finally:
-        conn.close()
+    return {r["call_id"]: r for r in db_dicts(db_path, "SELECT * FROM calls")}
 
 
 def age(db_path: Path, call_ids: list[str], days: float) -> None:
     """Move calls back in time, in a thread: a blocking wait for the server's write lock on
     the event loop it shares would stall the writer it waits for."""
-    conn = sqlite3.connect(db_path, isolation_level=None, timeout=10)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("UPDATE calls SET created_at = ? WHERE call_id = ?",
-                         [(time.time() - days * 86400, c) for c in call_ids])
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    for call_id in call_ids:
+        db_execute(db_path, "UPDATE calls SET created_at = ? WHERE call_id = ?",
+                   time.time() - days * 86400, call_id)
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import time
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import USER, Server, button
+from tests.support.db import db_execute
 from tests.support.db import db_rows as rows
 from tests.support.waiting import eventually
 
@@ -151,12 +151,8 @@ async def test_team_figures_leave_out_calls_older_than_a_week(
     await eventually(lambda: rows(server, "SELECT count(*) FROM calls") == [(4,)])
 
     def age_first_call() -> None:
-        conn = sqlite3.connect(server.settings.database_path, isolation_level=None, timeout=10)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("UPDATE calls SET created_at = ? WHERE rowid = (SELECT min(rowid) FROM "
-                     "calls)", (time.time() - 8 * 86400,))
-        conn.execute("COMMIT")
-        conn.close()
+        db_execute(server, "UPDATE calls SET created_at = ? WHERE id = (SELECT min(id) FROM "
+                           "calls)", time.time() - 8 * 86400)
 
     await asyncio.to_thread(age_first_call)  # the first call: Positive and successful
     await server.event(home_opened(CAROL))

@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -24,8 +23,9 @@ from bot.render.exports import CALL_COLUMNS
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.models import CallFilter, CallRecord
-from storage.sqlite import SQLiteStore
 from tests.conftest import CHANNEL, SIGNING_SECRET, StartServer
+from tests.support.db import db_dicts, db_rows
+from tests.support.stores import database_for, store_for
 from tests.support.waiting import eventually
 from tests.support.webhooks import send
 
@@ -47,7 +47,7 @@ def cli_env(retell: RetellStandIn | None, db: Path, **values: str) -> dict[str, 
         SLACK_BOT_TOKEN="xoxb-0000-cli-test", SLACK_SIGNING_SECRET=SIGNING_SECRET,
         RETELL_API_KEY=retell.api_key if retell else "key_cli_test",
         RETELL_BASE_URL=retell.url if retell else "http://127.0.0.1:9",
-        RETELL_FROM_NUMBER="+14155550100", DATABASE_URL=f"sqlite:///{db}")
+        RETELL_FROM_NUMBER="+14155550100", DATABASE_URL=database_for(db))
     env.update(values)
     return env
 
@@ -70,11 +70,7 @@ async def cli(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str, str
 
 
 def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
+    return db_rows(db, sql, *args)
 
 
 def list_requests(retell: RetellStandIn) -> list[dict[str, Any]]:
@@ -175,7 +171,7 @@ async def test_import_pages_through_history_once_waits_out_a_429_and_posts_nothi
     assert rows(db_path, "SELECT count(*) FROM audit WHERE action = 'dnc_auto'") == [(1,)]
 
     # Stored as their webhooks would have left them (compared with what Retell holds).
-    async with SQLiteStore(db_path) as store:
+    async with store_for(db_path) as store:
         for call_id in (history[0], history[1], history[3], history[1250]):
             record = await store.get_call(call_id)
             assert record is not None
@@ -253,7 +249,7 @@ async def test_transcripts_come_from_get_call_once_even_through_a_429(
     for call_id in history:
         want = retell.calls[call_id]["transcript"] if call_id in connected else None
         assert stored[call_id] == want
-    async with SQLiteStore(db_path) as store:  # the words are searchable
+    async with store_for(db_path) as store:  # the words are searchable
         hits = await store.search_calls("street", CallFilter(), limit=100)
         assert {h.call.call_id for h in hits} == set(connected) - {history[20]}
 
@@ -284,6 +280,7 @@ async def test_retell_failures_exit_1_with_one_line(
     assert "key_wrong" not in err
 
 
+@pytest.mark.sqlite_only("an export with no database file there")
 async def test_settings_problems_exit_2(tmp_path: Path, db_path: Path) -> None:
     code, _, err, _ = await cli(tmp_path, cli_env(None, db_path, RETELL_MODE="simulate"),
                                 "import", "--since", "30d")
@@ -341,12 +338,7 @@ async def test_export_jsonl_and_csv_match_the_stored_calls(
 
 
 def stored_calls(db: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
-    finally:
-        conn.close()
+    return db_dicts(db, "SELECT * FROM calls ORDER BY id")
 
 
 def _utc(epoch: float | None) -> str:
@@ -425,7 +417,7 @@ def history_records(n: int) -> Iterator[CallRecord]:
 
 
 async def fill(db: Path, n: int) -> None:
-    async with SQLiteStore(db) as store:
+    async with store_for(db) as store:
         assert await store.import_calls(history_records(n)) == n
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
-from storage.sqlite import SQLiteStore
 from tests.conftest import MakeServer, Server, make_settings
 from tests.support.db import db_rows as rows
+from tests.support.stores import store_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.usefixtures("sound_database")
@@ -31,7 +31,7 @@ async def test_bodies_kept_before_a_stop_are_applied_at_the_next_start(
     call_id = retell.new_inbound_call("+442079460123", retell.phone_numbers[0]["phone_number"])
     bodies = [retell.event_body(call_id, e) for e in ("call_started", "call_ended",
                                                        "call_analyzed")]
-    async with SQLiteStore(db_path) as store:  # as the handler left them: kept, not applied
+    async with store_for(db_path) as store:  # as the handler left them: kept, not applied
         events = ("call_started", "call_ended", "call_analyzed")
         for inbox_id, (body, event) in enumerate(zip(bodies, events, strict=True), start=1):
             assert await store.accept_webhook(call_id, event, body) == ("stored", inbox_id)
@@ -52,7 +52,7 @@ async def test_a_kept_body_that_no_longer_reads_is_dropped_once_and_logged(
     slack: SlackStandIn, retell: RetellStandIn, db_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    async with SQLiteStore(db_path) as store:
+    async with store_for(db_path) as store:
         await store.accept_webhook("call_x", "call_ended", '{"event": "call_ended"}')
     server = Server(make_settings(slack, retell, db_path))
     with caplog.at_level(logging.INFO):
@@ -82,7 +82,7 @@ async def test_a_burst_of_webhooks_logs_a_count_not_a_line_each(
     await eventually(server.outbox_idle)
     lines = [r for r in caplog.records if r.name in ("handlers.webhook", "bot.http")]
     assert 1 <= len(lines) <= 3, [r.getMessage() for r in lines]
-    assert rows(server.settings.database_path, "SELECT count(*) FROM calls") == [(60,)]
+    assert rows(server, "SELECT count(*) FROM calls") == [(60,)]
 
 
 async def test_the_stored_payload_does_not_keep_the_transcript_twice(
@@ -95,7 +95,7 @@ async def test_the_stored_payload_does_not_keep_the_transcript_twice(
                              transcript_object=words)
     assert (await retell.send_webhook(server.url + "/retell/webhook", body))[0] == 200
     await eventually(server.outbox_idle)
-    [(transcript, payload)] = rows(server.settings.database_path,
+    [(transcript, payload)] = rows(server,
                                    "SELECT transcript, raw_payload FROM calls")
     assert transcript == "Agent: hello there\n"
     assert "hello there" not in payload and '"call_id"' in payload

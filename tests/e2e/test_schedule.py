@@ -6,7 +6,6 @@ Retell accepted it, fired again with the same key and placed once."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,10 @@ from bot.calls.scheduling import schedule_key
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from storage.models import Scheduled
-from storage.sqlite import SQLiteStore
 from tests.conftest import CHANNEL, USER, Server, StartServer, button
+from tests.support.db import db_dicts, db_execute
 from tests.support.guard import REFUSED, creates
+from tests.support.stores import store_for
 from tests.support.waiting import eventually
 
 NUMBER = "+14155550123"
@@ -29,12 +29,7 @@ ADMIN = "U0ADMIN"
 
 
 def schedules(server: Server) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(server.settings.database_path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM scheduled_calls ORDER BY id")]
-    finally:
-        conn.close()
+    return db_dicts(server, "SELECT * FROM scheduled_calls ORDER BY id")
 
 
 def card_text(slack: SlackStandIn) -> str:
@@ -186,7 +181,7 @@ async def test_callschedule_lists_the_persons_upcoming_calls(
 async def _keep(db_path: Path, *, due_in: float, status: str = "scheduled",
                 claimed_until: float | None = None, key: str = "k1") -> Scheduled:
     """A scheduled call stored while no server runs (as an earlier run left it)."""
-    store = SQLiteStore(db_path)
+    store = store_for(db_path)
     await store.open()
     try:
         entry = Scheduled(id=0, channel_id=CHANNEL, user_id=USER, number=NUMBER,
@@ -195,11 +190,8 @@ async def _keep(db_path: Path, *, due_in: float, status: str = "scheduled",
     finally:
         await store.close()
     if status != "scheduled":
-        conn = sqlite3.connect(db_path)
-        with conn:
-            conn.execute("UPDATE scheduled_calls SET status = ?, claimed_until = ? WHERE id = ?",
-                         (status, claimed_until, sid))
-        conn.close()
+        db_execute(db_path, "UPDATE scheduled_calls SET status = ?, claimed_until = ? "
+                            "WHERE id = ?", status, claimed_until, sid)
     return entry
 
 

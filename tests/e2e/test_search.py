@@ -13,8 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, CallRecord
-from storage.sqlite import SQLiteStore
 from tests.conftest import CHANNEL, USER, Server, StartServer, button
+from tests.support.stores import store_for
 
 # Whole real servers (or databases) per test: the full suite runs them; the fast lane
 # (`-m "not slow"`) leaves them out.
@@ -44,7 +44,7 @@ async def seeded(start: StartServer, slack: SlackStandIn, calls: list[CallRecord
     for c in calls:  # each call's card, as the app would have posted it
         posted = await web.chat_postMessage(channel=CHANNEL, text=f"card {c.call_id}")
         cards.append(CallRecord(**{**c.__dict__, "message_ts": str(posted["ts"])}))
-    async with SQLiteStore(server.settings.database_path) as store:
+    async with store_for(server.settings.database_url) as store:
         await store.import_calls(cards)
     return server
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import Server
+from tests.support.db import db_execute, db_rows
 from tests.support.waiting import eventually
 
 OUTCOMES = [
@@ -37,12 +37,7 @@ async def fill(server: Server, retell: RetellStandIn) -> None:
 
 
 def _analyzed_calls(server: Server) -> int:
-    conn = sqlite3.connect(server.settings.database_path)
-    try:
-        return int(conn.execute(
-            "SELECT count(*) FROM calls WHERE successful IS NOT NULL").fetchone()[0])
-    finally:
-        conn.close()
+    return int(db_rows(server, "SELECT count(*) FROM calls WHERE successful IS NOT NULL")[0][0])
 
 
 def text_of(body: object) -> str:
@@ -73,12 +68,8 @@ async def test_callstats_periods_exclude_older_calls(
     # Age two calls by ten days, from a thread: the server shares this event loop, so a
     # blocking wait for its write lock here would stall the very writer it waits for.
     def age_two_calls() -> None:
-        conn = sqlite3.connect(server.settings.database_path, isolation_level=None, timeout=10)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("UPDATE calls SET created_at = ? WHERE rowid IN (SELECT rowid FROM calls "
-                     "ORDER BY rowid LIMIT 2)", (time.time() - 10 * 86400,))
-        conn.execute("COMMIT")
-        conn.close()
+        db_execute(server, "UPDATE calls SET created_at = ? WHERE id IN (SELECT id FROM calls "
+                           "ORDER BY id LIMIT 2)", time.time() - 10 * 86400)
 
     await asyncio.to_thread(age_two_calls)
     _, week = await server.slash("/callstats", "7d", response_url=slack.response_url("w"))

@@ -15,8 +15,8 @@ import pytest
 
 from standins.slack import SlackStandIn
 from storage.models import STAGE_ANALYZED, CallRecord
-from storage.sqlite import SQLiteStore
 from tests.conftest import USER, Server, StartServer
+from tests.support.stores import store_for
 from tests.support.waiting import eventually
 
 # Whole real servers (or databases) per test: the full suite runs them; the fast lane
@@ -54,7 +54,7 @@ HISTORY = [
 
 async def seeded(start: StartServer, **settings: Any) -> Server:
     server = await start(CALLBOT_ADMINS=ADMIN, **settings)
-    async with SQLiteStore(server.settings.database_path) as store:
+    async with store_for(server.settings.database_url) as store:
         assert await store.import_calls(HISTORY) == len(HISTORY)
     return server
 

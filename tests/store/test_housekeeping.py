@@ -1,4 +1,5 @@
-"""Housekeeping on a real SQLite file through the store: what only grows is pruned, in
+"""Housekeeping on a real database (the suite's SQLite file or PostgreSQL schema) through
+the store: what only grows is pruned, in
 batches, and what dedupe still needs stays; the daily pass runs once a day under a lease."""
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ from pathlib import Path
 import pytest
 
 from bot.calls.retention import DAY, Retention
+from storage.base import Store
 from storage.models import CallFields
-from storage.sqlite import SQLiteStore
+from tests.support.db import db_rows
+from tests.support.stores import database_for, pg_fetch, run_sync, store_for
 
 OLD = 40 * DAY
 
 
 @pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(db_path) as s:
+async def store(db_path: Path) -> AsyncIterator[Store]:
+    async with store_for(db_path) as s:
         yield s
 
 
 def age(db_path: Path, sql: str, *args: object) -> None:
+    """One write straight to the test's database (either backend), committed."""
+    url = database_for(db_path)
+    if url.startswith("postgresql://"):
+        run_sync(pg_fetch(url, sql, *args))
+        return
     conn = sqlite3.connect(db_path)
     try:
         with conn:
@@ -33,14 +41,11 @@ def age(db_path: Path, sql: str, *args: object) -> None:
 
 
 def count(db_path: Path, sql: str, *args: object) -> int:
-    conn = sqlite3.connect(db_path)
-    try:
-        return int(conn.execute(sql, args).fetchone()[0])
-    finally:
-        conn.close()
+    [(n,)] = db_rows(database_for(db_path), sql, *args)
+    return int(n)
 
 
-async def seed(store: SQLiteStore, db_path: Path) -> None:
+async def seed(store: Store, db_path: Path) -> None:
     """Old bookkeeping around four calls: analyzed, still polled, unfinished but touched
     lately, and unfinished and untouched for long; plus claims and delivered items."""
     now = time.time()
@@ -62,7 +67,7 @@ async def seed(store: SQLiteStore, db_path: Path) -> None:
 
 
 async def test_prune_deletes_old_bookkeeping_in_batches_and_keeps_what_dedupe_needs(
-    store: SQLiteStore, db_path: Path
+    store: Store, db_path: Path
 ) -> None:
     await seed(store, db_path)
     writes_before = store.commits[1]
@@ -72,8 +77,8 @@ async def test_prune_deletes_old_bookkeeping_in_batches_and_keeps_what_dedupe_ne
     # 7 claims, the events of 2 calls (2 each), 8 card/summary items; the transcript stays.
     assert pruned == {"claims": 7, "webhook_events": 4, "outbox": 8}
     assert store.commits[1] - writes_before >= 7 // 2 + 4 // 2 + 8 // 2  # in batches
-    kept = {r for (r,) in sqlite3.connect(db_path).execute(
-        "SELECT DISTINCT call_id FROM webhook_events")}
+    kept = {r for (r,) in db_rows(database_for(db_path),
+                                  "SELECT DISTINCT call_id FROM webhook_events")}
     assert kept == {"polled", "recent"}
     assert count(db_path, "SELECT count(*) FROM claims") == 1
     assert count(db_path, "SELECT count(*) FROM outbox WHERE kind = 'transcript'") == 1
@@ -86,7 +91,7 @@ async def test_prune_deletes_old_bookkeeping_in_batches_and_keeps_what_dedupe_ne
 
 
 async def test_pending_outbox_items_and_recent_rows_are_never_pruned(
-    store: SQLiteStore, db_path: Path
+    store: Store, db_path: Path
 ) -> None:
     await store.record_events([("call_ended", ["card", "summary"])],
                               CallFields(call_id="c1", status="ended", stage=2))
@@ -97,7 +102,7 @@ async def test_pending_outbox_items_and_recent_rows_are_never_pruned(
 
 
 async def test_the_daily_pass_runs_once_a_day_across_processes(
-    store: SQLiteStore, db_path: Path
+    store: Store, db_path: Path
 ) -> None:
     await seed(store, db_path)
     clock = [time.time()]

@@ -1,5 +1,6 @@
-"""Scheduled calls on a real SQLite file: a call is claimed by one firing only, a claim that
-runs out is taken over, cancel only while waiting, and due/next come from the index."""
+"""Scheduled calls on a real database (the suite's SQLite file or PostgreSQL schema): a call
+is claimed by one firing only, a claim that runs out is taken over, cancel only while
+waiting, and due/next come from the index."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from storage.models import Scheduled
 from storage.sqlite import NUMBER_RECENT_SQL, SQLiteStore
 from tests.store.test_admission_scale import plan
+from tests.support.stores import store_for
 
 
 def entry(due_in: float, user: str = "U0A1") -> Scheduled:
@@ -20,7 +24,7 @@ def entry(due_in: float, user: str = "U0A1") -> Scheduled:
 async def test_a_due_call_is_claimed_once_and_a_lapsed_claim_is_taken_over(
     tmp_path: Path
 ) -> None:
-    async with SQLiteStore(tmp_path / "callbot.db") as store:
+    async with store_for(tmp_path / "callbot.db") as store:
         now = time.time()
         sid = await store.schedule(entry(-1), now)
         later = await store.schedule(entry(3600), now)
@@ -41,7 +45,7 @@ async def test_a_due_call_is_claimed_once_and_a_lapsed_claim_is_taken_over(
 
 
 async def test_cancel_only_while_waiting_and_the_upcoming_list(tmp_path: Path) -> None:
-    async with SQLiteStore(tmp_path / "callbot.db") as store:
+    async with store_for(tmp_path / "callbot.db") as store:
         now = time.time()
         first = await store.schedule(entry(7200), now)
         second = await store.schedule(entry(3600, user="U0B2"), now)
@@ -54,6 +58,7 @@ async def test_cancel_only_while_waiting_and_the_upcoming_list(tmp_path: Path) -
         assert [s.id for s in await store.upcoming_schedules(None, 10)] == [second]
 
 
+@pytest.mark.sqlite_only("reads SQLite's own query plan (EXPLAIN QUERY PLAN) of its file")
 async def test_the_per_number_count_uses_its_indexes(tmp_path: Path) -> None:
     db = tmp_path / "callbot.db"
     async with SQLiteStore(db):

@@ -1,6 +1,6 @@
-"""`/callstats`'s figures from the SQLite store on known data: filters, the previous period,
-breakdowns, calls per day in the reader's zone, the extracted fields by type, empty periods
-and calls with no analysis."""
+"""`/callstats`'s figures from the store (SQLite or PostgreSQL) on known data: filters, the
+previous period, breakdowns, calls per day in the reader's zone, the extracted fields by
+type, empty periods and calls with no analysis."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from storage.base import Store
 from storage.models import STAGE_ANALYZED, STAGE_ENDED, CallFilter, CallRecord
-from storage.sqlite import SQLiteStore
+from tests.support.stores import store_for
 
 DAY = 86400.0
 T0 = datetime(2026, 11, 10, 12, 0, tzinfo=UTC).timestamp()  # a Tuesday, noon UTC
@@ -31,8 +32,8 @@ def call(n: int, at: float, **kw: Any) -> CallRecord:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "stats.db") as s:
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with store_for(tmp_path / "stats.db") as s:
         await s.import_calls([
             # this week: 4 calls of Sales (U1), 2 of Survey (U2), 1 unanswered, 1 unanalysed
             call(1, T0),
@@ -58,7 +59,7 @@ def week(until: float = T0 + 3600) -> CallFilter:
     return CallFilter(since=until - 7 * DAY, until=until)
 
 
-async def test_the_figures_of_a_period_and_the_one_before(store: SQLiteStore) -> None:
+async def test_the_figures_of_a_period_and_the_one_before(store: Store) -> None:
     flt = week()
     before = CallFilter(since=flt.since - 7 * DAY, until=flt.since)  # type: ignore[operator]
     report = await store.report(flt, previous=before)
@@ -72,7 +73,7 @@ async def test_the_figures_of_a_period_and_the_one_before(store: SQLiteStore) ->
     assert report.previous.successful == 1
 
 
-async def test_filters_all_hold_together(store: SQLiteStore) -> None:
+async def test_filters_all_hold_together(store: Store) -> None:
     survey = await store.report(CallFilter(agent="survey"), with_fields=False)
     assert survey.stats.calls == 2
     by_id = await store.report(CallFilter(agent="agent_b"), with_fields=False)
@@ -90,7 +91,7 @@ async def test_filters_all_hold_together(store: SQLiteStore) -> None:
 
 
 async def test_breakdowns_by_agent_user_campaign_and_day_in_the_readers_zone(
-    store: SQLiteStore
+    store: Store
 ) -> None:
     by_agent = await store.report(week(), by="agent", with_fields=False)
     assert [(b.key, b.calls, b.successful) for b in by_agent.breakdown] == \
@@ -111,7 +112,7 @@ async def test_breakdowns_by_agent_user_campaign_and_day_in_the_readers_zone(
                                       ("2026-11-10", 3, 1, 0, 0)]
 
 
-async def test_extracted_fields_are_summarised_by_their_type(store: SQLiteStore) -> None:
+async def test_extracted_fields_are_summarised_by_their_type(store: Store) -> None:
     report = await store.report(week())
     fields = {f.name: f for f in report.fields}
     assert set(fields) == {"will_attend", "rating", "city"}

@@ -156,10 +156,16 @@ def database_for(path: Path | str) -> str:
     return with_schema(base, schema)
 
 
-def drop_created() -> None:
-    """Drop the schemas `database_for` made (after each test)."""
+def created() -> int:
+    """How many schemas `database_for` has made so far (a mark for `drop_created`)."""
+    return len(_created)
+
+
+def drop_created(since: int = 0) -> None:
+    """Drop the schemas `database_for` made after the mark `since` (a test's own; those of
+    longer-lived fixtures are dropped at the end of the session)."""
     base = postgres_base()
-    while base is not None and _created:
+    while base is not None and len(_created) > since:
         schema = _created.pop()
         run_sync(pg_execute(base, f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
 

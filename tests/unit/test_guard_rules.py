@@ -1,6 +1,6 @@
 """Guardrails as pure rules and as store transactions: parsing the admin commands, who and
 which numbers may be called, the wording of limits, the CSV, and the holds that make limits
-exact under concurrency (on a real SQLite file)."""
+exact under concurrency (on the suite's database: an SQLite file or a PostgreSQL schema)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ from bot.input.parsing import CommandError, parse_audit_text, parse_dnc_text
 from bot.render import replies
 from bot.render.exports import audit_csv
 from bot.render.refusals import limit_words, refusal_words
+from storage.base import Store
 from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits, Route
-from storage.sqlite import SQLiteStore
+from tests.support.db import db_rows
+from tests.support.stores import database_for, pg_fetch, run_sync, store_for
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "RETELL_API_KEY": "k",
         "RETELL_FROM_NUMBER": "+14155550100"}
@@ -42,9 +44,22 @@ def settings(**overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    async with SQLiteStore(tmp_path / "calls.db") as s:
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with store_for(tmp_path / "calls.db") as s:
         yield s
+
+
+def db_execute(url: str, sql: str, *args: Any) -> None:
+    """One write straight to the test's database (either backend), committed."""
+    if url.startswith("postgresql://"):
+        run_sync(pg_fetch(url, sql, *args))
+        return
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        with conn:
+            conn.execute(sql, args)
+    finally:
+        conn.close()
 
 
 # -- settings ---------------------------------------------------------------------------------
@@ -237,7 +252,7 @@ def test_parse_audit() -> None:
 # -- the store: holds, audit, retention -------------------------------------------------------
 
 
-async def test_concurrent_admissions_never_pass_a_limit_of_one(store: SQLiteStore) -> None:
+async def test_concurrent_admissions_never_pass_a_limit_of_one(store: Store) -> None:
     now = time.time()
     answers = await asyncio.gather(*(store.admit("U0A1", Limits(per_hour=1), now)
                                      for _ in range(20)))
@@ -251,7 +266,7 @@ async def test_concurrent_admissions_never_pass_a_limit_of_one(store: SQLiteStor
     assert (await store.admit("U0C3", Limits(concurrent=2), now)).limit == "concurrent"
 
 
-async def test_a_hold_gives_way_to_the_call_and_stale_holds_expire(store: SQLiteStore) -> None:
+async def test_a_hold_gives_way_to_the_call_and_stale_holds_expire(store: Store) -> None:
     now = time.time()
     first = await store.admit("U0A1", Limits(per_hour=2), now)
     assert first.hold_id is not None
@@ -273,7 +288,7 @@ async def test_a_hold_gives_way_to_the_call_and_stale_holds_expire(store: SQLite
     assert await store.audit_rows(10, number="+14155550199") == []
 
 
-async def test_ended_calls_free_a_concurrent_place(store: SQLiteStore) -> None:
+async def test_ended_calls_free_a_concurrent_place(store: Store) -> None:
     now = time.time()
     fields = CallFields(call_id="c1", status="ongoing", stage=1, to_number="+14155550123")
     await store.record_events([("call_started", ())], fields)
@@ -283,22 +298,21 @@ async def test_ended_calls_free_a_concurrent_place(store: SQLiteStore) -> None:
     assert (await store.admit(None, Limits(concurrent=1), now)).hold_id is not None
 
 
-async def test_purge_keeps_figures_and_newer_calls(store: SQLiteStore, tmp_path: Path) -> None:
+async def test_purge_keeps_figures_and_newer_calls(store: Store, tmp_path: Path) -> None:
     for call_id in ("old", "new"):
         await store.record_events([("call_ended", ())], CallFields(
             call_id=call_id, status="ended", stage=STAGE_ENDED, duration_ms=61_000,
             cost_cents=12.5, summary="Booked.", transcript="Agent: hi",
             recording_url="https://x/r.wav", public_log_url="https://x/log",
             raw_payload="{}"))
-    conn = sqlite3.connect(tmp_path / "calls.db")
-    conn.execute("UPDATE calls SET created_at = created_at - 40 * 86400 WHERE call_id = 'old'")
-    conn.commit()
+    url = database_for(tmp_path / "calls.db")
+    db_execute(url, "UPDATE calls SET created_at = created_at - 40 * 86400 "
+                    "WHERE call_id = 'old'")
     assert await store.purge_before(time.time() - 30 * 86400, batch=1) == 1
     cols = ("transcript, raw_payload, recording_url, public_log_url, duration_ms, cost_cents, "
             "summary")
-    old = conn.execute(f"SELECT {cols} FROM calls WHERE call_id = 'old'").fetchone()
-    new = conn.execute(f"SELECT {cols} FROM calls WHERE call_id = 'new'").fetchone()
-    conn.close()
+    [old] = db_rows(url, f"SELECT {cols} FROM calls WHERE call_id = 'old'")
+    [new] = db_rows(url, f"SELECT {cols} FROM calls WHERE call_id = 'new'")
     assert old == (None, None, None, None, 61_000, 12.5, "Booked.")
     assert new == ("Agent: hi", "{}", "https://x/r.wav", "https://x/log", 61_000, 12.5, "Booked.")
     assert await store.purge_before(time.time() - 30 * 86400) == 0  # nothing left to do

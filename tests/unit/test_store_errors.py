@@ -22,6 +22,8 @@ def real_error(db: Path, setup: str, statement: str) -> sqlite3.Error:
         conn.close()
 
 
+@pytest.mark.sqlite_only("makes SQLite's own errors on its files (a page limit standing for a "
+                         "full disk, a side connection's write lock)")
 def test_a_full_disk_and_a_lock_are_told_apart(tmp_path: Path) -> None:
     db = tmp_path / "full.db"
     full = real_error(db, "PRAGMA max_page_count = 2; CREATE TABLE t (x TEXT);",
