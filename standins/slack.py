@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from aiohttp import BasicAuth, web
+from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from standins.loopback import LoopbackServer
@@ -244,6 +244,17 @@ def _ts_key(ts: str) -> tuple[int, int]:
     """Sort key for Slack ts strings; floats lose precision at microseconds."""
     seconds, _, frac = str(ts).partition(".")
     return int(seconds or 0), int((frac or "0").ljust(6, "0")[:6])
+
+
+def _basic_credentials(authorization: str) -> tuple[str, str] | None:
+    """``(client_id, client_secret)`` of an HTTP Basic ``Authorization`` header, or None if it
+    is malformed (latin-1, as aiohttp and so slack_sdk encode it)."""
+    try:
+        decoded = base64.b64decode(authorization.removeprefix("Basic ").strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    user, colon, password = decoded.decode("latin-1").partition(":")
+    return (user, password) if colon else None
 
 
 def _truthy(value: Any) -> bool:
@@ -1052,27 +1063,80 @@ class SlackStandIn(LoopbackServer):
     # ------------------------------------------------------------------ methods
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Who the token is: its workspace and that workspace's bot user."""
+        workspace = self._acting()
         return {
             "ok": True,
             "url": f"{self.url}/",
-            "team": "Test Team",
+            "team": workspace.team_name,
             "user": "callbot",
-            "team_id": self.team_id,
-            "user_id": self.bot_user_id,
-            "bot_id": BOT_ID,
+            "team_id": workspace.team_id,
+            "user_id": workspace.bot_user_id,
+            "bot_id": workspace.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _oauth_v2_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The install exchange: the app's credentials and a code for the workspace's bot token.
+
+        Credentials come by HTTP Basic auth (what slack_sdk sends) or as form fields. Checked
+        in Slack's order: client, secret, grant type, code, redirect_uri. A failed exchange
+        leaves the code usable; a successful one uses it up.
+        """
+        context = self._context
+        authorization = context.authorization if context is not None else None
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if authorization is not None and authorization.startswith("Basic "):
+            basic = _basic_credentials(authorization)
+            if basic is None:
+                return {"ok": False, "error": "invalid_client_id"}
+            client_id, client_secret = basic
+        if client_id != self.client_id:
+            return {"ok": False, "error": "invalid_client_id"}
+        if client_secret != self.client_secret:
+            return {"ok": False, "error": "bad_client_secret"}
+        grant_type = args.get("grant_type")
+        if grant_type == "refresh_token":
+            return {"ok": False, "error": "invalid_refresh_token"}  # no token rotation here
+        if grant_type not in (None, "", "authorization_code"):
+            return {"ok": False, "error": "invalid_grant_type"}
+        grant = self._codes.get(str(args.get("code") or ""))
+        if (
+            grant is None
+            or grant.used
+            or self.clock() >= grant.expires_at
+            or grant.workspace.revoked_with is not None
+        ):
+            return {"ok": False, "error": "invalid_code"}
+        if grant.redirect_uri is not None and args.get("redirect_uri") != grant.redirect_uri:
+            return {"ok": False, "error": "bad_redirect_uri"}
+        grant.used = True
+        workspace = grant.workspace
+        scopes = self.scopes if self.scopes is not None else list(DEFAULT_SCOPES)
+        return {
+            "ok": True,
+            "app_id": APP_ID,
+            "authed_user": {"id": grant.installer},
+            "scope": ",".join(scopes),
+            "token_type": "bot",
+            "access_token": workspace.token,
+            "bot_user_id": workspace.bot_user_id,
+            "team": {"id": workspace.team_id, "name": workspace.team_name},
+            "enterprise": None,
             "is_enterprise_install": False,
         }
 
     def _new_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        workspace = self._acting()
         return {
             "type": "message",
             "channel": str(args["channel"]),
             "ts": self._next_ts(),
             "thread_ts": str(args["thread_ts"]) if args.get("thread_ts") else None,
-            "user": self.bot_user_id,
-            "bot_id": BOT_ID,
+            "user": workspace.bot_user_id,
+            "bot_id": workspace.bot_id,
             "app_id": APP_ID,
-            "team": self.team_id,
+            "team": workspace.team_id,
             "text": args.get("text") or "",
             "blocks": args.get("blocks") or None,
             "attachments": args.get("attachments") or None,
@@ -1110,7 +1174,7 @@ class SlackStandIn(LoopbackServer):
         for key in ("text", "blocks", "attachments", "metadata"):
             if key in args:
                 message[key] = args[key] or ("" if key == "text" else None)
-        message["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        message["edited"] = {"user": self._acting().bot_user_id, "ts": self._next_ts()}
         return {
             "ok": True,
             "channel": message["channel"],
@@ -1223,11 +1287,11 @@ class SlackStandIn(LoopbackServer):
         name = f"user-{user_id.lower()}"
         user: dict[str, Any] = {
             "id": user_id,
-            "team_id": self.team_id,
+            "team_id": self._acting().team_id,
             "name": name,
             "real_name": f"User {user_id}",
             "deleted": False,
-            "is_bot": user_id == self.bot_user_id,
+            "is_bot": any(w.bot_user_id == user_id for w in self._workspaces.values()),
             "is_admin": False,
             "tz": "America/New_York",
             "tz_label": "Eastern Standard Time",
@@ -1261,7 +1325,7 @@ class SlackStandIn(LoopbackServer):
             "is_private": channel_id.startswith("G") or is_im,
             "is_archived": False,
             "is_member": True,
-            "context_team_id": self.team_id,
+            "context_team_id": self._acting().team_id,
             "created": 1_732_000_000,
         }
         channel.update(copy.deepcopy(self.channels.get(channel_id, {})))
@@ -1284,16 +1348,17 @@ class SlackStandIn(LoopbackServer):
         previous: str | None = None,
     ) -> dict[str, Any]:
         view_id = view_id or self._next_id("V")
+        workspace = self._acting()
         stored = {
             **copy.deepcopy(view),
             "id": view_id,
-            "team_id": self.team_id,
+            "team_id": workspace.team_id,
             "state": {"values": {}},
             "hash": f"1732400000.{self._next_id('h')}",
             "root_view_id": root or view_id,
             "previous_view_id": previous,
             "app_id": APP_ID,
-            "bot_id": BOT_ID,
+            "bot_id": workspace.bot_id,
         }
         self.views[view_id] = stored
         return stored
@@ -1360,6 +1425,7 @@ class SlackStandIn(LoopbackServer):
         size: int,
         user: str,
         created: int | None = None,
+        team: str | None = None,
     ) -> dict[str, Any]:
         """Slack's file object (the fields apps read), with URLs served by this stand-in."""
         base = f"{self.url}/files-pri/{file_id}"
@@ -1375,7 +1441,7 @@ class SlackStandIn(LoopbackServer):
             "filetype": filetype,
             "pretty_type": filetype.upper(),
             "user": user,
-            "user_team": self.team_id,
+            "user_team": team or self.team_id,
             "editable": False,
             "size": size,
             "mode": "hosted",
@@ -1402,8 +1468,9 @@ class SlackStandIn(LoopbackServer):
             title=entry["title"] or entry["filename"],
             filetype=_FILETYPE_BY_EXT.get(ext, "binary"),
             size=len(entry["content"]),
-            user=self.bot_user_id,
+            user=entry.get("user") or self.bot_user_id,
             created=entry.get("created"),
+            team=entry.get("team"),
         )
 
     def _file_content(self, file_id: str) -> tuple[bytes, dict[str, Any]] | None:
@@ -1436,7 +1503,10 @@ class SlackStandIn(LoopbackServer):
         if not filename or length in (None, ""):
             return {"ok": False, "error": "invalid_arguments"}
         file_id = self._next_id("F")
+        workspace = self._acting()
         self.files[file_id] = {
+            "user": workspace.bot_user_id,
+            "team": workspace.team_id,
             "content": b"",
             "title": None,
             "filename": str(filename),

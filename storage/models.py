@@ -168,6 +168,10 @@ class OutboxItem:
     channel_id: str | None = None
 
 
+# Costs are cents with a few decimals; sums are kept to this many.
+COST_DIGITS = 6
+
+
 @dataclass(frozen=True)
 class CallStats:
     calls: int
@@ -180,6 +184,11 @@ class CallStats:
     median_duration_ms: float | None
     total_cost_cents: float
     top_reasons: list[tuple[str, int]]
+
+    def __post_init__(self) -> None:
+        # A sum of floats depends on the order it was added in, which differs between the
+        # databases and between per-day sums and one sum: the same calls give the same cost.
+        object.__setattr__(self, "total_cost_cents", round(self.total_cost_cents, COST_DIGITS))
 
     @property
     def success_rate(self) -> float | None:
@@ -407,6 +416,9 @@ class Breakdown:
     successful: int
     avg_duration_ms: float | None
     cost_cents: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cost_cents", round(self.cost_cents, COST_DIGITS))
 
 
 @dataclass(frozen=True)

@@ -216,13 +216,6 @@ class _Connection:
 
         return await self._write(run)
 
-    async def _write_returning(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
-        """One statement that writes and returns rows (UPDATE ... RETURNING), committed."""
-        async def run(tx: Tx) -> list[asyncpg.Record]:
-            return await tx.fetch(sql, params)
-
-        return await self._write(run)
-
     async def _in_batches(self, sql: str, params: dict[str, Any]) -> int:
         """Run `sql` (which touches at most :batch rows) until a run touches fewer, each
         run its own transaction, so a large clean-up never holds locks for long."""

@@ -1,13 +1,14 @@
 """Holds under the limits, the audit log, do-not-call (GuardStore).
 
 SQLite keeps the limits exact through its single writer. Here several instances admit at
-once, so an admission first takes transaction-scoped advisory locks on what its counts
-read (the person, the number, the global cap): two admissions that could both take the
-last place wait for each other, and the second counts the first's hold."""
+once, so every admission first takes one transaction-scoped advisory lock, the same in
+every instance: admissions then run one at a time across all instances, each counting the
+holds of those before it, as under SQLite's writer. One lock for all of admission rather
+than one per person or number: the global cap reads every admission's hold anyway, and an
+admission is a few indexed reads and one insert, so the lock is held for a moment."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from storage.models import Admission, AuditEntry, AuditRow, DncEntry, Limits
@@ -42,38 +43,19 @@ NUMBER_RECENT_SQL = (
     f"WHERE to_number = :number AND {_HOLD_LIVE} ORDER BY created_at DESC LIMIT :limit)) "
     "recent ORDER BY 1 DESC LIMIT :limit")
 
+# One key, the same in every instance: "cb:admit" as a 64-bit integer (positive, so it
+# never equals connection.MIGRATION_LOCK or any other key of the app's).
+ADMISSION_LOCK = int.from_bytes(b"cb:admit", "big")
+
 _DELETE_EXPIRED_HOLDS = (
     "DELETE FROM call_holds WHERE id IN (SELECT id FROM call_holds "
     "WHERE coalesce(expires_at, created_at + :hold) < :now FOR UPDATE SKIP LOCKED)")
 
 
-def advisory_key(*parts: str) -> int:
-    """A stable signed 64-bit key for pg_advisory_xact_lock, the same in every instance
-    (and every Python process: unlike hash(), blake2b is not salted per process)."""
-    digest = hashlib.blake2b("\x1f".join(("callbot", *parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-async def lock_keys(tx: Tx, keys: set[int]) -> None:
-    """Take these advisory locks until the transaction ends, in ascending order: any two
-    transactions taking overlapping sets wait for each other and never deadlock."""
-    for key in sorted(keys):
-        await tx.execute("SELECT pg_advisory_xact_lock(?::bigint)", (key,))
-
-
-def admission_keys(user_id: str | None, limits: Limits, number: str | None) -> set[int]:
-    """The locks an admission takes. The person's and the number's whenever they are known
-    (a hold counts against both, whatever limits this admission checks), the global one
-    when the concurrent cap is checked: two admissions whose holds could change each
-    other's counts then always share a lock, so the counts are as exact as SQLite's."""
-    keys: set[int] = set()
-    if user_id:
-        keys.add(advisory_key("admit", "user", user_id))
-    if number:
-        keys.add(advisory_key("admit", "number", number))
-    if limits.concurrent:
-        keys.add(advisory_key("admit", "concurrent"))
-    return keys
+async def lock_admission(tx: Tx) -> None:
+    """Wait for any admission in progress (in this instance or another); released when
+    this transaction ends, whichever way it ends."""
+    await tx.execute("SELECT pg_advisory_xact_lock(?::bigint)", (ADMISSION_LOCK,))
 
 
 class GuardPart(_Connection):
@@ -84,12 +66,11 @@ class GuardPart(_Connection):
         """Check the limits and take a hold in one transaction, so no two requests can
         both take the last place (in this instance or another, and across restarts)."""
         now = float(now)
-        keys = admission_keys(user_id, limits, number)
 
         async def admit(tx: Tx) -> Admission:
-            await lock_keys(tx, keys)
+            await lock_admission(tx)
             # Read committed: every statement from here on sees the holds and calls of the
-            # admissions that held these locks before us.
+            # admissions that held the lock before us (each statement takes a new snapshot).
             await tx.execute(_DELETE_EXPIRED_HOLDS, {"hold": HOLD_SECONDS, "now": now})
             if limits.concurrent:
                 live = int(await tx.fetchval(LIVE_COUNT_SQL, {

@@ -12,8 +12,13 @@ from collections.abc import Collection, Sequence
 
 from storage.models import OutboxItem
 from storage.postgres.connection import Tx, _Connection
-from storage.postgres.guard import advisory_key, lock_keys
 from storage.postgres.rows import _enqueue
+
+# enqueue_once's lock: this constant class and a hash of (call, kind), in PostgreSQL's
+# two-integer advisory key space (apart from the one-bigint keys of admission and
+# migrations). Two instances queueing the same work wait for each other; a hash collision
+# between two calls only makes one wait a moment for the other.
+ONCE_LOCK = int.from_bytes(b"cbq1", "big")
 
 
 class OutboxPart(_Connection):
@@ -24,10 +29,10 @@ class OutboxPart(_Connection):
 
         An advisory lock on (call, kind) orders two instances queueing it at once: the
         second then sees the first's row (there is no unique key on the pair to lean on)."""
-        key = advisory_key("outbox", call_id, kind)
 
         async def enqueue(tx: Tx) -> bool:
-            await lock_keys(tx, {key})
+            await tx.execute("SELECT pg_advisory_xact_lock(?::integer, hashtext(?::text))",
+                             (ONCE_LOCK, f"{call_id}\x1f{kind}"))
             if await tx.fetchrow(
                 "SELECT 1 FROM outbox WHERE call_id = ? AND kind = ? LIMIT 1", (call_id, kind)
             ):

@@ -244,12 +244,20 @@ CREATE INDEX campaign_rows_call ON campaign_rows (call_id) WHERE call_id IS NOT 
 
 # /callsearch: substring matching (Thai as English) through pg_trgm's GIN indexes, one
 # per text, as SQLite's trigram index gives it (storage/postgres/search.py).
-SEARCH = """
+SEARCH = r"""
+-- /callsearch (storage/postgres/search.py): SQLite's trigram index, in pg_trgm's GIN
+-- indexes, one per text, so a summaries-only search reads no transcript postings. Each is
+-- on the text with the bytes 0x02 and 0x03 (a snippet's marks) taken out, as SQLite's
+-- index sees it, so no stored text can forge a mark and a term is found across one; the
+-- queries write these very expressions. They answer ILIKE '%term%': substring matching,
+-- case folded, Thai (no spaces between words) as English.
+-- The extension lives where it was first made (public, in the tests); a database where it
+-- exists already is left as it is.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
-CREATE INDEX calls_summary_trgm ON calls USING gin (summary gin_trgm_ops)
-    WHERE summary IS NOT NULL;
-CREATE INDEX calls_transcript_trgm ON calls USING gin (transcript gin_trgm_ops)
-    WHERE transcript IS NOT NULL;
+CREATE INDEX calls_summary_trgm ON calls
+    USING gin ((replace(replace(summary, E'\x02', ''), E'\x03', '')) gin_trgm_ops);
+CREATE INDEX calls_transcript_trgm ON calls
+    USING gin ((replace(replace(transcript, E'\x02', ''), E'\x03', '')) gin_trgm_ops);
 """
 
 # /callstats (storage/postgres/stats.py): each filter through an index of its own, time

@@ -184,7 +184,8 @@ async def test_pause_resume_and_cancel_are_for_the_owner_or_an_admin(
     assert db_rows(server, "SELECT status FROM campaigns") == [("running",)]
 
     await press(server, slack, "campaign_pause", card)
-    assert db_rows(server, "SELECT status FROM campaigns") == [("paused",)]
+    # The button is acknowledged first and acted on after: wait for the move to land.
+    await eventually(lambda: db_rows(server, "SELECT status FROM campaigns") == [("paused",)])
     await eventually(lambda: any(f"paused by <@{USER}>" in m.get("text", "")
                                  for m in slack.thread(CHANNEL, preview["ts"])))
     callees = Callees(server.url, retell, lambda to, attempt: None)
@@ -201,7 +202,8 @@ async def test_pause_resume_and_cancel_are_for_the_owner_or_an_admin(
     card = slack.message(CHANNEL, preview["ts"])
     assert card is not None
     await press(server, slack, "campaign_cancel", card)
-    assert db_rows(server, "SELECT status FROM campaigns") == [("cancelled",)]
+    await eventually(lambda: db_rows(server, "SELECT status FROM campaigns")
+                     == [("cancelled",)])
     assert db_rows(server, "SELECT count(*) FROM campaign_rows WHERE status = 'cancelled'") \
         == [(8,)]
     await callees.end_all()

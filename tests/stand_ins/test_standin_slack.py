@@ -7,6 +7,7 @@ Slack's, so every test goes through ``AsyncWebClient`` / ``AsyncWebhookClient``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,9 +21,10 @@ from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 from slack_sdk.models.metadata import Metadata
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from standins.slack import SlackStandIn
+from standins.slack import DEFAULT_SCOPES, SlackStandIn
 
 
 @pytest.fixture
@@ -864,3 +866,309 @@ async def test_hold_keeps_calls_waiting_undone_until_release(
     posted = await held
     assert posted["ts"] and [m["text"] for m in slack.messages("C1")] == ["held"]
     assert (await client.chat_postMessage(channel="C1", text="free"))["ts"]
+
+
+# ---------------------------------------------------------------------- workspaces and installs
+
+
+async def install(
+    slack: SlackStandIn, team_id: str, **kwargs: Any
+) -> AsyncSlackResponse:
+    """The app's side of an install: exchange the code Slack's authorize page handed over."""
+    code = slack.issue_code(team_id, **kwargs)
+    return await AsyncWebClient(base_url=slack.api_url, retry_handlers=[]).oauth_v2_access(
+        client_id=slack.client_id, client_secret=slack.client_secret, code=code
+    )
+
+
+def bot(slack: SlackStandIn, token: str) -> AsyncWebClient:
+    return AsyncWebClient(token=token, base_url=slack.api_url, retry_handlers=[])
+
+
+async def test_oauth_v2_access_answers_slacks_shape_with_the_workspaces_bot_token(
+    slack: SlackStandIn,
+) -> None:
+    resp = await install(slack, "T0ACME", team_name="Acme", installer="U0ALICE")
+
+    assert resp.data == {
+        "ok": True,
+        "app_id": "A0APP",
+        "authed_user": {"id": "U0ALICE"},
+        "scope": ",".join(DEFAULT_SCOPES),
+        "token_type": "bot",
+        "access_token": resp["access_token"],
+        "bot_user_id": resp["bot_user_id"],
+        "team": {"id": "T0ACME", "name": "Acme"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+    assert resp["access_token"].startswith("xoxb-T0ACME-")
+    assert resp["access_token"] != slack.token and resp["bot_user_id"] != slack.bot_user_id
+    (call,) = slack.calls_to("oauth.v2.access")
+    # slack_sdk sends the credentials by HTTP Basic auth, not as fields; no bot token at all.
+    assert call.headers["Authorization"] == "(redacted)"
+    assert "client_secret" not in call.args and call.team_id is None
+    workspace = slack.workspace("T0ACME")
+    assert (workspace.token, workspace.bot_user_id, workspace.installer, workspace.team_name) == (
+        resp["access_token"], resp["bot_user_id"], "U0ALICE", "Acme",
+    )
+    assert workspace.revoked_with is None
+    with pytest.raises(KeyError):
+        slack.workspace("T0NEVER")
+
+
+async def test_auth_test_answers_for_the_tokens_own_workspace(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    acme = await install(slack, "T0ACME", team_name="Acme")
+    other = await install(slack, "T0OTHER")
+
+    mine = await bot(slack, acme["access_token"]).auth_test()
+    theirs = await bot(slack, other["access_token"]).auth_test()
+    default = await client.auth_test()
+
+    assert (mine["team_id"], mine["team"], mine["user_id"]) == (
+        "T0ACME", "Acme", acme["bot_user_id"],
+    )
+    assert (theirs["team_id"], theirs["team"]) == ("T0OTHER", "Workspace T0OTHER")
+    assert (default["team_id"], default["user_id"], default["bot_id"]) == (
+        "T0TEST", "U0BOT", "B0BOT",
+    )
+    assert len({mine["bot_id"], theirs["bot_id"], default["bot_id"]}) == 3
+    assert mine.headers["x-oauth-scopes"] == ",".join(DEFAULT_SCOPES)
+    assert [c.team_id for c in slack.calls_to("auth.test")] == ["T0ACME", "T0OTHER", "T0TEST"]
+
+
+async def test_oauth_v2_access_takes_credentials_as_form_fields(slack: SlackStandIn) -> None:
+    code = slack.issue_code("T0ACME")
+    anonymous = AsyncWebClient(base_url=slack.api_url, retry_handlers=[])
+
+    resp = await anonymous.api_call(
+        "oauth.v2.access",
+        data={"client_id": slack.client_id, "client_secret": slack.client_secret, "code": code},
+    )
+
+    assert resp["access_token"] == slack.workspace("T0ACME").token
+    # A client that also holds a bot token still authenticates the exchange by Basic auth.
+    holding = bot(slack, slack.token)
+    again = await holding.oauth_v2_access(
+        client_id=slack.client_id, client_secret=slack.client_secret,
+        code=slack.issue_code("T0ACME"),
+    )
+    assert again["team"]["id"] == "T0ACME"
+    assert slack.calls_by(None) == slack.calls_to("oauth.v2.access")
+
+
+async def test_oauth_v2_access_errors_as_slack_answers_them(slack: SlackStandIn) -> None:
+    now = [1000.0]
+    slack.clock = lambda: now[0]
+    anonymous = AsyncWebClient(base_url=slack.api_url, retry_handlers=[])
+    code = slack.issue_code("T0ACME")
+
+    async def error_of(client_id: str, client_secret: str, code: str, **kw: Any) -> str:
+        with pytest.raises(SlackApiError) as err:
+            await anonymous.oauth_v2_access(
+                client_id=client_id, client_secret=client_secret, code=code, **kw
+            )
+        assert err.value.response.status_code == 200  # like Slack: ok false, HTTP 200
+        return str(err.value.response["error"])
+
+    good_id, good_secret = slack.client_id, slack.client_secret
+    assert await error_of("9.9", good_secret, code) == "invalid_client_id"
+    assert await error_of(good_id, "wrong", code) == "bad_client_secret"
+    assert await error_of(good_id, good_secret, "1.2.nope") == "invalid_code"
+    assert await error_of(good_id, good_secret, code, grant_type="x") == "invalid_grant_type"
+    ok = await anonymous.oauth_v2_access(  # failed exchanges left the code usable
+        client_id=good_id, client_secret=good_secret, code=code
+    )
+    assert ok["team"]["id"] == "T0ACME"
+    assert await error_of(good_id, good_secret, code) == "invalid_code"  # single use
+
+    late = slack.issue_code("T0ACME")
+    now[0] += 599.0
+    soon = slack.issue_code("T0ACME")
+    now[0] += 1.0  # `late` is 10 minutes old now
+    assert await error_of(good_id, good_secret, late) == "invalid_code"
+    assert (await anonymous.oauth_v2_access(
+        client_id=good_id, client_secret=good_secret, code=soon
+    ))["ok"]
+
+
+async def test_oauth_v2_access_checks_the_redirect_uri_the_code_was_issued_for(
+    slack: SlackStandIn,
+) -> None:
+    anonymous = AsyncWebClient(base_url=slack.api_url, retry_handlers=[])
+    uri = "https://callbot.example.com/slack/oauth_redirect"
+    code = slack.issue_code("T0ACME", redirect_uri=uri)
+
+    for sent in ("https://evil.example.com/cb", None):  # a different one, or none at all
+        with pytest.raises(SlackApiError) as err:
+            await anonymous.oauth_v2_access(
+                client_id=slack.client_id, client_secret=slack.client_secret,
+                code=code, redirect_uri=sent,
+            )
+        assert err.value.response["error"] == "bad_redirect_uri"
+    resp = await anonymous.oauth_v2_access(
+        client_id=slack.client_id, client_secret=slack.client_secret, code=code, redirect_uri=uri
+    )
+    assert resp["ok"] is True
+    assert slack.calls_to("oauth.v2.access")[-1].args["redirect_uri"] == uri
+    # No redirect_uri on the authorize URL: the exchange may send one or not.
+    free = await anonymous.oauth_v2_access(
+        client_id=slack.client_id, client_secret=slack.client_secret,
+        code=slack.issue_code("T0ACME"), redirect_uri=uri,
+    )
+    assert free["ok"] is True
+
+
+async def test_reinstall_keeps_the_token_and_an_uninstall_revokes_it(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    first = await install(slack, "T0ACME", installer="U0ALICE")
+    again = await install(slack, "T0ACME", installer="U0BOB")
+    assert again["access_token"] == first["access_token"]
+    assert again["authed_user"] == {"id": "U0BOB"}
+    pending = slack.issue_code("T0ACME")
+    acme = bot(slack, first["access_token"])
+    other = bot(slack, (await install(slack, "T0OTHER"))["access_token"])
+
+    events = slack.revoke("T0ACME")
+
+    assert [e["event"]["type"] for e in events] == ["tokens_revoked", "app_uninstalled"]
+    for event in events:
+        assert (event["type"], event["team_id"], event["api_app_id"]) == (
+            "event_callback", "T0ACME", "A0APP",
+        )
+        assert event["event_id"].startswith("Ev") and isinstance(event["event_time"], int)
+    assert events[0]["event"]["tokens"] == {"oauth": [], "bot": [first["bot_user_id"]]}
+    assert events[0]["event_id"] != events[1]["event_id"]
+    for call in (acme.auth_test(), acme.chat_postMessage(channel="C0ACME", text="hi")):
+        with pytest.raises(SlackApiError) as err:
+            await call
+        assert err.value.response["error"] == "token_revoked"
+    assert slack.messages("C0ACME") == []
+    assert [c.team_id for c in slack.calls_to("chat.postMessage")] == ["T0ACME"]  # still known
+    assert (await other.auth_test())["team_id"] == "T0OTHER"  # other installs unaffected
+    assert (await client.auth_test())["team_id"] == "T0TEST"
+    assert slack.workspace("T0ACME").revoked_with == "token_revoked"
+    assert slack.revoke("T0ACME") == []  # already uninstalled: no second set of events
+    with pytest.raises(SlackApiError) as stale:  # a code from before the uninstall
+        await AsyncWebClient(base_url=slack.api_url, retry_handlers=[]).oauth_v2_access(
+            client_id=slack.client_id, client_secret=slack.client_secret, code=pending
+        )
+    assert stale.value.response["error"] == "invalid_code"
+
+    back = await install(slack, "T0ACME")  # installed again: a new token, the same bot user
+
+    assert back["access_token"] != first["access_token"]
+    assert back["bot_user_id"] == first["bot_user_id"]
+    assert (await bot(slack, back["access_token"]).auth_test())["team_id"] == "T0ACME"
+    with pytest.raises(SlackApiError) as old:
+        await acme.auth_test()
+    assert old.value.response["error"] == "token_revoked"
+
+
+async def test_revoke_the_default_workspace_with_another_error(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    (revoked, uninstalled) = slack.revoke(slack.team_id, error="invalid_auth")
+
+    assert revoked["event"]["tokens"]["bot"] == ["U0BOT"]
+    assert uninstalled["team_id"] == "T0TEST"
+    with pytest.raises(SlackApiError) as err:
+        await client.auth_test()
+    assert err.value.response["error"] == "invalid_auth"
+    with pytest.raises(KeyError):
+        slack.revoke("T0NEVER")
+
+
+async def test_every_call_carries_the_workspace_whose_token_made_it(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    acme = await install(slack, "T0ACME")
+    other = await install(slack, "T0OTHER")
+
+    a = await bot(slack, acme["access_token"]).chat_postMessage(channel="C0ACME", text="a")
+    await bot(slack, other["access_token"]).chat_postMessage(channel="C0OTHER", text="o")
+    await client.chat_postMessage(channel="C1", text="default")
+    await bot(slack, acme["access_token"]).chat_update(channel="C0ACME", ts=a["ts"], text="a2")
+    with pytest.raises(SlackApiError):
+        await bot(slack, "xoxb-unknown").chat_postMessage(channel="C0ACME", text="x")
+    await bot(slack, other["access_token"]).api_call(  # the token as a form field
+        "chat.postMessage", data={"token": other["access_token"], "channel": "C0OTHER",
+                                  "text": "form"}
+    )
+
+    assert [(c.method, c.args["channel"]) for c in slack.calls_by("T0ACME")] == [
+        ("chat.postMessage", "C0ACME"), ("chat.update", "C0ACME"),
+    ]
+    assert [c.args["text"] for c in slack.calls_by("T0OTHER")] == ["o", "form"]
+    assert [c.args["text"] for c in slack.calls_by("T0TEST")] == ["default"]
+    assert [c.method for c in slack.calls_by(None)] == ["oauth.v2.access"] * 2 + [
+        "chat.postMessage"
+    ]
+    posted = slack.message("C0ACME", a["ts"])
+    assert posted is not None
+    assert (posted["user"], posted["team"], posted["text"]) == (
+        acme["bot_user_id"], "T0ACME", "a2",
+    )
+    assert posted["bot_id"] == slack.workspace("T0ACME").bot_id
+    assert posted["edited"]["user"] == acme["bot_user_id"]
+    assert slack.messages("C1")[0]["user"] == "U0BOT"
+    assert "by T0ACME" in slack.summary() and "by T0TEST" not in slack.summary()
+
+
+async def test_a_workspaces_token_acts_as_its_bot_across_methods(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    acme = await install(slack, "T0ACME")
+    web = bot(slack, acme["access_token"])
+    obj = slack.add_file("contacts.csv", CSV)
+
+    user = await web.users_info(user=acme["bot_user_id"])
+    channel = await web.conversations_info(channel="C0ACME")
+    view = await web.views_open(trigger_id="1.2", view={"type": "modal", "title": {
+        "type": "plain_text", "text": "x"}, "blocks": []})
+    upload = await web.files_upload_v2(content="a,b\n", filename="out.csv", channel="C0ACME")
+
+    assert (user["user"]["team_id"], user["user"]["is_bot"]) == ("T0ACME", True)
+    assert (await client.users_info(user=acme["bot_user_id"]))["user"]["is_bot"] is True
+    assert channel["channel"]["context_team_id"] == "T0ACME"
+    assert view["view"]["team_id"] == "T0ACME"
+    assert (upload["file"]["user"], upload["file"]["user_team"]) == (
+        acme["bot_user_id"], "T0ACME",
+    )
+    assert await fetch(obj["url_private_download"], acme["access_token"]) == (
+        200, "text/csv", CSV,
+    )
+    slack.revoke("T0ACME")
+    status, ctype, _ = await fetch(obj["url_private_download"], acme["access_token"])
+    assert (status, ctype) == (200, "text/html")  # a revoked token gets the sign-in page
+    assert slack.downloads == [(obj["id"], True), (obj["id"], False)]
+
+
+async def test_client_credentials_are_constructor_arguments() -> None:
+    async with SlackStandIn(client_id="42.43", client_secret="s3cret") as slack:
+        assert (slack.client_id, slack.client_secret) == ("42.43", "s3cret")
+        resp = await AsyncWebClient(base_url=slack.api_url).oauth_v2_access(
+            client_id="42.43", client_secret="s3cret", code=slack.issue_code("T0ACME")
+        )
+        assert resp["team"]["id"] == "T0ACME"
+    assert (SlackStandIn().client_id, SlackStandIn().client_secret) == (
+        "1234.5678", "stand-in-client-secret",
+    )
+
+
+async def test_oauth_v2_access_refuses_a_malformed_basic_header(slack: SlackStandIn) -> None:
+    code = slack.issue_code("T0ACME")
+    anonymous = AsyncWebClient(base_url=slack.api_url, retry_handlers=[])
+    for header in ("Basic !!!", "Basic " + base64.b64encode(b"no-colon").decode()):
+        with pytest.raises(SlackApiError) as err:
+            await anonymous.api_call(
+                "oauth.v2.access", data={"code": code}, headers={"Authorization": header}
+            )
+        assert err.value.response["error"] == "invalid_client_id"
+    ok = await anonymous.api_call("oauth.v2.access", data={"code": code}, headers={
+        "Authorization": "Basic " + base64.b64encode(b"1234.5678:stand-in-client-secret").decode()
+    })
+    assert ok["access_token"] == slack.workspace("T0ACME").token

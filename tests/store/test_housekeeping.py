@@ -4,7 +4,6 @@ batches, and what dedupe still needs stays; the daily pass runs once a day under
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,8 +13,8 @@ import pytest
 from bot.calls.retention import DAY, Retention
 from storage.base import Store
 from storage.models import CallFields
-from tests.support.db import db_rows
-from tests.support.stores import database_for, pg_fetch, run_sync, store_for
+from tests.support.db import db_execute, db_rows
+from tests.support.stores import database_for, store_for
 
 OLD = 40 * DAY
 
@@ -28,16 +27,7 @@ async def store(db_path: Path) -> AsyncIterator[Store]:
 
 def age(db_path: Path, sql: str, *args: object) -> None:
     """One write straight to the test's database (either backend), committed."""
-    url = database_for(db_path)
-    if url.startswith("postgresql://"):
-        run_sync(pg_fetch(url, sql, *args))
-        return
-    conn = sqlite3.connect(db_path)
-    try:
-        with conn:
-            conn.execute(sql, args)
-    finally:
-        conn.close()
+    db_execute(db_path, sql, *args)
 
 
 def count(db_path: Path, sql: str, *args: object) -> int:

@@ -1,37 +1,35 @@
 """Several app instances on one PostgreSQL database: two stores (two pools on one schema, as
 two instances have) admit and deliver at the same moment, and the limits and the outbox
-leases hold as exactly as SQLite's single writer makes them hold in one process."""
+leases hold as exactly as SQLite's single writer makes them hold in one process.
+
+PostgreSQL itself is what is tested, whichever store the rest of the suite is on: each test
+gets a fresh schema from `pg_url`, and is skipped, saying why, when no server answers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from storage.base import Store
 from storage.models import Admission, CallFields, Limits
+from storage.postgres import PostgresStore
 from tests.support.db import db_rows
-from tests.support.stores import database_for, on_postgres, store_for
-
-pytestmark = pytest.mark.skipif(
-    not on_postgres(), reason="several instances sharing one PostgreSQL database: runs when "
-    "the suite is on PostgreSQL (CALLBOT_TEST_DATABASE_URL); SQLite has a single writer")
 
 ROUNDS = 10
 
 
 @pytest.fixture
-async def two(tmp_path: Path) -> AsyncIterator[tuple[Store, Store]]:
+async def two(pg_url: str) -> AsyncIterator[tuple[Store, Store]]:
     """Two instances' stores: each its own pool, both on the test's schema."""
-    async with store_for(tmp_path / "callbot.db") as a, store_for(tmp_path / "callbot.db") as b:
+    async with PostgresStore(pg_url, pool_size=4) as a, PostgresStore(pg_url, pool_size=4) as b:
         yield a, b
 
 
-def holds(tmp_path: Path) -> int:
-    [(n,)] = db_rows(database_for(tmp_path / "callbot.db"), "SELECT count(*) FROM call_holds")
+def holds(url: str) -> int:
+    [(n,)] = db_rows(url, "SELECT count(*) FROM call_holds")
     return int(n)
 
 
@@ -45,7 +43,7 @@ async def admit_from_both(two: tuple[Store, Store], user: str | None, limits: Li
 
 
 async def test_two_instances_admitting_at_once_never_pass_a_persons_limit(
-    two: tuple[Store, Store], tmp_path: Path
+    two: tuple[Store, Store], pg_url: str
 ) -> None:
     now = time.time()
     total = 0
@@ -56,7 +54,7 @@ async def test_two_instances_admitting_at_once_never_pass_a_persons_limit(
         assert len(admitted) == limit, answers
         assert {a.limit for a in answers if a.hold_id is None} == {"per_hour"}
         total += limit
-        assert holds(tmp_path) == total
+        assert holds(pg_url) == total
     # Either instance now refuses the same person, and counts the other's holds.
     for store in two:
         refusal = await store.admit("U0", Limits(per_hour=3), now)
@@ -64,7 +62,7 @@ async def test_two_instances_admitting_at_once_never_pass_a_persons_limit(
 
 
 async def test_two_instances_share_the_number_and_concurrent_caps(
-    two: tuple[Store, Store], tmp_path: Path
+    two: tuple[Store, Store], pg_url: str
 ) -> None:
     now = time.time()
     # Different people calling one number: the number's daily cap is what counts.
@@ -79,14 +77,13 @@ async def test_two_instances_share_the_number_and_concurrent_caps(
         for i in range(10) for n, store in enumerate(two)))
     assert sum(a.hold_id is not None for a in answers) == 3
     assert {a.limit for a in answers if a.hold_id is None} == {"concurrent"}
-    assert holds(tmp_path) == 5
+    assert holds(pg_url) == 5
 
 
 async def test_two_instances_leasing_one_call_at_once_one_gets_its_items(
-    two: tuple[Store, Store], tmp_path: Path
+    two: tuple[Store, Store], pg_url: str
 ) -> None:
     a, b = two
-    url = database_for(tmp_path / "callbot.db")
     for round_ in range(ROUNDS):
         call_id = f"call{round_}"
         await a.record_events([("call_started", ["card"]), ("call_ended", ["card", "summary"])],
@@ -98,7 +95,7 @@ async def test_two_instances_leasing_one_call_at_once_one_gets_its_items(
         assert len(winners) == 1, got
         [items] = [items for items in got if items]
         assert [i.kind for i in items] == ["card", "summary"]  # kinds queued once each
-        owners = db_rows(url, "SELECT DISTINCT lease_owner FROM outbox WHERE call_id = ?",
+        owners = db_rows(pg_url, "SELECT DISTINCT lease_owner FROM outbox WHERE call_id = ?",
                          call_id)
         assert owners == [(winners[0],)]
         # The loser's view: the call is not due before the winner's lease runs out.
@@ -109,7 +106,7 @@ async def test_two_instances_leasing_one_call_at_once_one_gets_its_items(
 
 
 async def test_two_instances_queueing_a_transcript_at_once_queue_it_once(
-    two: tuple[Store, Store], tmp_path: Path
+    two: tuple[Store, Store], pg_url: str
 ) -> None:
     a, _ = two
     await a.record_events([("call_ended", ["card"])],
@@ -119,6 +116,6 @@ async def test_two_instances_queueing_a_transcript_at_once_queue_it_once(
         queued = await asyncio.gather(*(store.enqueue_once("c1", kind)
                                         for _ in range(4) for store in two))
         assert sum(queued) == 1
-    [(n,)] = db_rows(database_for(tmp_path / "callbot.db"),
+    [(n,)] = db_rows(pg_url,
                      "SELECT count(*) FROM outbox WHERE kind LIKE 'transcript%'")
     assert n == ROUNDS

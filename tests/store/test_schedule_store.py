@@ -51,7 +51,8 @@ async def test_cancel_only_while_waiting_and_the_upcoming_list(tmp_path: Path) -
         second = await store.schedule(entry(3600, user="U0B2"), now)
         assert [s.id for s in await store.upcoming_schedules(None, 10)] == [second, first]
         assert [s.id for s in await store.upcoming_schedules("U0A1", 10)] == [first]
-        assert await store.next_due() == (await store.get_schedule(second)).due_at  # type: ignore[union-attr]
+        soonest = await store.get_schedule(second)
+        assert soonest is not None and await store.next_due() == soonest.due_at
         cancelled = await store.cancel_schedule(first, "U0A1", now)
         assert cancelled is not None and cancelled.detail == "U0A1"
         assert await store.cancel_schedule(first, "U0A1", now) is None  # not waiting now

@@ -102,6 +102,11 @@ async def pg_execute(url: str, sql: str) -> None:
         await conn.close()
 
 
+# pg_trgm made once, where every test's schema sees it: made by the first test's migration
+# it would live in that test's schema, out of the others' sight and dropped with it.
+TRIGRAMS = "CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"
+
+
 @asynccontextmanager
 async def fresh_database(tmp_path: Path, base: str | None = None) -> AsyncIterator[str]:
     """A DATABASE_URL naming an empty database of the suite's kind (or on `base`)."""
@@ -110,7 +115,7 @@ async def fresh_database(tmp_path: Path, base: str | None = None) -> AsyncIterat
         yield f"sqlite:///{tmp_path / 'callbot.db'}"
         return
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    await pg_execute(base, f"CREATE SCHEMA {schema}")
+    await pg_execute(base, f"{TRIGRAMS}; CREATE SCHEMA {schema}")
     try:
         yield with_schema(base, schema)
     finally:
@@ -151,7 +156,7 @@ def database_for(path: Path | str) -> str:
 
     schema = "t_" + hashlib.sha1(str(path).encode()).hexdigest()[:20]
     if schema not in _created:
-        run_sync(pg_execute(base, f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        run_sync(pg_execute(base, f"{TRIGRAMS}; CREATE SCHEMA IF NOT EXISTS {schema}"))
         _created.append(schema)
     return with_schema(base, schema)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,8 +31,8 @@ from bot.render.exports import audit_csv
 from bot.render.refusals import limit_words, refusal_words
 from storage.base import Store
 from storage.models import STAGE_ENDED, Attempt, AuditEntry, AuditRow, CallFields, Limits, Route
-from tests.support.db import db_rows
-from tests.support.stores import database_for, pg_fetch, run_sync, store_for
+from tests.support.db import db_execute, db_rows
+from tests.support.stores import database_for, store_for
 
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "RETELL_API_KEY": "k",
         "RETELL_FROM_NUMBER": "+14155550100"}
@@ -47,19 +46,6 @@ def settings(**overrides: Any) -> Settings:
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
     async with store_for(tmp_path / "calls.db") as s:
         yield s
-
-
-def db_execute(url: str, sql: str, *args: Any) -> None:
-    """One write straight to the test's database (either backend), committed."""
-    if url.startswith("postgresql://"):
-        run_sync(pg_fetch(url, sql, *args))
-        return
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-    try:
-        with conn:
-            conn.execute(sql, args)
-    finally:
-        conn.close()
 
 
 # -- settings ---------------------------------------------------------------------------------
