@@ -16,6 +16,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
@@ -42,12 +43,22 @@ from bot.runtime.logs import LOGGED, install_scrubbing
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
 from bot.setup.monitor import SetupMonitor
+from bot.setup.scopes import wanted_scopes
 from bot.slack.home import HomePublisher
+from bot.slack.installs import (
+    StoreInstallations,
+    StoreStates,
+    TeamClient,
+    TeamTokens,
+    for_team,
+    working_for,
+)
 from bot.slack.outbox import OutboxWorker, RetryPolicy
 from bot.slack.people import Languages
 from handlers import health, register_all, webhook
 from handlers.campaigns import campaign_sinks
 from handlers.scheduling import SlackScheduleSink
+from storage.base import Store
 from storage.stores import make_store
 
 if TYPE_CHECKING:
@@ -100,8 +111,11 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
         retries=settings.retell_retries,
         observe=metrics.observe_retell,
     )
+    # Several workspaces: each one's bot token from its installation (bot/slack/installs.py).
+    tokens = TeamTokens(store) if settings.oauth else None
     # For answers to people: a 429 means Slack did nothing, so retrying it is safe.
-    slack = _slack_client(settings, [AsyncRateLimitErrorRetryHandler(max_retry_count=2)])
+    slack = _slack_client(settings, [AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+                          tokens)
     calls = CallService(
         store, retell, from_number=settings.retell_from_number,
         default_agent_id=settings.retell_agent_id, poll_after=settings.poll_after_seconds,
@@ -114,7 +128,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     # The outbox has a client of its own without retry handlers: it keeps its own
     # schedule (Retry-After, backoff), and knows when a retry could post twice.
     outbox = OutboxWorker(
-        store, _slack_client(settings, []), notify_channel=settings.notify_channel,
+        store, _slack_client(settings, [], tokens), notify_channel=settings.notify_channel,
         show_full_numbers=settings.show_full_numbers, on_card=home.refresh,
         post_transcripts=settings.post_transcripts, post_recordings=settings.post_recordings,
         policy=RetryPolicy(
@@ -149,14 +163,35 @@ def _reparse_form(request: AsyncBoltRequest) -> None:
         request.context = build_async_context(AsyncBoltContext(), form)
 
 
-def _slack_client(settings: Settings, retry: list[AsyncRetryHandler]) -> AsyncWebClient:
+def _slack_client(settings: Settings, retry: list[AsyncRetryHandler],
+                  tokens: TeamTokens | None) -> AsyncWebClient:
     """Only the retries we choose: slack_sdk's default one after a lost connection could
     post a message twice (Slack may have posted it before the connection dropped)."""
+    if tokens is not None:
+        return TeamClient(tokens=tokens, base_url=settings.slack_api_url,
+                          logger=logging.getLogger("slack_sdk"), retry_handlers=retry)
     return AsyncWebClient(
         token=settings.slack_bot_token,
         base_url=settings.slack_api_url,
         logger=logging.getLogger("slack_sdk"),
         retry_handlers=retry,
+    )
+
+
+def _oauth_settings(settings: Settings, store: Store, client: AsyncWebClient
+                    ) -> AsyncOAuthSettings | None:
+    """Slack's install flow (SLACK_CLIENT_ID...): installations and states in our database,
+    so any instance can take any step of it."""
+    if not settings.oauth or not isinstance(client, TeamClient):
+        return None
+    redirect = (f"{settings.public_url.rstrip('/')}/slack/oauth_redirect"
+                if settings.public_url else None)
+    return AsyncOAuthSettings(
+        client_id=settings.slack_client_id, client_secret=settings.slack_client_secret,
+        scopes=list(wanted_scopes()), redirect_uri=redirect,
+        installation_store=StoreInstallations(store, client.tokens),
+        installation_store_bot_only=True,
+        state_store=StoreStates(store, settings.slack_state_secret or ""),
     )
 
 
@@ -175,6 +210,7 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
             from_number=settings.retell_from_number, agent_id=settings.retell_agent_id,
             timings=simulation,
         )
+    oauth = _oauth_settings(settings, ctx.store, slack)
     bolt = AsyncApp(
         # Named, so Bolt need not walk the call stack (inspect.stack, ~35 ms) to find one.
         name="callbot",
@@ -183,7 +219,10 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
         # In Socket Mode without a signing secret no HTTP route is mounted for Slack.
         request_verification_enabled=settings.slack_signing_secret is not None,
         logger=logging.getLogger("slack_bolt"),
+        oauth_settings=oauth,
     )
+    if oauth is not None:  # uninstalled, or its tokens revoked: the workspace's tokens go
+        bolt.enable_token_revocation_listeners()
     register_all(bolt, ctx)
     # Polls often enough to notice a late call within a few seconds of its deadline.
     # One lease owner id per process (the outbox's): leases keep work meant for one
@@ -194,8 +233,8 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
     retention = Retention(ctx.store, settings.retention_days,
                           housekeeping_days=settings.housekeeping_days, owner=ctx.outbox.owner)
     # Each scheduled call is claimed before it is fired: once, whichever process fires it.
-    scheduler = Scheduler(ctx.scheduling, ctx.store,
-                          lambda entry: SlackScheduleSink(ctx, slack, entry.channel_id))
+    scheduler = Scheduler(ctx.scheduling, ctx.store, lambda entry: SlackScheduleSink(
+        ctx, for_team(slack, entry.team_id), entry.channel_id))
     # Each campaign row's try is claimed before it is placed; one process runs them (a lease).
     runner = CampaignRunner(ctx.campaigns, ctx.store, campaign_sinks(ctx, slack),
                             owner=ctx.outbox.owner)
@@ -223,8 +262,22 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
             return edge.refuse(request, 400, f"malformed Slack request ({type(exc).__name__})")
         if not bolt_request.body:
             _reparse_form(bolt_request)
-        with ctx.inflight.answering():
+        with ctx.inflight.answering(), working_for(bolt_request.context.team_id):
             bolt_response = await bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def slack_install(request: web.Request) -> web.StreamResponse:
+        """The install flow's two pages (Bolt's): the "Add to Slack" page, which issues a
+        state, and Slack's redirect back, which checks it and keeps the installation."""
+        flow = bolt.oauth_flow
+        if flow is None:
+            raise web.HTTPNotFound()
+        bolt_request = AsyncBoltRequest(body="", query=request.query_string,
+                                        headers=request.headers)  # type: ignore[arg-type]
+        if request.path == flow.install_path:
+            bolt_response = await flow.handle_installation(bolt_request)
+        else:
+            bolt_response = await flow.handle_callback(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
     async def on_startup(app: web.Application) -> None:
@@ -303,6 +356,9 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
     app[CONTEXT] = ctx
     if settings.slack_signing_secret:
         app.router.add_post("/slack/events", slack_events)
+    if bolt.oauth_flow is not None:
+        app.router.add_get(bolt.oauth_flow.install_path, slack_install)
+        app.router.add_get(bolt.oauth_flow.redirect_uri_path, slack_install)
     app.router.add_post("/retell/webhook", webhook.make_handler(ctx))
     setup_checks = app[SETUP_CHECKS] = SetupMonitor(settings, slack, bolt, ctx.metrics)
     app.router.add_get("/healthz", health.make_handler(ctx, setup_checks))

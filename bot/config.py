@@ -42,7 +42,15 @@ class Settings(BaseSettings):
         case_sensitive=True,
     )
 
-    slack_bot_token: str = Field(alias="SLACK_BOT_TOKEN", min_length=1)
+    # Several workspaces: Slack's OAuth install flow (bot/slack/installs.py) instead of
+    # one workspace's SLACK_BOT_TOKEN.
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(default=None, alias="SLACK_CLIENT_SECRET",
+                                            validate_default=True)
+    slack_state_secret: str | None = Field(default=None, alias="SLACK_STATE_SECRET",
+                                           validate_default=True)
+    slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN",
+                                        validate_default=True)
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
     # Not needed in Socket Mode (SLACK_APP_TOKEN), where Slack never calls our URL.
     slack_signing_secret: str | None = Field(
@@ -146,7 +154,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "retell_webhook_key", "retell_agent_id", "slack_app_token", "notify_channel",
-        "slack_signing_secret",
+        "slack_signing_secret", "slack_client_id", "slack_client_secret", "slack_state_secret",
+        "slack_bot_token",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
@@ -296,12 +305,39 @@ class Settings(BaseSettings):
             raise PydanticCustomError("missing", "Field required")
         return value
 
+    @field_validator("slack_client_secret", "slack_state_secret")
+    @classmethod
+    def _oauth_secrets(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("slack_client_id"):
+            raise PydanticCustomError("missing", "Field required")
+        if value is not None and len(value) < 8 and info.field_name == "slack_state_secret":
+            raise ValueError("must be a long random string (32 characters or more is best)")
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _one_workspace_or_oauth(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and not info.data.get("slack_client_id"):
+            raise PydanticCustomError("missing", "Field required")
+        if value is not None and info.data.get("slack_client_id"):
+            raise ValueError("must be unset when SLACK_CLIENT_ID is set (the install flow "
+                             "keeps a token per workspace)")
+        return value
+
     @field_validator("slack_app_token")
     @classmethod
-    def _app_token(cls, value: str | None) -> str | None:
+    def _app_token(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not value.startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
+        if value is not None and info.data.get("slack_client_id"):
+            raise ValueError("must be unset when SLACK_CLIENT_ID is set (Socket Mode serves "
+                             "one workspace; the install flow needs Slack to reach our URL)")
         return value
+
+    @property
+    def oauth(self) -> bool:
+        """Several workspaces through Slack's install flow, rather than one bot token."""
+        return self.slack_client_id is not None
 
     @property
     def webhook_key(self) -> str:

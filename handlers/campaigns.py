@@ -53,6 +53,7 @@ from bot.render.mistakes import mistake
 from bot.render.refusals import refusal_words
 from bot.render.views import modal_metadata, read_modal_metadata
 from bot.retell.client import RetellError
+from bot.slack.installs import for_team
 from handlers.placing import (
     Tell,
     _slack_failure,
@@ -141,7 +142,7 @@ def campaign_sinks(ctx: AppContext, client: AsyncWebClient
     """The runner's way to each campaign's Slack side."""
 
     def sink(campaign: Campaign) -> SlackCampaignSink:
-        return SlackCampaignSink(ctx, client, campaign.channel_id)
+        return SlackCampaignSink(ctx, for_team(client, campaign.team_id), campaign.channel_id)
 
     return sink
 

@@ -342,6 +342,24 @@ class SearchStore(Protocol):
         (storage.errors.SearchTooShort) when no word has 3 characters."""
 
 
+class InstallStore(Protocol):
+    """Slack installations (the OAuth install flow) and the flow's one-time states. The
+    installation is slack_sdk's, as JSON: the store keeps it without reading it."""
+
+    async def save_install(self, enterprise_id: str, team_id: str, data: str,
+                           now: float) -> None: ...
+
+    async def find_install(self, enterprise_id: str, team_id: str) -> str | None: ...
+
+    async def delete_install(self, enterprise_id: str, team_id: str) -> int: ...
+
+    async def installed_teams(self) -> list[str]: ...
+
+    async def issue_state(self, key: str, expires_at: float, now: float) -> None: ...
+
+    async def consume_state(self, key: str, now: float) -> bool: ...
+
+
 class Upkeep(Protocol):
     """Opening, closing, health and the jobs that keep the database small."""
 
@@ -369,7 +387,8 @@ class Upkeep(Protocol):
 
 
 class Store(CallStore, InboxStore, GuardStore, OutboxStore, PaceStore, ClaimStore, LeaseStore,
-            ScheduleStore, CampaignStore, StatsStore, SearchStore, Upkeep, Protocol):
+            ScheduleStore, CampaignStore, StatsStore, SearchStore, InstallStore, Upkeep,
+            Protocol):
     """Everything a store implementation provides."""
 
 

@@ -44,6 +44,7 @@ TABLES = (
     Table("scheduled_calls", ("id",)),
     Table("campaigns", ("id",)),
     Table("campaign_rows", ("id",)),
+    Table("slack_installs", ("enterprise_id", "team_id")),
 )
 _SKIPPED_META = ("health_heartbeat",)
 

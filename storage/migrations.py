@@ -474,4 +474,20 @@ MIGRATIONS: list[str] = [
         next_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    """
+    -- Slack's OAuth install flow (SLACK_CLIENT_ID...): each workspace's latest installation
+    -- (slack_sdk's Installation as JSON, its tokens in it), deleted on uninstall, and the
+    -- flow's one-time states, kept as keyed hashes until they expire.
+    CREATE TABLE slack_installs (
+        enterprise_id TEXT NOT NULL,
+        team_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        installed_at REAL NOT NULL,
+        PRIMARY KEY (enterprise_id, team_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE oauth_states (
+        state_key TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 ]

@@ -310,9 +310,22 @@ def _channel_failure(channel: str, error: str, transient: bool) -> CheckResult:
                   "check CALLBOT_NOTIFY_CHANNEL and the app's scopes")
 
 
+def oauth_results(settings: Settings) -> list[CheckResult]:
+    """With the install flow there is no token to check until a workspace installs the
+    app: each installation's token and scopes are Slack's answer to that install."""
+    return [
+        passed("Slack token", SLACK_TOKEN, "install flow (SLACK_CLIENT_ID): each workspace's "
+               "token comes with its install at /slack/install"),
+        skipped("Slack scopes", SLACK_SCOPES, "asked for at each install: manifest.yml's"),
+        signing_secret_result(settings),
+    ]
+
+
 async def check_slack(settings: Settings, client: AsyncWebClient,
                       auth: SlackAuth | None = None) -> list[CheckResult]:
     """Every Slack item: the token, its scopes, how Slack reaches us, the notify channel."""
+    if settings.oauth:
+        return oauth_results(settings)
     auth = auth if auth is not None else await ask_slack_auth(client)
     results = [token_result(auth), scopes_result(auth, wanted_scopes())]
     if settings.slack_signing_secret is not None or not settings.slack_app_token:

@@ -46,6 +46,7 @@ from bot.runtime.logs import scrub
 from bot.runtime.metrics import Metrics
 from bot.runtime.retry import retry_after_seconds
 from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
+from bot.slack.installs import working_for
 from storage.base import DeliveryStore
 from storage.models import CallRecord, OutboxItem
 
@@ -159,6 +160,9 @@ class OutboxWorker:
         self._lost: set[str] = set()  # calls whose lease another process took over
         self._next_slot: dict[str, float] = {}  # per channel: when the next write may go
         self._traced: set[str] = set()
+        # Calls whose turn failed outside any step (the store, or a bug): not picked again
+        # until then (wall time), with their consecutive failures: a backoff, not a loop.
+        self._resting: dict[str, tuple[float, int]] = {}
         self._pass_failing = False
         self._pass: asyncio.Future[float | None] | None = None  # the worker's pass under way
         self._announced = False  # wake() since the last pass began: new work may be waiting
@@ -232,8 +236,9 @@ class OutboxWorker:
         for item in heads:
             if item.call_id in self._busy_calls:
                 continue
-            if item.next_attempt_at > now:
-                next_due = min(next_due or item.next_attempt_at, item.next_attempt_at)
+            due = max(item.next_attempt_at, self._resting.get(item.call_id, (0.0, 0))[0])
+            if due > now:
+                next_due = min(next_due or due, due)
                 continue
             channel = item.channel_id or self.notify_channel or ""
             if len(self._queues.get(channel, ())) >= _LANE_DEPTH:
@@ -260,9 +265,13 @@ class OutboxWorker:
                 item = await self._pick(queue)
                 try:
                     await self._turn(item)
+                    self._resting.pop(item.call_id, None)
                 except Exception as exc:  # the store failed under the turn's bookkeeping
-                    self._log_unexpected(f"outbox turn for call_id={item.call_id} failed",
-                                         exc)
+                    failures = self._resting.get(item.call_id, (0.0, 0))[1]
+                    delay = self.policy.backoff(failures)
+                    self._resting[item.call_id] = (time.time() + delay, failures + 1)
+                    self._log_unexpected(f"outbox turn for call_id={item.call_id} failed; "
+                                         f"trying it again in {delay:.1f} s", exc)
                 finally:
                     self._busy_calls.discard(item.call_id)
                     self._wake.set()  # the call's next items may now go
@@ -363,15 +372,16 @@ class OutboxWorker:
                 steps.append(([item], functools.partial(self._item, item, call, channel)))
         settled: set[int] = set()
         shown = False
-        for group, run in steps:
-            outcome = await self._attempt(group, run)
-            if outcome in (_DONE, _FAILED):
-                settled |= {i.id for i in group}
-            shown = shown or outcome == _DONE
-            if outcome in (_RETRY, _STOPPED):
-                break  # the call's later items wait for this one
-        if shown and call.user_id and self.on_card is not None:
-            self.on_card(call.user_id)
+        with working_for(call.team_id):  # the call's workspace's token, with several
+            for group, run in steps:
+                outcome = await self._attempt(group, run)
+                if outcome in (_DONE, _FAILED):
+                    settled |= {i.id for i in group}
+                shown = shown or outcome == _DONE
+                if outcome in (_RETRY, _STOPPED):
+                    break  # the call's later items wait for this one
+            if shown and call.user_id and self.on_card is not None:
+                self.on_card(call.user_id)
         return settled
 
     async def _attempt(self, group: list[OutboxItem],

@@ -12,6 +12,7 @@ from storage.postgres.calls import CallsPart
 from storage.postgres.campaigns import CampaignsPart
 from storage.postgres.guard import GuardPart
 from storage.postgres.inbox import InboxPart
+from storage.postgres.installs import InstallsPart
 from storage.postgres.leases import LeasesPart
 from storage.postgres.outbox import OutboxPart
 from storage.postgres.schedule import SchedulePart
@@ -23,5 +24,5 @@ __all__ = ["PostgresStore"]
 
 
 class PostgresStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, SchedulePart,
-                    CampaignsPart, StatsPart, SearchPart, UpkeepPart):
+                    CampaignsPart, StatsPart, SearchPart, InstallsPart, UpkeepPart):
     """The store for several instances on one PostgreSQL server."""

@@ -304,4 +304,19 @@ BEGIN
 END $$;
 """
 
-MIGRATIONS: list[str] = [CORE, SEARCH, STATS]
+# Slack's OAuth install flow: SQLite's migration 14.
+INSTALLS = """
+CREATE TABLE slack_installs (
+    enterprise_id text NOT NULL,
+    team_id       text NOT NULL,
+    data          text NOT NULL,
+    installed_at  double precision NOT NULL,
+    PRIMARY KEY (enterprise_id, team_id)
+);
+CREATE TABLE oauth_states (
+    state_key  text PRIMARY KEY,
+    expires_at double precision NOT NULL
+);
+"""
+
+MIGRATIONS: list[str] = [CORE, SEARCH, STATS, INSTALLS]

@@ -9,6 +9,7 @@ from storage.sqlite.calls import CallsPart
 from storage.sqlite.campaigns import CampaignsPart
 from storage.sqlite.guard import GuardPart
 from storage.sqlite.inbox import InboxPart
+from storage.sqlite.installs import InstallsPart
 from storage.sqlite.leases import LeasesPart
 from storage.sqlite.outbox import OutboxPart
 from storage.sqlite.rows import (
@@ -27,7 +28,7 @@ __all__ = ["INBOX_MAX_ATTEMPTS", "LIVE_COUNT_SQL", "NUMBER_RECENT_SQL", "USER_RE
 
 
 class SQLiteStore(CallsPart, InboxPart, GuardPart, OutboxPart, LeasesPart, SchedulePart,
-                  CampaignsPart, StatsPart, SearchPart, UpkeepPart):
+                  CampaignsPart, StatsPart, SearchPart, InstallsPart, UpkeepPart):
     """The embedded default store.
 
 Writes go through one connection in its own thread with group commit (see
