@@ -124,6 +124,7 @@ def build_context(settings: Settings) -> tuple[AppContext, AsyncWebClient, Retel
     languages = Languages(slack, settings.language)
     drawing = Drawing()
     home = HomePublisher(calls, slack, show_full_numbers=settings.show_full_numbers,
+                         several_workspaces=settings.oauth,
                          languages=languages, simulated=settings.simulated, drawing=drawing)
     # The outbox has a client of its own without retry handlers: it keeps its own
     # schedule (Retry-After, backoff), and knows when a retry could post twice.

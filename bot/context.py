@@ -16,6 +16,7 @@ from bot.runtime.drawing import Drawing
 from bot.runtime.metrics import Metrics
 from bot.runtime.tasks import InFlight
 from bot.slack.home import HomePublisher
+from bot.slack.installs import team_scope
 from bot.slack.outbox import OutboxWorker
 from bot.slack.people import Languages
 from storage.base import Store
@@ -38,3 +39,7 @@ class AppContext:
     campaigns: Campaigns
     insights: Insights
     drawing: Drawing  # charts, in a worker process
+
+    def team_scope(self) -> str | None:
+        """Whose calls the request at hand may see (bot/slack/installs.team_scope)."""
+        return team_scope(self.settings.oauth)

@@ -79,7 +79,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
     async def _answer(query: StatsQuery, user: str, lang: str, ack: AsyncAck,
                       respond: AsyncRespond, client: AsyncWebClient) -> None:
         started = time.perf_counter()
-        task = asyncio.ensure_future(ctx.insights.report(query))
+        task = asyncio.ensure_future(ctx.insights.report(query, team_id=ctx.team_scope()))
         done, _ = await asyncio.wait({task}, timeout=STATS_ACK_BUDGET)
         if not done:
             await ack(text=replies.say("counting_calls", lang))
@@ -107,7 +107,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         if query.export:
             admin = ctx.guard.is_admin(user)
             flt = insight.filter if admin else await ctx.insights.call_filter(
-                query, only_user=user)
+                query, only_user=user, team_id=ctx.team_scope())
             await _send_export(client, user, flt, query.export, lang, own_only=not admin)
 
     async def _dm(client: AsyncWebClient, user: str) -> str:
@@ -186,7 +186,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         started = time.perf_counter()
         try:
             words, query = parse_search_query(text, zone=zone, now=time.time())
-            flt = await ctx.insights.call_filter(query)
+            flt = await ctx.insights.call_filter(query, team_id=ctx.team_scope())
         except Mistake as exc:
             log.info("/callsearch refused user=%s: %s", user, exc.code)
             return text_message(replies.warning(mistake(exc, lang), usage("search", lang)))

@@ -249,8 +249,9 @@ class CampaignStore(Protocol):
     async def get_campaign(self, campaign_id: int) -> Campaign | None: ...
 
     async def find_campaigns(self, *, name: str | None = None, owner: str | None = None,
-                             limit: int = 20) -> list[Campaign]:
-        """Newest first; `name` matched without regard to case."""
+                             limit: int = 20, team_id: str | None = None) -> list[Campaign]:
+        """Newest first; `name` matched without regard to case; `team_id`: only that
+        workspace's."""
 
     async def set_campaign_card(self, campaign_id: int, card_ts: str) -> None: ...
 

@@ -489,5 +489,7 @@ MIGRATIONS: list[str] = [
         state_key TEXT PRIMARY KEY,
         expires_at REAL NOT NULL
     ) WITHOUT ROWID;
+    -- A workspace's questions (/callstats, /callsearch, exports) read its calls only.
+    CREATE INDEX calls_team ON calls (team_id, created_at);
     """,
 ]

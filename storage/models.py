@@ -403,6 +403,8 @@ class CallFilter:
     campaign_id: int | None = None
     direction: str | None = None  # inbound | outbound
     outcome: str | None = None  # success | failed | no-answer
+    # The workspace whose calls these are (several workspaces); None: every call.
+    team_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -64,20 +64,22 @@ class Insights:
     def __init__(self, store: InsightStore) -> None:
         self.store = store
 
-    async def call_filter(self, query: StatsQuery, *, only_user: str | None = None
-                          ) -> CallFilter:
-        """The calls a query is about; `only_user`: whatever it said, only theirs."""
+    async def call_filter(self, query: StatsQuery, *, only_user: str | None = None,
+                          team_id: str | None = None) -> CallFilter:
+        """The calls a query is about; `only_user`: whatever it said, only theirs;
+        `team_id`: only that workspace's (its campaigns too)."""
         campaign_id = None
         if query.campaign is not None:
-            found = await self.store.find_campaigns(name=query.campaign, limit=1)
+            found = await self.store.find_campaigns(name=query.campaign, limit=1,
+                                                   team_id=team_id)
             if not found:
                 raise UnknownCampaign(query.campaign)
             campaign_id = found[0].id
-        flt = query.call_filter(campaign_id=campaign_id)
+        flt = replace(query.call_filter(campaign_id=campaign_id), team_id=team_id)
         return replace(flt, user_id=only_user) if only_user else flt
 
-    async def report(self, query: StatsQuery) -> Insight:
-        flt = await self.call_filter(query)
+    async def report(self, query: StatsQuery, *, team_id: str | None = None) -> Insight:
+        flt = await self.call_filter(query, team_id=team_id)
         before = query.previous()
         previous = replace(flt, since=before[0], until=before[1]) if before else None
         want_days = query.chart or query.by == "day"

@@ -15,6 +15,7 @@ from bot.calls.service import CallService
 from bot.render.catalog import DEFAULT_LANGUAGE, words
 from bot.render.views import MAX_HOME_CALLS, home_view
 from bot.runtime.drawing import Drawing
+from bot.slack.installs import team_scope
 from bot.slack.people import Languages
 from storage.models import CallFilter, CallStats
 
@@ -40,17 +41,22 @@ class HomePublisher:
         languages: Languages | None = None,
         simulated: bool = False,
         drawing: Drawing | None = None,
+        several_workspaces: bool = False,
     ) -> None:
         self.calls = calls
+        # With several workspaces each one's Home shows its own figures and chart.
+        self.several_workspaces = several_workspaces
         self.client = client
         self.languages = languages  # each person's Home is in their language
         self.simulated = simulated
         self.show_full_numbers = show_full_numbers
         self.debounce = debounce
         self._pending: dict[str, asyncio.Task[None]] = {}
-        self._team: tuple[float, float, CallStats] | None = None  # (when, cost, figures)
+        # workspace (None: the only one) -> (when, cost, figures)
+        self._team: dict[str | None, tuple[float, float, CallStats]] = {}
         self.drawing = drawing or Drawing()  # the chart's worker process
-        self._chart: dict[str, tuple[float, str | None]] = {}  # lang -> (when, file id)
+        # (workspace, lang) -> (when, file id)
+        self._chart: dict[tuple[str | None, str], tuple[float, str | None]] = {}
         self._drawing = asyncio.Lock()
 
     async def publish(self, user_id: str, *, fresh: bool = True) -> None:
@@ -73,26 +79,34 @@ class HomePublisher:
 
     async def _team_figures(self, fresh: bool) -> CallStats:
         now = time.monotonic()
-        if not fresh and self._team is not None:
-            at, cost, figures = self._team
+        team = team_scope(self.several_workspaces)
+        known = self._team.get(team)
+        if not fresh and known is not None:
+            at, cost, figures = known
             if now - at <= min(TEAM_FIGURES_TTL, cost * TEAM_FIGURES_REUSE):
                 return figures
-        figures = await self.calls.stats_since(time.time() - WEEK)
-        self._team = (now, time.monotonic() - now, figures)
+        since = time.time() - WEEK
+        if team is None:
+            figures = await self.calls.stats_since(since)
+        else:
+            figures = (await self.calls.store.report(CallFilter(since=since, team_id=team),
+                                                     with_fields=False)).stats
+        self._team[team] = (now, time.monotonic() - now, figures)
         return figures
 
     async def _chart_file(self, lang: str) -> str | None:
         """The team's calls-per-day chart, drawn off the loop and uploaded (no channel: only
         the Home tab shows it), again at most every CHART_TTL seconds; None if it fails."""
+        team = team_scope(self.several_workspaces)
         async with self._drawing:
             now = time.monotonic()
-            cached = self._chart.get(lang)
+            cached = self._chart.get((team, lang))
             if cached is not None and now - cached[0] < CHART_TTL:
                 return cached[1]
             file_id: str | None = None
             try:
                 since = time.time() - CHART_DAYS * 86400
-                report = await self.calls.store.report(CallFilter(since=since),
+                report = await self.calls.store.report(CallFilter(since=since, team_id=team),
                                                        with_fields=False,
                                                        days_in=day_in("UTC"))
                 title = words(lang, "home.chart_title")
@@ -103,7 +117,7 @@ class HomePublisher:
                 file_id = str(uploaded["file"]["id"])
             except Exception as exc:  # Home shows its figures without the chart
                 log.warning("home chart not made: %s", type(exc).__name__)
-            self._chart[lang] = (now, file_id)
+            self._chart[(team, lang)] = (now, file_id)
             return file_id
 
     def refresh(self, user_id: str) -> None:

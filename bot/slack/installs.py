@@ -43,6 +43,12 @@ STATE_SECONDS = 10 * 60
 TOKEN_SECONDS = 60.0
 
 
+def team_scope(several: bool) -> str | None:
+    """Whose calls the task at hand may see: with several workspaces, those of its own
+    workspace only ("" for a task with none: no call); with one, every call (None)."""
+    return (TEAM.get() or "") if several else None
+
+
 @contextlib.contextmanager
 def working_for(team_id: str | None) -> Iterator[None]:
     """Run the block for `team_id`'s workspace (its token for Slack calls made in it)."""

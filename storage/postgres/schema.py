@@ -317,6 +317,7 @@ CREATE TABLE oauth_states (
     state_key  text PRIMARY KEY,
     expires_at double precision NOT NULL
 );
+CREATE INDEX calls_team ON calls (team_id, created_at);
 """
 
 MIGRATIONS: list[str] = [CORE, SEARCH, STATS, INSTALLS]

@@ -71,7 +71,7 @@ class CampaignsPart(_Connection):
         return _campaign(rows[0]) if rows else None
 
     async def find_campaigns(self, *, name: str | None = None, owner: str | None = None,
-                             limit: int = 20) -> list[Campaign]:
+                             limit: int = 20, team_id: str | None = None) -> list[Campaign]:
         where, params = [], []
         if name is not None:
             where.append("name = ? COLLATE NOCASE")
@@ -79,6 +79,9 @@ class CampaignsPart(_Connection):
         if owner is not None:
             where.append("owner = ?")
             params.append(owner)
+        if team_id is not None:
+            where.append("team_id = ?")
+            params.append(team_id)
         sql = f"SELECT {_CAMPAIGN} FROM campaigns"
         if where:
             sql += " WHERE " + " AND ".join(where)

@@ -31,7 +31,7 @@ def filter_sql(flt: CallFilter, alias: str = "c") -> tuple[str, dict[str, Any]]:
 
     - time: `since <= created_at < until`;
     - agent: the agent id, or the agent's name without regard to (ASCII) case;
-    - user_id, channel_id, campaign_id, direction: equal;
+    - team_id, user_id, channel_id, campaign_id, direction: equal;
     - outcome: each call has exactly one (see `outcome_sql`), so `/callstats` and
       `/callsearch` mean the same calls by `outcome:failed`. An unknown outcome raises
       ValueError.
@@ -48,7 +48,7 @@ def filter_sql(flt: CallFilter, alias: str = "c") -> tuple[str, dict[str, Any]]:
     if flt.agent is not None:
         parts.append(f"({col}agent_id = :f_agent OR lower({col}agent_name) = lower(:f_agent))")
         params["f_agent"] = flt.agent
-    for name in ("user_id", "channel_id", "campaign_id", "direction"):
+    for name in ("team_id", "user_id", "channel_id", "campaign_id", "direction"):
         value = getattr(flt, name)
         if value is not None:
             parts.append(f"{col}{name} = :f_{name}")

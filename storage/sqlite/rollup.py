@@ -63,8 +63,9 @@ class Slice:
 
 
 def slice_for(flt: CallFilter) -> Slice | None:
-    """The one slice `flt` picks; None when the sums cannot answer it."""
-    if flt.outcome is not None:
+    """The one slice `flt` picks; None when the sums cannot answer it (the sums are not
+    kept per workspace: a workspace's figures come from its calls)."""
+    if flt.outcome is not None or flt.team_id is not None:
         return None
     picked = [(kind, value) for kind, value in (
         ("agent", flt.agent), ("user", flt.user_id), ("channel", flt.channel_id),

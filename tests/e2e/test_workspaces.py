@@ -186,3 +186,28 @@ async def test_an_uninstall_deletes_that_workspaces_tokens_only(
     await eventually(lambda: bool(posts(slack, TWO[0], TWO[1])), timeout=10)
     [(data,)] = rows(oauth_server, "SELECT data FROM slack_installs WHERE team_id = ?", TWO[0])
     assert json.loads(data)["bot_token"] == slack.workspace(TWO[0]).token != old_token
+
+
+async def test_each_workspace_sees_only_its_own_history(
+        oauth_server: Server, slack: SlackStandIn, retell: RetellStandIn) -> None:
+    for team, _, user in (ONE, TWO):
+        assert (await install(oauth_server, slack, team, user))[0] == 200
+    for who, count in ((ONE, 1), (TWO, 2)):
+        for n in range(count):
+            call_id = await place(oauth_server, slack, retell, who, f"+1415555012{n}")
+            await webhook(oauth_server, retell, call_id, "call_ended")
+            await webhook(oauth_server, retell, call_id, "call_analyzed")
+    await eventually(oauth_server.outbox_idle, timeout=10)
+    # /callstats: each workspace counts its own calls.
+    for who, count in ((ONE, 1), (TWO, 2)):
+        status, answer = await slash(oauth_server, who, "/callstats", "", "")
+        assert status == 200
+        assert answer["text"].startswith(f"{count} calls in the last 7 days"), answer["text"]
+    # /callsearch: a word every summary has finds the workspace's own calls only.
+    [(summary,)] = rows(oauth_server, "SELECT summary FROM calls WHERE team_id = ? LIMIT 1",
+                        ONE[0])
+    word = max(re.findall(r"[A-Za-z]{5,}", summary), key=len)
+    for who, count in ((ONE, 1), (TWO, 2)):
+        status, answer = await slash(oauth_server, who, "/callsearch", word, "")
+        assert status == 200
+        assert answer["text"].startswith(f"{count} call"), answer["text"]
