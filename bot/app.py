@@ -222,8 +222,6 @@ def create_app(settings: Settings, *, simulation: Timings | None = None) -> web.
         logger=logging.getLogger("slack_bolt"),
         oauth_settings=oauth,
     )
-    if oauth is not None:  # uninstalled, or its tokens revoked: the workspace's tokens go
-        bolt.enable_token_revocation_listeners()
     register_all(bolt, ctx)
     # Polls often enough to notice a late call within a few seconds of its deadline.
     # One lease owner id per process (the outbox's): leases keep work meant for one

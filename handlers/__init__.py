@@ -8,7 +8,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.context import AppContext
-from handlers import actions, campaigns, commands, events, scheduling, stats, views
+from handlers import actions, campaigns, commands, events, installs, scheduling, stats, views
 
 
 def register_all(app: AsyncApp, ctx: AppContext) -> None:
@@ -20,3 +20,4 @@ def register_all(app: AsyncApp, ctx: AppContext) -> None:
     campaigns.register(app, ctx)  # before events: its file_share listener matches first
     events.register(app, ctx)
     scheduling.register(app, ctx)
+    installs.register(app, ctx)

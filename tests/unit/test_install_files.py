@@ -124,7 +124,8 @@ def urls(node: object, path: str = "") -> Iterator[tuple[str, str]]:
 
 def without_urls(node: object) -> object:
     if isinstance(node, dict):
-        return {k: without_urls(v) for k, v in node.items() if k not in ("url", "request_url")}
+        return {k: without_urls(v) for k, v in node.items()
+                if k not in ("url", "request_url", "redirect_urls")}
     if isinstance(node, list):
         return [without_urls(v) for v in node]
     return node

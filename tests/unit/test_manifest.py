@@ -104,3 +104,15 @@ async def test_mention_gets_usage_in_its_thread(server: Server, slack: SlackStan
     await slack.wait_for(lambda: bool(slack.thread(CHANNEL, "1732400000.000001")))
     [reply] = slack.thread(CHANNEL, "1732400000.000001")
     assert "/call <number>" in reply["text"]
+
+
+def test_the_redirect_url_is_the_install_flows_own(manifest: dict[str, Any]) -> None:
+    """Several workspaces: Slack sends the installer back to Bolt's redirect path, on the
+    host every other URL names."""
+    from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+
+    [redirect] = manifest["oauth_config"]["redirect_urls"]
+    host = manifest["settings"]["event_subscriptions"]["request_url"].removesuffix(
+        "/slack/events")
+    assert redirect == host + AsyncOAuthSettings(client_id="x", client_secret="y"
+                                                 ).redirect_uri_path
