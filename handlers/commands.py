@@ -88,29 +88,30 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             request = parse_dnc_text(command.get("text", ""), ctx.settings.default_region)
             if request.action == "list":
-                entries, total = await ctx.guard.dnc_list(user)
+                entries, total = await ctx.guard.dnc_list(user, team_id=command.get("team_id"))
                 listed = dnc_list_message(entries, total, lang=lang,
                                           show_full_numbers=ctx.settings.show_full_numbers)
                 await ack(text=listed.text, blocks=listed.blocks)
                 return
             assert request.phone is not None
             await ack(text=await _dnc(request.action, request.phone.e164, request.reason, user,
-                                      lang))
+                                      command.get("team_id"), lang))
         except CommandError as exc:
             await ack(text=replies.warning(mistake(exc, lang), usage("dnc", lang)))
         except Refused as exc:
             await ack(text=replies.refused(refusal_words(exc, lang)))
 
-    async def _dnc(action: str, number: str, reason: str | None, user: str, lang: str) -> str:
+    async def _dnc(action: str, number: str, reason: str | None, user: str,
+                   team: str | None, lang: str) -> str:
         guard, full = ctx.guard, ctx.settings.show_full_numbers
         shown = show_phone(number, full=full)
         if action == "add":
-            added = await guard.dnc_add(number, reason, user)
+            added = await guard.dnc_add(number, reason, user, team)
             return replies.dnc_added(shown, added, lang)
         if action == "remove":
-            removed = await guard.dnc_remove(number, user)
+            removed = await guard.dnc_remove(number, user, team)
             return replies.dnc_removed(shown, removed, lang)
-        entry = await guard.dnc_check(number)
+        entry = await guard.dnc_check(number, team)
         if entry is None:
             return replies.dnc_not_listed(shown, lang)
         return replies.dnc_listed(dnc_line(entry, show_full_numbers=full, lang=lang), lang)
@@ -123,7 +124,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
         try:
             query = parse_audit_text(command.get("text", ""), ctx.settings.default_region)
             if query.export:
-                exported = await ctx.guard.audit_export(user)
+                exported = await ctx.guard.audit_export(user, command.get("team_id"))
                 await ack(text=replies.audit_exporting(len(exported), lang))
                 error = await _send_csv(client, user, audit_csv(exported), len(exported), lang)
                 if error:
@@ -132,7 +133,7 @@ def register(app: AsyncApp, ctx: AppContext) -> None:
                 return
             number = query.phone.e164 if query.phone else None
             rows = await ctx.guard.audit_rows(user, limit=query.limit, of_user=query.user_id,
-                                              number=number)
+                                              number=number, team_id=command.get("team_id"))
         except CommandError as exc:
             await ack(text=replies.warning(mistake(exc, lang), usage("audit", lang)))
             return

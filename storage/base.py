@@ -123,15 +123,20 @@ class GuardStore(Protocol):
     async def audit(self, entry: AuditEntry) -> None: ...
 
     async def audit_rows(self, limit: int, *, user_id: str | None = None,
-                         number: str | None = None) -> list[AuditRow]: ...
+                         number: str | None = None,
+                         team_id: str | None = None) -> list[AuditRow]: ...
 
     async def dnc_add(self, entry: DncEntry, audit: AuditEntry | None = None) -> bool: ...
 
-    async def dnc_remove(self, number: str, audit: AuditEntry | None = None) -> bool: ...
+    # team_id: None, any workspace's entries (one workspace); else that workspace's and
+    # those kept before workspaces were told apart.
+    async def dnc_remove(self, number: str, audit: AuditEntry | None = None, *,
+                         team_id: str | None = None) -> bool: ...
 
-    async def dnc_get(self, number: str) -> DncEntry | None: ...
+    async def dnc_get(self, number: str, *, team_id: str | None = None) -> DncEntry | None: ...
 
-    async def dnc_list(self, limit: int) -> tuple[list[DncEntry], int]: ...
+    async def dnc_list(self, limit: int, *,
+                       team_id: str | None = None) -> tuple[list[DncEntry], int]: ...
 
 
 class OutboxStore(Protocol):
@@ -298,8 +303,9 @@ class CampaignStore(Protocol):
 
     async def campaign_counts(self, campaign_id: int) -> CampaignCounts: ...
 
-    async def listed_numbers(self, numbers: Collection[str]) -> set[str]:
-        """Which of these are on the do-not-call list."""
+    async def listed_numbers(self, numbers: Collection[str], *,
+                             team_id: str | None = None) -> set[str]:
+        """Which of these are on the do-not-call list (`team_id`: as GuardStore's)."""
 
     async def calls_to_numbers(self, numbers: Collection[str], since: float) -> dict[str, int]:
         """Calls placed to each of these numbers since `since`."""

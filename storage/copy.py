@@ -38,7 +38,7 @@ TABLES = (
     Table("webhook_inbox", ("id",)),
     Table("outbox", ("id",)),
     Table("claims", ("key",)),
-    Table("dnc", ("number",)),
+    Table("dnc", ("team_id", "number")),
     Table("audit", ("id",)),
     Table("call_holds", ("id",)),
     Table("scheduled_calls", ("id",)),

@@ -492,4 +492,24 @@ MIGRATIONS: list[str] = [
     -- A workspace's questions (/callstats, /callsearch, exports) read its calls only.
     CREATE INDEX calls_team ON calls (team_id, created_at);
     """,
+    """
+    -- Several workspaces: each one's do-not-call list and audit log apart. A number may be
+    -- on several workspaces' lists; entries kept before this ("") count for every one.
+    CREATE TABLE dnc_by_team (
+        team_id  TEXT NOT NULL DEFAULT '',
+        number   TEXT NOT NULL,
+        reason   TEXT,
+        added_by TEXT,
+        call_id  TEXT,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (team_id, number)
+    ) WITHOUT ROWID;
+    INSERT INTO dnc_by_team (team_id, number, reason, added_by, call_id, added_at)
+        SELECT '', number, reason, added_by, call_id, added_at FROM dnc;
+    DROP TABLE dnc;
+    ALTER TABLE dnc_by_team RENAME TO dnc;
+    CREATE INDEX dnc_number ON dnc (number);
+    ALTER TABLE audit ADD COLUMN team_id TEXT;
+    CREATE INDEX audit_team ON audit (team_id, id);
+    """,
 ]

@@ -238,6 +238,7 @@ class AuditEntry:
     agent: str | None = None
     reason: str | None = None
     call_id: str | None = None
+    team_id: str | None = None  # the workspace it happened in
 
 
 @dataclass(frozen=True)
@@ -262,6 +263,8 @@ class DncEntry:
     added_by: str | None  # None: the callee asked on a call (call_id)
     call_id: str | None
     added_at: float
+    # The workspace whose list it is on ("": before workspaces were told apart: every one's).
+    team_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -239,10 +239,12 @@ class Campaigns:
         may not place calls at all (who, where from): nothing is kept then."""
         route = draft.route
         await self.guard.check_caller(user_id=route.user_id, channel_id=route.channel_id,
-                                      external_team=draft.external_team, source="campaign")
+                                      external_team=draft.external_team, source="campaign",
+                                      team_id=route.team_id)
         now = self._clock()
         contacts = draft.contacts.contacts
-        listed = await self.store.listed_numbers({c.number for c in contacts})
+        listed = await self.store.listed_numbers({c.number for c in contacts},
+                                                 team_id=self.guard.scope(route.team_id))
         capped: dict[str, int] = {}
         if self.settings.number_calls_per_day:
             capped = await self.store.calls_to_numbers({c.number for c in contacts},

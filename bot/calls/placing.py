@@ -208,7 +208,7 @@ class Placing:
                 agent=(agent.agent_name or agent.agent_id) if agent else None,
                 source=request.source, external_team=request.external_team,
                 request_key=key, override_hours=request.override_hours,
-                campaign=request.campaign,
+                campaign=request.campaign, team_id=route.team_id,
             )
         except Refused as exc:
             return NotAllowed(exc)

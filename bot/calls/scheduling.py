@@ -117,7 +117,7 @@ class Scheduling:
         number = request.command.phone.e164
         await self.guard.check(user_id=route.user_id, channel_id=route.channel_id,
                                number=number, external_team=request.external_team,
-                               source="schedule")
+                               source="schedule", team_id=route.team_id)
         entry = Scheduled(
             id=0, channel_id=route.channel_id or "", user_id=route.user_id or "",
             number=number, due_at=request.due_at,

@@ -241,7 +241,9 @@ def _callee_dnc(call: RetellCall, now: float) -> tuple[DncEntry, AuditEntry] | N
     if call.disconnection_reason != DNC_REASON:
         return None
     number = other_party(call.direction, call.from_number, call.to_number)
-    return callee_asked(call.call_id, number, now) if number else None
+    meta = call.metadata if isinstance(call.metadata, dict) else {}
+    team = _meta(meta, "slack_team_id")
+    return callee_asked(call.call_id, number, now, team) if number else None
 
 
 def _meta(meta: dict[str, Any], key: str) -> str | None:

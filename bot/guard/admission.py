@@ -59,6 +59,7 @@ class Ticket:
     number: str
     agent: str | None
     overrode: str | None = None  # a rule an admin overrode for this call, kept in its audit
+    team_id: str | None = None  # the workspace the call is placed from
 
     def entry(self, outcome: str, reason: str | None = None,
               call_id: str | None = None) -> AuditEntry:
@@ -66,7 +67,7 @@ class Ticket:
             reason = f"{self.overrode}_override"
         return audit_entry("call", outcome, number=self.number, user_id=self.user_id,
                            channel_id=self.channel_id, source=self.source, agent=self.agent,
-                           reason=reason, call_id=call_id)
+                           reason=reason, call_id=call_id, team_id=self.team_id)
 
 
 class Guard:
@@ -84,6 +85,11 @@ class Guard:
     def is_admin(self, user_id: str | None) -> bool:
         return bool(user_id) and user_id in self.settings.admins
 
+    def scope(self, team_id: str | None) -> str | None:
+        """Whose do-not-call list and audit log a workspace's request reads: its own with
+        several workspaces; with one, all of it (entries carry their team either way)."""
+        return (team_id or "") if self.settings.oauth else None
+
     # -- placing calls ---------------------------------------------------------------------
 
     async def admit(self, *, user_id: str | None, channel_id: str | None, number: str,
@@ -91,7 +97,7 @@ class Guard:
                     external_team: str | None = None,
                     request_key: str | None = None,
                     override_hours: bool = False,
-                    campaign: bool = False) -> Ticket:
+                    campaign: bool = False, team_id: str | None = None) -> Ticket:
         """Every rule, cheapest first; raises Refused (already audited) or holds a place.
 
         `external_team`: the person's own organisation when it is not the app's (Slack
@@ -101,7 +107,7 @@ class Guard:
         hourly and daily limits (meant for calls placed by hand) do not apply; the global
         cap and the per-number cap do."""
         overrode = "calling_hours" if override_hours else None
-        ticket = Ticket(None, user_id, channel_id, source, number, agent, overrode)
+        ticket = Ticket(None, user_id, channel_id, source, number, agent, overrode, team_id)
         try:
             lasting_rules(self.settings, user_id, channel_id, number, external_team)
             now = self._clock()
@@ -109,7 +115,7 @@ class Guard:
                 raise Refused("not_admin", admins=sorted(self.settings.admins))
             if not override_hours:
                 hours_may(self.hours, number, now)
-            await self._not_listed(number)
+            await self._not_listed(number, team_id)
             limits = replace(self.limits, per_hour=0, per_day=0) if campaign else self.limits
             admission = await self.store.admit(user_id, limits, now,
                                                request_key=request_key, number=number)
@@ -122,23 +128,25 @@ class Guard:
         return replace(ticket, hold_id=admission.hold_id)
 
     async def check(self, *, user_id: str | None, channel_id: str | None, number: str,
-                    source: str, external_team: str | None = None) -> None:
+                    source: str, external_team: str | None = None,
+                    team_id: str | None = None) -> None:
         """The rules that will not change by a later time (who, where, which number, the
         do-not-call list): a call scheduled for later is refused now if one says no.
         Raises Refused, audited; the rest (limits, calling hours) is checked on firing."""
-        ticket = Ticket(None, user_id, channel_id, source, number, None)
+        ticket = Ticket(None, user_id, channel_id, source, number, None, team_id=team_id)
         try:
             lasting_rules(self.settings, user_id, channel_id, number, external_team)
-            await self._not_listed(number)
+            await self._not_listed(number, team_id)
         except Refused as exc:
             await self._refused(ticket, exc, external_team)
             raise
 
     async def check_caller(self, *, user_id: str | None, channel_id: str | None,
-                           source: str, external_team: str | None = None) -> None:
+                           source: str, external_team: str | None = None,
+                           team_id: str | None = None) -> None:
         """Whether the person may place calls from here at all (a campaign, before its
         rows are read): raises Refused, audited."""
-        ticket = Ticket(None, user_id, channel_id, source, "", None)
+        ticket = Ticket(None, user_id, channel_id, source, "", None, team_id=team_id)
         try:
             team_may(self.settings, external_team)
             caller_may(self.settings, user_id, channel_id)
@@ -146,8 +154,8 @@ class Guard:
             await self._refused(ticket, exc, external_team)
             raise
 
-    async def _not_listed(self, number: str) -> None:
-        listed = await self.store.dnc_get(number)
+    async def _not_listed(self, number: str, team_id: str | None) -> None:
+        listed = await self.store.dnc_get(number, team_id=self.scope(team_id))
         if listed is not None:
             raise Refused("do_not_call", entry=listed)
 
@@ -168,53 +176,64 @@ class Guard:
 
     # -- the do-not-call list --------------------------------------------------------------
 
-    async def dnc_add(self, number: str, reason: str | None, user_id: str) -> bool:
-        await self._admin_only(user_id, "dnc_add", number)
-        entry = DncEntry(number, reason, user_id, None, self._clock())
-        added = await self.store.dnc_add(entry, self._admin_entry(
-            "dnc_add", user_id, number, "done", reason))
+    async def dnc_add(self, number: str, reason: str | None, user_id: str,
+                      team_id: str | None = None) -> bool:
+        await self._admin_only(user_id, "dnc_add", number, team_id)
+        audit = self._admin_entry("dnc_add", user_id, number, "done", reason, team_id)
+        if await self.store.dnc_get(number, team_id=self.scope(team_id)) is not None:
+            await self.store.audit(audit)  # listed already (perhaps before workspaces)
+            added = False
+        else:
+            added = await self.store.dnc_add(
+                DncEntry(number, reason, user_id, None, self._clock(), team_id or ""), audit)
         log.info("dnc add to=%s by=%s new=%s", mask_phone(number), user_id, added)
         return added
 
-    async def dnc_remove(self, number: str, user_id: str) -> bool:
-        await self._admin_only(user_id, "dnc_remove", number)
+    async def dnc_remove(self, number: str, user_id: str, team_id: str | None = None) -> bool:
+        await self._admin_only(user_id, "dnc_remove", number, team_id)
         removed = await self.store.dnc_remove(number, self._admin_entry(
-            "dnc_remove", user_id, number, "done", None))
+            "dnc_remove", user_id, number, "done", None, team_id),
+            team_id=self.scope(team_id))
         log.info("dnc remove to=%s by=%s found=%s", mask_phone(number), user_id, removed)
         return removed
 
-    async def dnc_list(self, user_id: str, limit: int = 50) -> tuple[list[DncEntry], int]:
-        await self._admin_only(user_id, "dnc_list", None)
-        return await self.store.dnc_list(limit)
+    async def dnc_list(self, user_id: str, limit: int = 50,
+                       team_id: str | None = None) -> tuple[list[DncEntry], int]:
+        await self._admin_only(user_id, "dnc_list", None, team_id)
+        return await self.store.dnc_list(limit, team_id=self.scope(team_id))
 
-    async def dnc_check(self, number: str) -> DncEntry | None:
-        return await self.store.dnc_get(number)
+    async def dnc_check(self, number: str, team_id: str | None = None) -> DncEntry | None:
+        return await self.store.dnc_get(number, team_id=self.scope(team_id))
 
     # -- audit -----------------------------------------------------------------------------
 
     async def audit_rows(self, user_id: str, *, limit: int = 20, of_user: str | None = None,
-                         number: str | None = None) -> list[AuditRow]:
-        await self._admin_only(user_id, "audit_read", number)
-        return await self.store.audit_rows(limit, user_id=of_user, number=number)
+                         number: str | None = None,
+                         team_id: str | None = None) -> list[AuditRow]:
+        await self._admin_only(user_id, "audit_read", number, team_id)
+        return await self.store.audit_rows(limit, user_id=of_user, number=number,
+                                           team_id=self.scope(team_id))
 
-    async def audit_export(self, user_id: str) -> list[AuditRow]:
+    async def audit_export(self, user_id: str, team_id: str | None = None) -> list[AuditRow]:
         """The whole audit log (numbers masked), for an admin's export."""
-        await self._admin_only(user_id, "audit_export", None)
-        rows = await self.store.audit_rows(0)
+        await self._admin_only(user_id, "audit_export", None, team_id)
+        rows = await self.store.audit_rows(0, team_id=self.scope(team_id))
         await self.store.audit(self._admin_entry("audit_export", user_id, None, "done",
-                                                 f"{len(rows)} rows"))
+                                                 f"{len(rows)} rows", team_id))
         return rows
 
-    async def _admin_only(self, user_id: str, action: str, number: str | None) -> None:
+    async def _admin_only(self, user_id: str, action: str, number: str | None,
+                          team_id: str | None) -> None:
         """Refuse (and audit the attempt) unless `user_id` is an admin."""
         if not self.is_admin(user_id):
             await self.store.audit(self._admin_entry(action, user_id, number, "refused",
-                                                     "not_admin"))
+                                                     "not_admin", team_id))
             raise Refused("not_admin", admins=sorted(self.settings.admins))
 
     def _admin_entry(self, action: str, user_id: str, number: str | None, outcome: str,
-                     reason: str | None) -> AuditEntry:
-        return audit_entry(action, outcome, number=number, user_id=user_id, reason=reason)
+                     reason: str | None, team_id: str | None) -> AuditEntry:
+        return audit_entry(action, outcome, number=number, user_id=user_id, reason=reason,
+                           team_id=team_id)
 
 
 # -- heavy reads ------------------------------------------------------------------------------
@@ -318,11 +337,13 @@ def non_geographic(number: phonenumbers.PhoneNumber) -> bool:
             or phonenumbers.region_code_for_number(number) == NON_GEOGRAPHIC_REGION)
 
 
-def callee_asked(call_id: str, number: str, now: float) -> tuple[DncEntry, AuditEntry]:
-    """What to add, in the webhook's own transaction, when a callee asks not to be called."""
-    entry = DncEntry(number, DNC_CALLEE_ASKED, None, call_id, now)
+def callee_asked(call_id: str, number: str, now: float,
+                 team_id: str | None = None) -> tuple[DncEntry, AuditEntry]:
+    """What to add, in the webhook's own transaction, when a callee asks not to be called:
+    on the list of the workspace the call was placed from."""
+    entry = DncEntry(number, DNC_CALLEE_ASKED, None, call_id, now, team_id or "")
     return entry, audit_entry("dnc_auto", "done", number=number, reason=DNC_REASON,
-                              call_id=call_id)
+                              call_id=call_id, team_id=team_id)
 
 
 def lasting_rules(settings: Settings, user_id: str | None, channel_id: str | None,
@@ -349,9 +370,10 @@ def hours_may(hours: CallingHours, number: str, now: float) -> None:
 def audit_entry(action: str, outcome: str, *, number: str | None = None,
                 user_id: str | None = None, channel_id: str | None = None,
                 source: str | None = None, agent: str | None = None,
-                reason: str | None = None, call_id: str | None = None) -> AuditEntry:
+                reason: str | None = None, call_id: str | None = None,
+                team_id: str | None = None) -> AuditEntry:
     """The one way an audit entry is made, so its number is always masked the same way."""
     return AuditEntry(action=action, outcome=outcome, user_id=user_id, channel_id=channel_id,
                       source=source, number=number,
                       number_masked=mask_phone(number) if number else None, agent=agent,
-                      reason=reason, call_id=call_id)
+                      reason=reason, call_id=call_id, team_id=team_id)

@@ -274,10 +274,12 @@ class CampaignsPart(_Connection):
                               placed=int(placed),
                               duration_ms=int(duration), cost_cents=float(cost))
 
-    async def listed_numbers(self, numbers: Collection[str]) -> set[str]:
+    async def listed_numbers(self, numbers: Collection[str], *,
+                             team_id: str | None = None) -> set[str]:
         """Which of these numbers are on the do-not-call list (a preview's check)."""
-        rows = await self._read("SELECT number FROM dnc WHERE number = ANY(?::text[])",
-                                (list(numbers),))
+        team = "" if team_id is None else " AND team_id IN ('', ?)"
+        rows = await self._read(f"SELECT number FROM dnc WHERE number = ANY(?::text[]){team}",
+                                (list(numbers), *(() if team_id is None else (team_id,))))
         return {r[0] for r in rows}
 
     async def calls_to_numbers(self, numbers: Collection[str], since: float) -> dict[str, int]:

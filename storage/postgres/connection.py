@@ -233,10 +233,11 @@ class _Connection:
     async def _audit(self, tx: Tx, entry: AuditEntry, now: float) -> None:
         await tx.execute(
             "INSERT INTO audit (at, user_id, channel_id, action, source, number, number_key, "
-            "agent, outcome, reason, call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "agent, outcome, reason, call_id, team_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (now, entry.user_id, entry.channel_id, entry.action, entry.source,
              entry.number_masked, self.number_key(entry.number) if entry.number else None,
-             entry.agent, entry.outcome, entry.reason, entry.call_id),
+             entry.agent, entry.outcome, entry.reason, entry.call_id, entry.team_id),
         )
 
     async def _settle(self, tx: Tx, hold_id: int | None, audit: AuditEntry | None,

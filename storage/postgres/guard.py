@@ -58,6 +58,11 @@ async def lock_admission(tx: Tx) -> None:
     await tx.execute("SELECT pg_advisory_xact_lock(?::bigint)", (ADMISSION_LOCK,))
 
 
+
+# `team_id` of a read or a removal: None, every workspace's rows (one workspace); else that
+# workspace's and those kept before workspaces were told apart ("").
+_IN_TEAM = "team_id IN ('', ?)"
+
 class GuardPart(_Connection):
     """Holds under the limits, the audit log, do-not-call (GuardStore)."""
 
@@ -129,13 +134,18 @@ class GuardPart(_Connection):
         await self._write(write)
 
     async def audit_rows(self, limit: int, *, user_id: str | None = None,
-                         number: str | None = None) -> list[AuditRow]:
-        """Newest first; all of them (oldest first) when `limit` is 0, for an export."""
+                         number: str | None = None,
+                         team_id: str | None = None) -> list[AuditRow]:
+        """Newest first; all of them (oldest first) when `limit` is 0, for an export;
+        `team_id`: that workspace's only."""
         where, params = "", []
         if user_id is not None:
             where, params = "WHERE user_id = ?", [user_id]
         elif number is not None:
             where, params = "WHERE number_key = ?", [self.number_key(number)]
+        if team_id is not None:
+            where = f"{where} AND team_id = ?" if where else "WHERE team_id = ?"
+            params.append(team_id)
         order = "ORDER BY id DESC LIMIT ?" if limit else "ORDER BY id"
         rows = await self._read(f"SELECT {_AUDIT_COLUMNS} FROM audit {where} {order}",
                                 [*params, limit] if limit else params)
@@ -152,24 +162,36 @@ class GuardPart(_Connection):
 
         return await self._write(add)
 
-    async def dnc_remove(self, number: str, audit: AuditEntry | None = None) -> bool:
+    async def dnc_remove(self, number: str, audit: AuditEntry | None = None, *,
+                         team_id: str | None = None) -> bool:
         now = time.time()
+        where, params = _dnc_where(number, team_id)
 
         async def remove(tx: Tx) -> bool:
-            removed = await tx.execute("DELETE FROM dnc WHERE number = ?", (number,))
+            removed = await tx.execute(f"DELETE FROM dnc WHERE {where}", params)
             if audit is not None:
                 await self._audit(tx, audit, now)
             return bool(removed)
 
         return await self._write(remove)
 
-    async def dnc_get(self, number: str) -> DncEntry | None:
-        rows = await self._read(f"SELECT {_DNC_COLUMNS} FROM dnc WHERE number = ?", (number,))
+    async def dnc_get(self, number: str, *, team_id: str | None = None) -> DncEntry | None:
+        where, params = _dnc_where(number, team_id)
+        rows = await self._read(f"SELECT {_DNC_COLUMNS} FROM dnc WHERE {where} "
+                                "ORDER BY added_at LIMIT 1", params)
         return DncEntry(*tuple(rows[0])) if rows else None
 
-    async def dnc_list(self, limit: int) -> tuple[list[DncEntry], int]:
+    async def dnc_list(self, limit: int, *,
+                       team_id: str | None = None) -> tuple[list[DncEntry], int]:
         """The newest entries, and how many there are in all."""
-        rows = await self._read(f"SELECT {_DNC_COLUMNS} FROM dnc ORDER BY added_at DESC LIMIT ?",
-                                (limit,))
-        total = await self._read("SELECT count(*) FROM dnc")
+        where, params = ("", []) if team_id is None else (f"WHERE {_IN_TEAM}", [team_id])
+        rows = await self._read(f"SELECT {_DNC_COLUMNS} FROM dnc {where} "
+                                "ORDER BY added_at DESC LIMIT ?", [*params, limit])
+        total = await self._read(f"SELECT count(*) FROM dnc {where}", params)
         return [DncEntry(*tuple(r)) for r in rows], int(total[0][0])
+
+
+def _dnc_where(number: str, team_id: str | None) -> tuple[str, list[str]]:
+    if team_id is None:
+        return "number = ?", [number]
+    return f"number = ? AND {_IN_TEAM}", [number, team_id]

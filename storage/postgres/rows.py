@@ -59,9 +59,10 @@ async def _resolve_holds(tx: Tx, request_key: str | None) -> None:
 
 async def _dnc_insert(tx: Tx, entry: DncEntry) -> bool:
     return bool(await tx.execute(
-        "INSERT INTO dnc (number, reason, added_by, call_id, added_at) "
-        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (number) DO NOTHING",
-        (entry.number, entry.reason, entry.added_by, entry.call_id, entry.added_at)))
+        "INSERT INTO dnc (number, reason, added_by, call_id, added_at, team_id) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (team_id, number) DO NOTHING",
+        (entry.number, entry.reason, entry.added_by, entry.call_id, entry.added_at,
+         entry.team_id)))
 
 
 async def _enqueue(tx: Tx, call_id: str, kinds: Sequence[str], now: float) -> None:

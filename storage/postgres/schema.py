@@ -320,4 +320,14 @@ CREATE TABLE oauth_states (
 CREATE INDEX calls_team ON calls (team_id, created_at);
 """
 
-MIGRATIONS: list[str] = [CORE, SEARCH, STATS, INSTALLS]
+# Each workspace's do-not-call list and audit log apart: SQLite's migration 15.
+TEAMS = """
+ALTER TABLE dnc ADD COLUMN team_id text NOT NULL DEFAULT '';
+ALTER TABLE dnc DROP CONSTRAINT dnc_pkey;
+ALTER TABLE dnc ADD PRIMARY KEY (team_id, number);
+CREATE INDEX dnc_number ON dnc (number);
+ALTER TABLE audit ADD COLUMN team_id text;
+CREATE INDEX audit_team ON audit (team_id, id);
+"""
+
+MIGRATIONS: list[str] = [CORE, SEARCH, STATS, INSTALLS, TEAMS]

@@ -303,15 +303,17 @@ class CampaignsPart(_Connection):
                               placed=int(placed),
                               duration_ms=int(duration), cost_cents=float(cost))
 
-    async def listed_numbers(self, numbers: Collection[str]) -> set[str]:
+    async def listed_numbers(self, numbers: Collection[str], *,
+                             team_id: str | None = None) -> set[str]:
         """Which of these numbers are on the do-not-call list (a preview's check)."""
         found: set[str] = set()
         ordered = list(numbers)
+        team = "" if team_id is None else " AND team_id IN ('', ?)"
         for i in range(0, len(ordered), _CHUNK):
             chunk = ordered[i:i + _CHUNK]
             rows = await self._read(
-                f"SELECT number FROM dnc WHERE number IN ({','.join('?' * len(chunk))})",
-                chunk)
+                f"SELECT number FROM dnc WHERE number IN ({','.join('?' * len(chunk))}){team}",
+                [*chunk, *(() if team_id is None else (team_id,))])
             found.update(r[0] for r in rows)
         return found
 

@@ -125,10 +125,11 @@ migrations, and the helpers one transaction of any part may need (holds, audit r
     def _audit(self, conn: sqlite3.Connection, entry: AuditEntry, now: float) -> None:
         conn.execute(
             "INSERT INTO audit (at, user_id, channel_id, action, source, number, number_key, "
-            "agent, outcome, reason, call_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "agent, outcome, reason, call_id, team_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (now, entry.user_id, entry.channel_id, entry.action, entry.source,
              entry.number_masked, self.number_key(entry.number) if entry.number else None,
-             entry.agent, entry.outcome, entry.reason, entry.call_id),
+             entry.agent, entry.outcome, entry.reason, entry.call_id, entry.team_id),
         )
 
     def _settle(self, conn: sqlite3.Connection, hold_id: int | None,

@@ -25,7 +25,7 @@ INBOX_MAX_ATTEMPTS = 5
 
 PURGED_COLUMNS = ("transcript", "raw_payload", "recording_url", "public_log_url")
 
-_DNC_COLUMNS = "number, reason, added_by, call_id, added_at"  # DncEntry's fields, in order
+_DNC_COLUMNS = "number, reason, added_by, call_id, added_at, team_id"  # DncEntry's fields, in order
 
 _AUDIT_COLUMNS = ("id, at, action, outcome, user_id, channel_id, source, number, agent, reason, "
                   "call_id")
@@ -134,9 +134,10 @@ def _rowcount(sql: str, params: dict[str, Any], conn: sqlite3.Connection) -> int
 
 def _dnc_insert(conn: sqlite3.Connection, entry: DncEntry) -> bool:
     cur = conn.execute(
-        "INSERT OR IGNORE INTO dnc (number, reason, added_by, call_id, added_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (entry.number, entry.reason, entry.added_by, entry.call_id, entry.added_at))
+        "INSERT OR IGNORE INTO dnc (number, reason, added_by, call_id, added_at, team_id) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (entry.number, entry.reason, entry.added_by, entry.call_id, entry.added_at,
+         entry.team_id))
     return bool(cur.rowcount)
 
 def _enqueue(conn: sqlite3.Connection, call_id: str, kinds: Sequence[str], now: float) -> None:

@@ -32,7 +32,8 @@ async def oauth_server(make_server: Callable[..., Awaitable[Server]],
                        slack: SlackStandIn) -> Server:
     return await make_server(SLACK_BOT_TOKEN=None, SLACK_CLIENT_ID=slack.client_id,
                              SLACK_CLIENT_SECRET=slack.client_secret,
-                             SLACK_STATE_SECRET=STATE_SECRET)
+                             SLACK_STATE_SECRET=STATE_SECRET,
+                             CALLBOT_ADMINS=f"{ONE[2]},{TWO[2]}")
 
 
 async def start_install(browser: aiohttp.ClientSession, server: Server) -> dict[str, list[str]]:
@@ -88,6 +89,11 @@ async def place(server: Server, slack: SlackStandIn, retell: RetellStandIn,
     await eventually(lambda: len(set(retell.calls) - before) == 1)
     [call_id] = set(retell.calls) - before
     return call_id
+
+
+def said(answer: Any) -> str:
+    """What an answer to a slash command says: plain text, or its JSON (blocks)."""
+    return answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
 
 
 def posts(slack: SlackStandIn, team: str, channel: str) -> list[dict[str, Any]]:
@@ -211,3 +217,38 @@ async def test_each_workspace_sees_only_its_own_history(
         status, answer = await slash(oauth_server, who, "/callsearch", word, "")
         assert status == 200
         assert answer["text"].startswith(f"{count} call"), answer["text"]
+
+
+async def test_each_workspace_has_its_own_do_not_call_list_and_audit_log(
+        oauth_server: Server, slack: SlackStandIn, retell: RetellStandIn) -> None:
+    for team, _, user in (ONE, TWO):
+        assert (await install(oauth_server, slack, team, user))[0] == 200
+    number = "+14155550177"
+    status, answer = await slash(oauth_server, ONE, "/calldnc", f"add {number} asked", "")
+    assert status == 200 and "0177" in said(answer)
+    # Listed in ONE: refused there; TWO's list does not have it and its call goes out.
+    before = len(retell.calls)
+    status, answer = await slash(oauth_server, ONE, "/call", number, slack.response_url("r1"))
+    assert status == 200
+    await place(oauth_server, slack, retell, TWO, number)
+    assert len(retell.calls) == before + 1
+    for who, listed in ((ONE, 1), (TWO, 0)):
+        [(count,)] = rows(oauth_server, "SELECT count(*) FROM dnc WHERE team_id = ?", who[0])
+        assert count == listed
+        status, answer = await slash(oauth_server, who, "/calldnc", "list", "")
+        assert ("0177" in said(answer)) == bool(listed), said(answer)
+        status, answer = await slash(oauth_server, who, "/calldnc", f"check {number}", "")
+        assert ("0177" in said(answer)) and (
+            "not on" in said(answer)) != bool(listed), said(answer)
+    # Removing it in TWO (where it is not listed) leaves ONE's entry.
+    await slash(oauth_server, TWO, "/calldnc", f"remove {number}", "")
+    assert rows(oauth_server, "SELECT team_id FROM dnc") == [(ONE[0],)]
+    # Each workspace's audit log holds its own rows only.
+    await eventually(lambda: bool(rows(oauth_server, "SELECT 1 FROM audit WHERE team_id = ? "
+                                                     "AND action = 'call'", TWO[0])))
+    teams = {t for (t,) in rows(oauth_server, "SELECT DISTINCT team_id FROM audit")}
+    assert teams == {ONE[0], TWO[0]}
+    for who, other in ((ONE, TWO), (TWO, ONE)):
+        status, answer = await slash(oauth_server, who, "/callaudit", "", "")
+        text = said(answer)
+        assert who[2] in text and other[2] not in text, text[:600]

@@ -80,7 +80,7 @@ async def test_a_copy_answers_as_the_source_did_and_a_second_run_brings_changes(
     counted = {line.split()[0]: line for line in result.stdout.splitlines()[:-1]}
     assert set(counted) == {"meta", "calls", "webhook_events", "webhook_inbox", "outbox",
                             "claims", "dnc", "audit", "call_holds", "scheduled_calls",
-                            "campaigns", "campaign_rows"}
+                            "campaigns", "campaign_rows", "slack_installs"}
     assert all(line.endswith("ok") for line in counted.values()), result.stdout
     assert counted["calls"].split()[1].replace(",", "") == str(CALLS + 1)
 
