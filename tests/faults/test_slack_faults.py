@@ -15,6 +15,7 @@ import pytest
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import CHANNEL, MakeServer, Server
+from tests.support.db import db_integrity
 from tests.support.db import db_rows as rows
 from tests.support.delivery import place, posts_with_key, webhook
 from tests.support.waiting import eventually
@@ -26,7 +27,7 @@ GONE = "C0GONE"
 
 
 def integrity(server: Server) -> str:
-    return str(rows(server, "PRAGMA integrity_check")[0][0])
+    return db_integrity(server)
 
 
 async def test_every_outcome_lands_exactly_once_through_429s_500s_and_dropped_answers(

@@ -19,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import TEAM, USER
+from tests.support.db import db_integrity
 from tests.support.db import db_rows as query
 from tests.support.process import ServerProcess
 from tests.support.waiting import eventually
@@ -134,5 +135,5 @@ async def test_sigkill_mid_burst_loses_nothing_and_doubles_nothing(
     assert query(db_path, "SELECT count(*) FROM webhook_events") == [(2 * CALLS,)]
     assert query(db_path, "SELECT count(*) FROM outbox WHERE last_error LIKE 'gave up%'") \
         == [(0,)]
-    assert query(db_path, "PRAGMA integrity_check") == [("ok",)]
+    assert db_integrity(db_path) == "ok"
     assert "Traceback" not in server.log_text()

@@ -102,7 +102,11 @@ async def test_compressed_or_oversized_bodies_are_refused_before_the_body_is_sen
         assert status_of(answer) == status, (route, extra, answer[:200])
         assert b'{"error": ' in answer
     lines = new_lines(server, since)
-    assert len(lines) == len(heads), lines
+    # One line per refusal; what else a loaded machine's server logs meanwhile (its set-up
+    # checks answering late) is no error.
+    refused = [line for line in lines if "refused POST" in line]
+    assert len(refused) == len(heads), lines
+    assert not [line for line in lines if line not in refused and " ERROR " in line], lines
     assert "Traceback" not in server.log_text(since)
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
+from tests.support.db import db_integrity
 from tests.support.db import db_rows as query
 from tests.support.process import ServerProcess, connection_refused
 from tests.support.waiting import eventually
@@ -44,8 +45,7 @@ async def server(
 
 
 def integrity(db_path: Path) -> str:
-    rows = query(db_path, "PRAGMA integrity_check")
-    return "; ".join(str(r[0]) for r in rows)
+    return db_integrity(db_path)
 
 
 def wal_bytes(db_path: Path) -> int:

@@ -82,3 +82,19 @@ def db_dicts(where: Where, sql: str, *args: Any) -> list[dict[str, Any]]:
 def db_execute(where: Where, sql: str, *args: Any) -> None:
     """One write, committed, to set a scene the app then finds (times moved back, ...)."""
     _run(where, sql, args, "execute")
+
+
+def db_integrity(where: Where) -> str:
+    """"ok" when the database is sound: SQLite's integrity_check (every page, index and
+    constraint); on PostgreSQL, which keeps its own pages, every table of the app's schema
+    read through and its indexes answering (amcheck is not always installed)."""
+    url = _url(where)
+    if not _on_postgres(url):
+        return "; ".join(str(r[0]) for r in _sqlite(url, "PRAGMA integrity_check", (), "rows"))
+    tables = _run(where, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()",
+                  (), "rows")
+    if not tables:
+        return "no tables"
+    for (table,) in tables:
+        _run(where, f'SELECT count(*) FROM "{table}"', (), "rows")
+    return "ok"
