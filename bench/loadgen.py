@@ -41,6 +41,8 @@ class Job:
     requests: list[tuple[str, str, str]]  # (template name, call_id, channel), in order
     batch: int = 0  # build and sign this many bodies at a time; 0: all at once
     watch: dict[str, int] = field(default_factory=dict)  # name -> pid whose CPU to measure
+    # More servers behind the same "load balancer": sender i posts to ([url] + also)[i % n].
+    also: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -121,11 +123,13 @@ async def blast(job: Job) -> Result:
     answers: Counter[str] = Counter()
     span = Span(job.watch)
 
-    async def sender(work: Iterator[tuple[bytes, dict[str, str]]]) -> None:
+    targets = [job.url, *job.also]
+
+    async def sender(work: Iterator[tuple[bytes, dict[str, str]]], url: str) -> None:
         for body, headers in work:
             started = time.perf_counter()
             try:
-                async with session.post(job.url, data=body, headers=headers) as resp:
+                async with session.post(url, data=body, headers=headers) as resp:
                     text = await resp.read()
                 answers[f"{resp.status} {text[:60].decode(errors='replace')}"] += 1
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -136,16 +140,18 @@ async def blast(job: Job) -> Result:
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def warm() -> None:
-            async with session.get(job.health_url) as resp:
+        async def warm(url: str) -> None:
+            async with session.get(url.rsplit("/", 2)[0] + "/healthz"
+                                   if url != job.url else job.health_url) as resp:
                 await resp.read()
 
-        await asyncio.gather(*(warm() for _ in range(job.senders)))
+        await asyncio.gather(*(warm(targets[i % len(targets)]) for i in range(job.senders)))
         step = job.batch or len(job.requests) or 1
         for start in range(0, len(job.requests), step):
             work = iter(build(job, job.requests[start : start + step]))
             with span.measure():
-                await asyncio.gather(*(sender(work) for _ in range(job.senders)))
+                await asyncio.gather(*(sender(work, targets[i % len(targets)])
+                                       for i in range(job.senders)))
     return Result(latencies, span.wall, span.cpu, span.watched, span.busy, dict(answers))
 
 

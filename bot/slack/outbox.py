@@ -271,7 +271,7 @@ class OutboxWorker:
                     delay = self.policy.backoff(failures)
                     self._resting[item.call_id] = (time.time() + delay, failures + 1)
                     self._log_unexpected(f"outbox turn for call_id={item.call_id} failed; "
-                                         f"trying it again in {delay:.1f} s", exc)
+                                         f"trying it again in {delay:.2f} s", exc)
                 finally:
                     self._busy_calls.discard(item.call_id)
                     self._wake.set()  # the call's next items may now go
