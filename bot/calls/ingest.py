@@ -35,6 +35,8 @@ ORPHAN_AGE = 5.0  # a row this old that nobody applied was left by a stopped pro
 # While webhooks keep coming, pause this many times as long as a batch took: the consumer
 # then takes about a twentieth of the loop, and catches up once the burst is over.
 YIELD = 19
+MAX_PAUSE = 2.0  # s: a batch slowed by a busy database must not stall the backlog for long
+QUIET = 0.05  # s without a new webhook: the burst is over, stop pausing
 
 
 class Ingest(Worker):
@@ -88,10 +90,23 @@ class Ingest(Worker):
             if count:
                 self.on_applied()
                 if self._pushed != pushed:  # webhooks are still coming: leave them the CPU
-                    await self._rest(YIELD * (time.perf_counter() - started))
+                    await self._make_way(YIELD * (time.perf_counter() - started))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_CHECK)
+
+    async def _make_way(self, seconds: float) -> None:
+        """Pause for `seconds` (at most MAX_PAUSE) while webhooks keep coming, but no
+        longer than QUIET after the last one: the backlog is applied as a burst ends."""
+        until = time.monotonic() + min(seconds, MAX_PAUSE)
+        while not self._stopping.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            pushed = self._pushed
+            await self._rest(min(QUIET, left))
+            if self._pushed == pushed:
+                return
 
     async def _step(self, *, orphans_before: float | None) -> int:
         """One batch: from memory if any, else rows read back from the inbox."""
