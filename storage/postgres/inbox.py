@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
 from storage.models import InboxEntry
-from storage.postgres.connection import Tx, _Connection
+from storage.postgres.connection import _RETRYABLE, Tx, _Connection
 from storage.postgres.rows import _apply_entry
 from storage.sqlite.rows import INBOX_MAX_ATTEMPTS, _upsert_params
+
+# What one entry's data can make a write fail with (the database refusing a value, or the
+# driver unable to send one); anything else (the connection, the server) fails the batch.
+_ENTRY_ERRORS = (asyncpg.PostgresError, ValueError, OverflowError)
 
 
 class InboxPart(_Connection):
@@ -58,28 +63,43 @@ class InboxPart(_Connection):
         them from the inbox. Returns those applied here: an entry another instance holds
         or took first is skipped (its row is locked with SKIP LOCKED, or gone), and one that
         fails is kept with its error (attempts bounded). Calls that post nowhere (no channel,
-        no `default_channel`) queue no Slack work."""
+        no `default_channel`) queue no Slack work.
+
+        The batch is tried whole first (a few round trips per entry); only if an entry
+        fails is it done again entry by entry, each in a savepoint of its own."""
         now = time.time()
         prepared = [(e, _upsert_params(e.fields, now, e.poll_at) if e.fields else None)
                     for e in entries]
 
-        async def apply(tx: Tx) -> list[InboxEntry]:
+        async def held(tx: Tx) -> list[tuple[InboxEntry, dict[str, Any] | None]]:
+            ids = {int(r[0]) for r in await tx.fetch(
+                "SELECT id FROM webhook_inbox WHERE id = ANY(?::bigint[]) "
+                "ORDER BY id FOR UPDATE SKIP LOCKED", ([e.inbox_id for e in entries],))}
+            return [(e, params) for e, params in prepared if e.inbox_id in ids]
+
+        async def apply(tx: Tx, entry: InboxEntry, params: dict[str, Any] | None) -> None:
+            if entry.fields is not None and params is not None:
+                await _apply_entry(tx, entry, entry.fields, params, now, default_channel,
+                                   self._audit)
+
+        async def whole(tx: Tx) -> list[InboxEntry]:
+            mine = await held(tx)
+            for entry, params in mine:
+                await apply(tx, entry, params)
+            await tx.execute("DELETE FROM webhook_inbox WHERE id = ANY(?::bigint[])",
+                             ([e.inbox_id for e, _ in mine],))
+            return [e for e, _ in mine]
+
+        async def one_by_one(tx: Tx) -> list[InboxEntry]:
             applied: list[InboxEntry] = []
-            for entry, params in prepared:
-                if not await tx.fetchrow(
-                        "SELECT 1 FROM webhook_inbox WHERE id = ? FOR UPDATE SKIP LOCKED",
-                        (entry.inbox_id,)):
-                    continue  # another instance applied it, or is applying it
+            for entry, params in await held(tx):
                 try:
                     async with tx.conn.transaction():  # a savepoint: this entry alone
-                        if entry.fields is not None and params is not None:
-                            await _apply_entry(tx, entry, entry.fields, params, now,
-                                               default_channel, self._audit)
+                        await apply(tx, entry, params)
                         await tx.execute("DELETE FROM webhook_inbox WHERE id = ?",
                                          (entry.inbox_id,))
-                except asyncpg.PostgresError as exc:
-                    if isinstance(exc, asyncpg.SerializationError
-                                  | asyncpg.DeadlockDetectedError):
+                except _ENTRY_ERRORS as exc:
+                    if isinstance(exc, _RETRYABLE):
                         raise
                     await tx.execute(
                         "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ? "
@@ -89,4 +109,9 @@ class InboxPart(_Connection):
                     applied.append(entry)
             return applied
 
-        return await self._write(apply)
+        try:
+            return await self._write(whole)
+        except _ENTRY_ERRORS as exc:
+            if isinstance(exc, _RETRYABLE):
+                raise
+            return await self._write(one_by_one)  # find the entry that fails, keep it

@@ -32,19 +32,24 @@ ON CONFLICT (call_id) DO UPDATE SET
     {", ".join(f"{c} = coalesce(calls.{c}, excluded.{c})" for c in _ROUTING_COLUMNS)},
     {", ".join(f"{c} = coalesce(excluded.{c}, calls.{c})" for c in _DATA_COLUMNS)}
 """
+# What applying a webhook needs next from the row it just wrote, without asking again.
+_UPSERT_CALL_ROUTING = _UPSERT_CALL + "RETURNING channel_id IS NOT NULL, campaign_id"
 
 Audit = Callable[[Tx, AuditEntry, float], Awaitable[None]]
 
 
 async def _apply_entry(tx: Tx, entry: InboxEntry, fields: CallFields, params: dict[str, Any],
                        now: float, default_channel: bool, audit: Audit) -> None:
-    await tx.execute(_UPSERT_CALL, params)
+    """One webhook's writes, in as few round trips as the database allows: the row's
+    channel and campaign come back from the upsert itself."""
+    row = await tx.fetchrow(_UPSERT_CALL_ROUTING, params)
+    assert row is not None  # an upsert that updates on conflict returns its row either way
+    has_channel, campaign_id = row
     await _resolve_holds(tx, fields.request_key)
     if entry.merge:
         return  # the event was recorded (and its Slack work queued) when a poll saw it
-    if entry.kinds and (default_channel or await tx.fetchval(
-            "SELECT channel_id IS NOT NULL FROM calls WHERE call_id = ?", (fields.call_id,))):
-        await _enqueue(tx, fields.call_id, entry.kinds, now)
+    if entry.kinds and (default_channel or has_channel) and campaign_id is None:
+        await _queue(tx, fields.call_id, entry.kinds, now)
     if entry.dnc is not None:
         dnc, dnc_audit = entry.dnc
         if await _dnc_insert(tx, replace(dnc, added_at=now)):
@@ -70,6 +75,12 @@ async def _enqueue(tx: Tx, call_id: str, kinds: Sequence[str], now: float) -> No
     call, whose outcome the campaign's own card and results carry."""
     if await tx.fetchval("SELECT campaign_id FROM calls WHERE call_id = ?", (call_id,)) is not None:
         return
-    await tx.executemany(
-        "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) VALUES (?, ?, ?, ?)",
-        [(call_id, kind, now, now) for kind in kinds])
+    await _queue(tx, call_id, kinds, now)
+
+
+async def _queue(tx: Tx, call_id: str, kinds: Sequence[str], now: float) -> None:
+    """Slack work due at once, in one statement whatever the number of kinds."""
+    await tx.execute(
+        "INSERT INTO outbox (call_id, kind, created_at, next_attempt_at) "
+        "SELECT ?, kind, ?, ? FROM unnest(?::text[]) WITH ORDINALITY AS k(kind, n) ORDER BY n",
+        (call_id, now, now, list(kinds)))

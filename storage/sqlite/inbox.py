@@ -76,7 +76,7 @@ class InboxPart(_Connection):
                         _apply_entry(conn, entry, entry.fields, params, now, default_channel,
                                      self._audit)
                     conn.execute("DELETE FROM webhook_inbox WHERE id = ?", (entry.inbox_id,))
-                except sqlite3.Error as exc:
+                except (sqlite3.Error, ValueError, OverflowError) as exc:  # this entry's data
                     conn.execute("ROLLBACK TO entry")
                     conn.execute(
                         "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ? "

@@ -1,0 +1,44 @@
+"""The inbox applies a batch whole, and an entry the database refuses alone: it is kept with
+its error (for an operator to read) while the rest of its batch is applied, on either store.
+
+Retell's bodies are bounded where they are read (tests/e2e/test_webhook.py); these entries
+get past that on purpose, as a value no check foresaw would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.models import STAGE_ENDED, CallFields, InboxEntry
+from tests.support.db import db_rows as rows
+from tests.support.stores import store_for
+
+
+def ended(call_id: str, duration_ms: int = 60_000) -> CallFields:
+    return CallFields(call_id=call_id, status="ended", stage=STAGE_ENDED,
+                      to_number="+14155550123", duration_ms=duration_ms,
+                      channel_id="C0A1", raw_payload='{"event":"call_ended"}')
+
+
+async def test_an_entry_the_database_refuses_is_kept_and_its_batch_applied(db_path: Path
+                                                                            ) -> None:
+    async with store_for(db_path) as store:
+        entries = []
+        for n, fields in enumerate([ended("call_1"), ended("call_2", duration_ms=2**70),
+                                    ended("call_3")]):
+            stored, inbox_id = await store.accept_webhook(fields.call_id, "call_ended", "{}")
+            assert stored == "stored" and inbox_id is not None, n
+            entries.append(InboxEntry(inbox_id, "call_ended", False, fields,
+                                      kinds=("card", "summary")))
+        applied = await store.apply_inbox(entries, default_channel=False)
+        assert [e.fields.call_id for e in applied if e.fields] == ["call_1", "call_3"]
+
+        again = await store.apply_inbox(entries, default_channel=False)  # as a retry would
+        assert again == []  # the applied ones are gone; the refused one fails again
+    assert rows(db_path, "SELECT call_id FROM calls ORDER BY call_id") == [("call_1",),
+                                                                           ("call_3",)]
+    assert rows(db_path, "SELECT call_id, kind FROM outbox ORDER BY id") == [
+        ("call_1", "card"), ("call_1", "summary"), ("call_3", "card"), ("call_3", "summary")]
+    [(call_id, attempts, error)] = rows(db_path, "SELECT call_id, attempts, last_error "
+                                                 "FROM webhook_inbox")
+    assert (call_id, attempts) == ("call_2", 2)
+    assert error.split(":")[0] in ("OverflowError", "DataError")  # SQLite's, asyncpg's
