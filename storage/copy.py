@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from storage.postgres import PostgresStore
+from storage.postgres.connection import storable
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def _coerce(kind: str, value: Any) -> Any:
         return int(value)
     if kind == "double precision":
         return float(value)
-    return value if isinstance(value, str) else str(value)
+    return storable(value if isinstance(value, str) else str(value))
 
 
 async def copy_sqlite(source: Path, target_url: str, *, batch: int = 5000,

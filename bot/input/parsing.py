@@ -28,7 +28,10 @@ MAX_MODAL_VARIABLES = 10_000
 MAX_AUDIT_DIGITS = 4  # a count is at most MAX_AUDIT_ROWS; int() refuses 4,300+ digits
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^([UW][A-Z0-9]{2,})$")
 
-_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
+# What people type, made plain: smart quotes as plain ones, a no-break space as a space, and
+# NUL dropped (it means nothing in a Slack text, and PostgreSQL's text cannot hold it).
+PLAIN_TYPING = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " ",
+                              "\x00": None})
 # Slack may turn a typed number or address into `<tel:+1415...|+1 415 ...>`; keep the label.
 # No `<` inside a link: each try stops at the next `<`, so a text of many `<` is linear.
 _SLACK_LINK = re.compile(r"<(?:tel:|mailto:|https?://)?([^|<>]*)(?:\|([^<>]*))?>")
@@ -65,7 +68,7 @@ class CallCommand:
 
 
 def _normalise(text: str) -> str:
-    text = text.translate(_SMART_QUOTES)
+    text = text.translate(PLAIN_TYPING)
     return _SLACK_LINK.sub(lambda m: m.group(2) or m.group(1), text).strip()
 
 
@@ -232,7 +235,7 @@ def parse_audit_text(text: str, default_region: str = "US") -> AuditQuery:
 
 def _normalise_mentions(text: str) -> str:
     """Like _normalise, but keeps `<@U…>` user mentions (they are not links)."""
-    text = text.translate(_SMART_QUOTES).strip()
+    text = text.translate(PLAIN_TYPING).strip()
     if text.startswith("<@"):
         return text
     return _normalise(text)
@@ -284,7 +287,7 @@ def _unquote(value: str) -> str:
 
 
 def _normalise_lines(text: str) -> list[str]:
-    lines = (line.strip() for line in text.translate(_SMART_QUOTES).splitlines())
+    lines = (line.strip() for line in text.translate(PLAIN_TYPING).splitlines())
     return [line for line in lines if line]
 
 

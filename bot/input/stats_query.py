@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.input.mistakes import Mistake, typed
-from bot.input.parsing import split_words
+from bot.input.parsing import PLAIN_TYPING, split_words
 from storage.models import CallFilter
 
 MAX_STATS_QUERY_TEXT = 500  # longest `/callstats` text read; past it nothing is parsed
@@ -66,7 +66,6 @@ _EXAMPLES = {
 }
 _BARE = frozenset({"chart", "fields", "export"})  # options that may stand alone
 
-_SMART_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "\u00a0": " "})
 # Slack's escaped mentions, `<@U123|name>` and `<#C123|name>`: the label is dropped (it may
 # hold spaces or quotes), the id kept. No `<` or `>` inside, so each try stops at the next.
 _MENTION_LABEL = re.compile(r"<([@#][A-Z0-9]+)\|[^<>]*>")
@@ -232,7 +231,7 @@ def _midnight(day: date, tz: ZoneInfo) -> float:
 
 
 def _normalise(text: str) -> str:
-    text = _MENTION_LABEL.sub(r"<\1>", text.translate(_SMART_QUOTES))
+    text = _MENTION_LABEL.sub(r"<\1>", text.translate(PLAIN_TYPING))
     return _SLACK_LINK.sub(lambda m: m.group(2) or m.group(1), text).strip()
 
 

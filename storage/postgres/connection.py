@@ -66,8 +66,18 @@ def _named(sql: str) -> tuple[str, tuple[str, ...]]:
 def _sql(sql: str, params: Params) -> tuple[str, list[Any]]:
     if isinstance(params, Mapping):
         text, names = _named(sql)
-        return text, [params[name] for name in names]
-    return _positional(sql), list(params)
+        return text, [storable(params[name]) for name in names]
+    return _positional(sql), [storable(value) for value in params]
+
+
+def storable(value: Any) -> Any:
+    """PostgreSQL's text cannot hold NUL, which anyone may put in a Slack text or Retell in
+    a transcript: it is dropped (it shows as nothing anywhere) rather than failing the write."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value
 
 
 def _count(status: str) -> int:
@@ -89,7 +99,8 @@ class Tx:
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self.conn.executemany(_positional(sql), rows)
+            await self.conn.executemany(_positional(sql),
+                                        [[storable(v) for v in row] for row in rows])
 
     async def fetch(self, sql: str, params: Params = ()) -> list[asyncpg.Record]:
         text, args = _sql(sql, params)

@@ -166,6 +166,8 @@ def _upsert_params(fields: CallFields, now: float, poll_at: float | None) -> dic
             value = json.dumps(value)
         elif isinstance(value, bool):
             value = int(value)
+        elif isinstance(value, str) and "\x00" in value:
+            value = value.replace("\x00", "")  # PostgreSQL cannot keep it: the same on both
         params[column] = value
     return params
 
