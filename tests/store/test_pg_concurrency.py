@@ -119,3 +119,25 @@ async def test_two_instances_queueing_a_transcript_at_once_queue_it_once(
     [(n,)] = db_rows(pg_url,
                      "SELECT count(*) FROM outbox WHERE kind LIKE 'transcript%'")
     assert n == ROUNDS
+
+
+async def test_pooled_connections_come_back_with_no_session_state(pg_url: str) -> None:
+    """The pool hands connections back without asyncpg's reset, so nothing may leave a lock
+    or a setting on one: after migrating (a session lock, its own lock timeout) and after
+    admissions and enqueues (transaction locks), every connection is as a new one."""
+    async with PostgresStore(pg_url, pool_size=3) as store:
+        await asyncio.gather(*(store.admit(f"U{n}", Limits(per_hour=5), time.time())
+                               for n in range(6)))
+        await asyncio.gather(*(store.enqueue_once(f"call_{n}", "transcript") for n in range(6)))
+        pool = store._p  # the pool itself is what is checked
+        conns = [await pool.acquire() for _ in range(3)]
+        try:
+            for conn in conns:
+                state = await conn.fetchrow(
+                    "SELECT current_setting('lock_timeout') AS timeout, "
+                    "(SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    " AND pid = pg_backend_pid()) AS locks")
+                assert dict(state) == {"timeout": "5s", "locks": 0}
+        finally:
+            for conn in conns:
+                await pool.release(conn)
