@@ -101,6 +101,39 @@ async def scalar(url: str, sql: str, *args: object) -> int:
         await conn.close()
 
 
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_now() -> tuple[float, float, float]:
+    """(wall clock, CPU seconds of PostgreSQL's processes, CPU seconds of the machine): read
+    before and after a phase, they say which part the cores went to (Linux /proc only;
+    elsewhere the CPU figures are 0). Backends that end between the two readings are not
+    counted, so PostgreSQL's share is a floor."""
+    postgres = machine = 0.0
+    with contextlib.suppress(OSError):
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+        machine = (sum(int(v) for v in fields) - int(fields[3]) - int(fields[4])) / TICK
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{entry.name}/stat") as f:
+                    stat = f.read()
+                name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1]
+                if name.startswith("postgres"):
+                    values = rest.split()
+                    postgres += (int(values[11]) + int(values[12])) / TICK
+    return time.perf_counter(), postgres, machine
+
+
+def cores_used(before: tuple[float, float, float], after: tuple[float, float, float]
+               ) -> tuple[float, float]:
+    """(PostgreSQL's cores, the machine's busy cores) on average between two readings."""
+    wall = max(after[0] - before[0], 1e-9)
+    return (after[1] - before[1]) / wall, (after[2] - before[2]) / wall
+
+
 async def settled(url: str, ids: list[str], since: float) -> tuple[float, float] | None:
     """(seconds to every call stored, seconds to every delivery done) after `since`."""
     stored_at = None
@@ -130,6 +163,7 @@ async def bench_instances(bench: Bench, sizes: Sizes, server: str) -> None:
                 for app in apps:
                     await app.wait_healthy()
                 rates, p50s, p99s, stored, delivered, cpu = [], [], [], [], [], []
+                pg_cores, busy = [], []
                 for number in range(1, sizes.rounds + 1):
                     ids = [new_call_id() for _ in range(sizes.webhooks)]
                     job = bench.webhooks(apps[0], SENDERS, [
@@ -138,8 +172,10 @@ async def bench_instances(bench: Bench, sizes: Sizes, server: str) -> None:
                     job.also = [app.url + "/retell/webhook" for app in apps[1:]]
                     job.watch = {f"server{i}": app.pid for i, app in enumerate(apps)}
                     started = time.perf_counter()
+                    before = cpu_now()
                     result = await loadgen_process(job, bench.workdir)
                     after = await settled(url, ids, started)
+                    pg, machine = cores_used(before, cpu_now())
                     wrong = {a: c for a, c in result.answers.items()
                              if not a.startswith(("200 ", "202 "))}
                     if wrong:
@@ -154,10 +190,14 @@ async def bench_instances(bench: Bench, sizes: Sizes, server: str) -> None:
                     stored.append(after[0])
                     delivered.append(after[1])
                     cpu.append(sum(result.watched.values()) / result.wall)
+                    pg_cores.append(pg)
+                    busy.append(machine)
                     say(f"  {n} instance(s) round {number}: {result.rate:6.0f} req/s, "
                         f"p50 {p50s[-1]:.1f} ms, p99 {p99s[-1]:.1f} ms; all stored after "
                         f"{after[0]:.1f} s, all delivered after {after[1]:.1f} s; servers "
-                        f"{cpu[-1]:.2f} cores while sending")
+                        f"{cpu[-1]:.2f} cores while sending; from the first request to the "
+                        f"last delivery PostgreSQL {pg:.2f} cores, the machine {machine:.2f} "
+                        f"of {os.cpu_count()} busy")
                 if rates:
                     items = 2 * sizes.webhooks
                     report.fact(
@@ -167,7 +207,10 @@ async def bench_instances(bench: Bench, sizes: Sizes, server: str) -> None:
                         f"ms; every call stored {statistics.median(stored):.1f} s and every "
                         f"card and summary delivered {statistics.median(delivered):.1f} s after "
                         f"the first request ({items / statistics.median(delivered):.0f} "
-                        f"deliveries/s); servers used {statistics.median(cpu):.2f} cores")
+                        f"deliveries/s); servers used {statistics.median(cpu):.2f} cores "
+                        f"while sending; until the last delivery PostgreSQL used "
+                        f"{statistics.median(pg_cores):.2f} cores and the machine "
+                        f"{statistics.median(busy):.2f} of {os.cpu_count()}")
             finally:
                 for app in apps:
                     review_log(app, await app.stop(), report)
