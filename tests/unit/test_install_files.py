@@ -560,7 +560,8 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
 def test_the_licence_is_the_mit_licence_pyproject_declares() -> None:
     text = (ROOT / "LICENSE").read_text()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert pyproject["project"]["license"] == {"text": "MIT"}
+    assert pyproject["project"]["license"] == "MIT"  # an SPDX expression
+    assert pyproject["project"]["license-files"] == ["LICENSE"]
     assert text.startswith("MIT License\n")
     assert "Copyright (c) 2026 The retell-slack-callbot authors" in text
     assert 'THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND' in text
