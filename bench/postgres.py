@@ -79,6 +79,11 @@ async def fresh_database(server: str, label: str) -> AsyncIterator[str]:
     name = f"callbot_bench_{label}_{os.getpid()}"
     admin = await asyncpg.connect(server)
     try:
+        for left in await admin.fetch(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'callbot\\_bench\\_%'"):
+            pid = left[0].rsplit("_", 1)[1]
+            if pid.isdigit() and not _alive(int(pid)):  # left by a bench that was killed
+                await admin.execute(f'DROP DATABASE IF EXISTS "{left[0]}" WITH (FORCE)')
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         await admin.execute(f"CREATE DATABASE {name}")
     finally:
@@ -91,6 +96,16 @@ async def fresh_database(server: str, label: str) -> AsyncIterator[str]:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         finally:
             await admin.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 async def scalar(url: str, sql: str, *args: object) -> int:
