@@ -9,13 +9,16 @@ from typing import Any
 import asyncpg
 
 from storage.models import InboxEntry
-from storage.postgres.connection import _RETRYABLE, Tx, _Connection
+from storage.postgres.connection import Tx, _Connection
 from storage.postgres.rows import _apply_entry
 from storage.sqlite.rows import INBOX_MAX_ATTEMPTS, _upsert_params
 
-# What one entry's data can make a write fail with (the database refusing a value, or the
-# driver unable to send one); anything else (the connection, the server) fails the batch.
-_ENTRY_ERRORS = (asyncpg.PostgresError, ValueError, OverflowError)
+# What one entry's data can make a write fail with: the database refusing a value (22xxx),
+# a constraint (23xxx) or a statement (42xxx), or the driver unable to send a value. Any
+# other error (a lock wait timed out, the connection, the server) is the moment's, not the
+# entry's: the batch fails whole and is tried again later, no entry's attempts counted.
+_ENTRY_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+                 asyncpg.SyntaxOrAccessError, ValueError, OverflowError)
 
 
 class InboxPart(_Connection):
@@ -99,8 +102,6 @@ class InboxPart(_Connection):
                         await tx.execute("DELETE FROM webhook_inbox WHERE id = ?",
                                          (entry.inbox_id,))
                 except _ENTRY_ERRORS as exc:
-                    if isinstance(exc, _RETRYABLE):
-                        raise
                     await tx.execute(
                         "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ? "
                         "WHERE id = ?", (type(exc).__name__ + ": " + str(exc)[:200],
@@ -111,7 +112,5 @@ class InboxPart(_Connection):
 
         try:
             return await self._write(whole)
-        except _ENTRY_ERRORS as exc:
-            if isinstance(exc, _RETRYABLE):
-                raise
+        except _ENTRY_ERRORS:
             return await self._write(one_by_one)  # find the entry that fails, keep it

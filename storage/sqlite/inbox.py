@@ -14,6 +14,11 @@ from storage.sqlite.rows import (
     _upsert_params,
 )
 
+# What one entry's data can make a write fail with; any other error (the disk, a lock) is
+# the moment's: the batch fails whole and is tried again later, no entry's attempts counted.
+_ENTRY_ERRORS = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError,
+                 sqlite3.InterfaceError, ValueError, OverflowError)
+
 
 class InboxPart(_Connection):
     """The webhook inbox (InboxStore)."""
@@ -76,7 +81,7 @@ class InboxPart(_Connection):
                         _apply_entry(conn, entry, entry.fields, params, now, default_channel,
                                      self._audit)
                     conn.execute("DELETE FROM webhook_inbox WHERE id = ?", (entry.inbox_id,))
-                except (sqlite3.Error, ValueError, OverflowError) as exc:  # this entry's data
+                except _ENTRY_ERRORS as exc:
                     conn.execute("ROLLBACK TO entry")
                     conn.execute(
                         "UPDATE webhook_inbox SET attempts = attempts + 1, last_error = ? "

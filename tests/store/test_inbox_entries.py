@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.models import STAGE_ENDED, CallFields, InboxEntry
+import asyncpg
+import pytest
+
+from storage.models import STAGE_ENDED, CallFields, CallRecord, InboxEntry
+from storage.postgres import PostgresStore
 from tests.support.db import db_rows as rows
 from tests.support.stores import store_for
 
@@ -42,3 +46,29 @@ async def test_an_entry_the_database_refuses_is_kept_and_its_batch_applied(db_pa
                                                  "FROM webhook_inbox")
     assert (call_id, attempts) == ("call_2", 2)
     assert error.split(":")[0] in ("OverflowError", "DataError")  # SQLite's, asyncpg's
+
+
+@pytest.mark.slow  # waits out PostgreSQL's lock timeout (5 s) once
+async def test_a_lock_wait_that_times_out_counts_against_no_entry(pg_url: str) -> None:
+    """Another instance (or an operator, or a migration) holding a call's row past the lock
+    timeout fails the batch for the moment: it is tried again later, and no entry is set
+    aside as failing, however long the wait lasts."""
+    async with PostgresStore(pg_url) as store, PostgresStore(pg_url) as other:
+        entries = []
+        for call_id in ("call_1", "call_2"):
+            _, inbox_id = await store.accept_webhook(call_id, "call_ended", "{}")
+            assert inbox_id is not None
+            entries.append(InboxEntry(inbox_id, "call_ended", False, ended(call_id),
+                                      kinds=("card",)))
+        await store.import_calls([CallRecord(id=0, call_id="call_2", direction="outbound",
+                                             status="ongoing", stage=1,
+                                             created_at=1.0, updated_at=1.0)])
+        async with other._p.acquire() as conn, conn.transaction():  # the pool is the point
+            await conn.execute("SELECT 1 FROM calls WHERE call_id = 'call_2' FOR UPDATE")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await store.apply_inbox(entries, default_channel=False)
+        assert rows(pg_url, "SELECT call_id, attempts FROM webhook_inbox ORDER BY id") == [
+            ("call_1", 0), ("call_2", 0)]
+        applied = await store.apply_inbox(entries, default_channel=False)
+    assert [e.fields.call_id for e in applied if e.fields] == ["call_1", "call_2"]
+    assert rows(pg_url, "SELECT count(*) FROM webhook_inbox") == [(0,)]
