@@ -83,8 +83,9 @@ class Ingest(Worker):
                     orphans_before=time.time() - ORPHAN_AGE if look else None)
             except Exception as exc:  # the store is failing: try again soon, quietly
                 log.error("webhook ingest pass failed: %s", type(exc).__name__)
-                count = 0
+                self._spilled = True  # the batch in hand is still in the inbox: read it back
                 await self._rest(1.0)
+                continue
             if look:
                 last_look = time.monotonic()
             if count:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot.calls.ingest import MAX_PAUSE, YIELD, Ingest
+from bot.calls.ingest import MAX_PAUSE, ORPHAN_AGE, YIELD, Ingest
 from storage.models import InboxEntry
 
 SLOW_BATCH = 1.0  # s: at YIELD times this, the old pause was 19 s
@@ -62,5 +62,64 @@ async def test_the_backlog_is_applied_when_the_burst_ends_not_after_a_long_pause
             await asyncio.sleep(0.01)
         assert store.applied == list(range(1, 202))  # in order, each once
         assert time.monotonic() - burst_over < SLOW_BATCH + MAX_PAUSE + 1
+    finally:
+        await ingest.stop()
+
+
+class FailsOnce:
+    """An inbox whose first write fails (a lock wait timed out, say): the batch stays in
+    the store, as it does in a real one, and only reading it back brings it."""
+
+    def __init__(self) -> None:
+        self.kept: dict[int, tuple[float, InboxEntry]] = {}  # id: (received at, entry)
+        self.applied: list[int] = []
+        self.failed = False
+        self.looked = asyncio.Event()  # the consumer has read the inbox once (at its start)
+
+    async def accept_webhook(self, call_id: str, event: str, body: str
+                             ) -> tuple[str, int | None]:
+        raise AssertionError("the handler's part, not the consumer's")
+
+    async def inbox_rows(self, limit: int, *, received_before: float | None = None
+                         ) -> list[tuple[int, str, bool, str]]:
+        self.looked.set()
+        return [(n, e.event, e.merge, "{}") for n, (at, e) in sorted(self.kept.items())
+                if received_before is None or at <= received_before][:limit]
+
+    async def apply_inbox(self, entries: Sequence[InboxEntry], *,
+                          default_channel: bool) -> list[InboxEntry]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("lock wait timed out")
+        for entry in entries:
+            if self.kept.pop(entry.inbox_id, None) is not None:
+                self.applied.append(entry.inbox_id)
+        return list(entries)
+
+
+class ReadsBack:
+    """The part of the call service the consumer uses for rows read back."""
+
+    def stored_entry(self, inbox_id: int, event: str, merge: bool, body: str) -> InboxEntry:
+        return InboxEntry(inbox_id, event, merge, None)
+
+
+async def test_a_batch_whose_write_failed_is_read_back_at_the_next_pass() -> None:
+    store = FailsOnce()
+    calls: Any = ReadsBack()
+    ingest = Ingest(store, calls, default_channel=True, on_applied=lambda: None)
+    ingest.start()
+    try:
+        await store.looked.wait()  # what an earlier start left is read: nothing
+        for n in range(1, 4):  # three webhooks kept by the handler, then handed over
+            store.kept[n] = (time.time(), entry(n))
+            ingest.push(entry(n))
+        failed_at = time.monotonic()
+        while len(store.applied) < 3:
+            # the next pass comes a second after a failure; the look for rows nobody holds
+            # would find them only once they are ORPHAN_AGE old
+            assert time.monotonic() - failed_at < ORPHAN_AGE - 1, "the failed batch waits"
+            await asyncio.sleep(0.01)
+        assert store.applied == [1, 2, 3]
     finally:
         await ingest.stop()
