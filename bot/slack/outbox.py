@@ -48,6 +48,7 @@ from bot.runtime.retry import retry_after_seconds
 from bot.runtime.tasks import LEASE_SECONDS, finish_or_cancel, process_owner
 from bot.slack.installs import working_for
 from storage.base import DeliveryStore
+from storage.errors import store_failure
 from storage.models import CallRecord, OutboxItem
 
 log = logging.getLogger(__name__)
@@ -398,6 +399,8 @@ class OutboxWorker:
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             return await self._retry(lead, group, exc)
         except Exception as exc:
+            if store_failure(exc) is not None:
+                raise  # the database's moment, not the item's: the lane rests the call
             return await self._poison(lead, group, exc)
         for item in group:
             self.metrics.outbox_delivered.labels(item.kind).inc()
