@@ -32,8 +32,9 @@ ON CONFLICT (call_id) DO UPDATE SET
     {", ".join(f"{c} = coalesce(calls.{c}, excluded.{c})" for c in _ROUTING_COLUMNS)},
     {", ".join(f"{c} = coalesce(excluded.{c}, calls.{c})" for c in _DATA_COLUMNS)}
 """
-# What applying a webhook needs next from the row it just wrote, without asking again.
-_UPSERT_CALL_ROUTING = _UPSERT_CALL + "RETURNING channel_id IS NOT NULL, campaign_id"
+# What applying a webhook needs next from the row it just wrote, without asking again; one
+# statement for every caller, so each connection prepares (and caches) it once.
+_UPSERT_CALL += "RETURNING channel_id IS NOT NULL, campaign_id"
 
 Audit = Callable[[Tx, AuditEntry, float], Awaitable[None]]
 
@@ -42,7 +43,7 @@ async def _apply_entry(tx: Tx, entry: InboxEntry, fields: CallFields, params: di
                        now: float, default_channel: bool, audit: Audit) -> None:
     """One webhook's writes, in as few round trips as the database allows: the row's
     channel and campaign come back from the upsert itself."""
-    row = await tx.fetchrow(_UPSERT_CALL_ROUTING, params)
+    row = await tx.fetchrow(_UPSERT_CALL, params)
     assert row is not None  # an upsert that updates on conflict returns its row either way
     has_channel, campaign_id = row
     await _resolve_holds(tx, fields.request_key)

@@ -18,6 +18,7 @@ from standins.retell import RetellStandIn
 from standins.slack import SlackStandIn
 from tests.conftest import BOT_USER, CHANNEL, USER, Server, StartServer
 from tests.support.buttons import press
+from tests.support.db import db_rows
 from tests.support.guard import (
     MASKED,
     REFUSED,
@@ -329,6 +330,9 @@ async def test_concurrent_cap_admits_exactly_the_cap_and_frees_a_place_when_a_ca
     first = next(r["call_id"] for r in audit(srv) if r["outcome"] == "placed")
     status, _ = await send(srv, retell, first, "call_ended")
     assert status == 200
+    # The 2xx says the webhook is kept; the call counts as ended once it is applied.
+    await eventually(lambda: db_rows(srv, "SELECT status FROM calls WHERE call_id = ?",
+                                     first) == [("ended",)])
     await placed(srv, slack, NUMBER, "freed")
     assert len(creates(retell)) == 3
     assert_no_full_number_audited(srv)
